@@ -1,0 +1,205 @@
+//! A hop: the bounded link between two stages.
+//!
+//! Items cross a hop in chunks (`Vec<T>`) over a bounded `async_channel`, so
+//! one channel operation moves many items. The hop's capacity still counts
+//! items: an atomic counter holds the number of items sent and not yet
+//! received, and a sender waits until its whole chunk fits.
+//!
+//! Emptied buffers travel back to the sender on a second bounded channel.
+//! That channel has two jobs: buffers are reused instead of allocated per
+//! chunk, and every receive rings it, which wakes a sender waiting for room.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_channel::{Receiver, Sender, TryRecvError};
+use futures_lite::Stream;
+
+/// The most chunks one hop holds at once, whatever its item capacity.
+///
+/// It bounds the memory of an idle hop (each slot is allocated up front)
+/// while still letting small chunks fill a large capacity.
+const MAX_CHUNKS: usize = 64;
+
+/// The downstream side of a hop has gone: its receiving stage has ended.
+#[derive(Debug)]
+pub(crate) struct Closed;
+
+/// Creates a hop holding at most `capacity` items, sent in chunks of at most
+/// `chunk_limit` items.
+///
+/// Both must be at least 1; the builder checks this before calling. A chunk
+/// limit above the capacity is lowered to it, as a larger chunk could never
+/// fit.
+pub(crate) fn hop<T>(capacity: usize, chunk_limit: usize) -> (Outlet<T>, Inlet<T>) {
+    debug_assert!(capacity > 0 && chunk_limit > 0);
+    let slots = capacity.min(MAX_CHUNKS);
+    let (chunk_tx, chunk_rx) = async_channel::bounded(slots);
+    // One more slot than chunks can be in flight, so a ring never finds the
+    // doorbell full while the sender could be asleep on it.
+    let (spare_tx, spare_rx) = async_channel::bounded(slots + 1);
+    let items = Arc::new(AtomicUsize::new(0));
+    let limit = chunk_limit.min(capacity);
+    let outlet = Outlet {
+        chunks: chunk_tx,
+        spares: spare_rx,
+        items: Arc::clone(&items),
+        capacity,
+        limit,
+        buf: Vec::new(),
+    };
+    let inlet = Inlet {
+        chunks: Box::pin(chunk_rx),
+        spares: spare_tx,
+        items,
+        spare: Vec::new(),
+    };
+    (outlet, inlet)
+}
+
+/// The sending side of a hop, owned by the upstream stage.
+///
+/// Items are pushed into a local buffer; [`Outlet::flush`] sends the buffer
+/// as one chunk.
+pub(crate) struct Outlet<T> {
+    chunks: Sender<Vec<T>>,
+    spares: Receiver<Vec<T>>,
+    items: Arc<AtomicUsize>,
+    capacity: usize,
+    limit: usize,
+    buf: Vec<T>,
+}
+
+impl<T> Outlet<T> {
+    /// Adds an item to the chunk being built. Returns `true` when the chunk
+    /// has reached the chunk limit and must be flushed before the next push.
+    #[inline]
+    pub(crate) fn push(&mut self, item: T) -> bool {
+        self.buf.push(item);
+        self.buf.len() >= self.limit
+    }
+
+    /// Fills the chunk being built from `items`, stopping when it is full.
+    /// Returns `true` when the chunk is full and must be flushed.
+    ///
+    /// Runs as one tight loop, which is where a stage spends its time.
+    #[inline]
+    pub(crate) fn fill(&mut self, items: impl Iterator<Item = T>) -> bool {
+        let room = self.limit - self.buf.len();
+        self.buf.extend(items.take(room));
+        self.buf.len() >= self.limit
+    }
+
+    /// Appends `items`, which the caller has sized to fit the room left.
+    #[inline]
+    pub(crate) fn extend(&mut self, items: impl Iterator<Item = T>) {
+        self.buf.extend(items);
+        debug_assert!(self.buf.len() <= self.limit);
+    }
+
+    /// Whether the chunk being built is full.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.buf.len() >= self.limit
+    }
+
+    /// How many more items the chunk being built takes.
+    #[inline]
+    pub(crate) fn room(&self) -> usize {
+        self.limit - self.buf.len()
+    }
+
+    /// The most items one chunk holds.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Sends the chunk being built, waiting for room in the hop.
+    ///
+    /// Does nothing when the chunk is empty. Fails once the receiving stage
+    /// has ended; the chunk's items are then dropped with the outlet.
+    pub(crate) async fn flush(&mut self) -> Result<(), Closed> {
+        let n = self.buf.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let mut spare = None;
+        let capacity = self.capacity;
+        while self
+            .items
+            .fetch_update(SeqCst, SeqCst, |held| {
+                (held + n <= capacity).then_some(held + n)
+            })
+            .is_err()
+        {
+            // No room: wait for the receiver to take a chunk. Each receive
+            // rings the doorbell, so this cannot sleep through a free-up.
+            let returned = self.spares.recv().await.map_err(|_| Closed)?;
+            if returned.capacity() > 0 {
+                spare = Some(returned);
+            }
+        }
+        let mut next = match spare {
+            Some(buf) => buf,
+            None => self.spares.try_recv().unwrap_or_default(),
+        };
+        next.reserve(self.limit);
+        let chunk = std::mem::replace(&mut self.buf, next);
+        self.chunks.send(chunk).await.map_err(|_| Closed)
+    }
+}
+
+/// The receiving side of a hop, owned by the downstream stage.
+pub(crate) struct Inlet<T> {
+    /// Pinned so that [`Inlet::poll_recv`] can poll it as a `Stream`.
+    chunks: Pin<Box<Receiver<Vec<T>>>>,
+    spares: Sender<Vec<T>>,
+    items: Arc<AtomicUsize>,
+    /// An emptied buffer, handed back to the sender on the next receive.
+    spare: Vec<T>,
+}
+
+impl<T> Inlet<T> {
+    /// Waits for the next chunk. Returns `None` once the hop is closed and
+    /// empty.
+    pub(crate) async fn recv(&mut self) -> Option<Vec<T>> {
+        let chunk = self.chunks.recv().await.ok()?;
+        self.took(chunk.len());
+        Some(chunk)
+    }
+
+    /// Polls for the next chunk, for code that implements `Stream` by hand.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<T>>> {
+        let polled = self.chunks.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(chunk)) = &polled {
+            self.took(chunk.len());
+        }
+        polled
+    }
+
+    /// Takes a chunk that is already waiting, without waiting.
+    pub(crate) fn try_recv(&mut self) -> Result<Vec<T>, TryRecvError> {
+        let chunk = self.chunks.try_recv()?;
+        self.took(chunk.len());
+        Ok(chunk)
+    }
+
+    /// Gives back a chunk's emptied buffer, to be reused by the sender.
+    #[inline]
+    pub(crate) fn recycle(&mut self, mut buf: Vec<T>) {
+        buf.clear();
+        if buf.capacity() > self.spare.capacity() {
+            self.spare = buf;
+        }
+    }
+
+    /// Accounts for `n` items leaving the hop and rings the doorbell.
+    fn took(&mut self, n: usize) {
+        self.items.fetch_sub(n, SeqCst);
+        // The doorbell has a slot for every chunk that can be in flight, so
+        // this only fails once the sender is gone, and then nobody listens.
+        let _ = self.spares.try_send(std::mem::take(&mut self.spare));
+    }
+}

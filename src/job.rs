@@ -1,0 +1,339 @@
+//! A complete pipeline and the three ways to run it.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_lite::future;
+use smol::{Executor, LocalExecutor, Task};
+
+use crate::join::{BoxFuture, Join};
+use crate::pipeline::guard;
+use crate::Error;
+
+/// A complete pipeline, from source to sink, whose sink gives `O`.
+///
+/// A job is made by ending a [`Pipeline`](crate::Pipeline) in a sink, and
+/// does nothing until it runs. There are three ways to run it:
+///
+/// - [`run`](Job::run) blocks the calling thread until the sink is done, like
+///   Python's `asyncio.run`; [`run_on_threads`](Job::run_on_threads) does the
+///   same on several threads.
+/// - [`spawn`](Job::spawn) and its siblings start every stage as a task on an
+///   executor the app already has, and give a [`JobHandle`].
+/// - `.await` (through [`IntoFuture`]) turns the whole pipeline into one
+///   future that drives every stage itself, with nothing spawned, so it runs
+///   under any executor: smol, tokio, async-std or a plain `block_on`.
+///
+/// Each gives the sink's output, or the first [`Error`].
+///
+/// # Examples
+///
+/// ```
+/// let job = flowgate::from_iter(1..=10u64).map(|x| x * x).fold(0, |a, x| a + x);
+/// assert_eq!(job.run()?, 385);
+/// # Ok::<(), flowgate::Error>(())
+/// ```
+#[must_use = "a job does nothing until it runs"]
+pub struct Job<O> {
+    stages: Vec<BoxFuture<Result<(), Error>>>,
+    sink_name: String,
+    sink: BoxFuture<O>,
+    error: Option<Error>,
+}
+
+impl<O: Send + 'static> Job<O> {
+    pub(crate) fn new(
+        stages: Vec<BoxFuture<Result<(), Error>>>,
+        sink_name: String,
+        sink: BoxFuture<O>,
+        error: Option<Error>,
+    ) -> Self {
+        Job {
+            stages,
+            sink_name,
+            sink,
+            error,
+        }
+    }
+
+    /// Names the sink stage. Names appear in errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = flowgate::from_iter([1u8])
+    ///     .for_each(|_| panic!("full"))
+    ///     .name("writer")
+    ///     .run()
+    ///     .unwrap_err();
+    /// assert_eq!(err.to_string(), "stage `writer` panicked: full");
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.sink_name = name.into();
+        self
+    }
+
+    /// Runs the pipeline on the calling thread and blocks until the sink is
+    /// done, like Python's `asyncio.run`.
+    ///
+    /// The stages are tasks on a fresh single-threaded executor, driven
+    /// without polling for I/O on every wake-up. Timers and sockets used by
+    /// async stages still work: smol drives them from its own thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v: Vec<u32> = flowgate::from_iter(0..3u32).collect().run()?;
+    /// assert_eq!(v, [0, 1, 2]);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn run(self) -> Result<O, Error> {
+        let ex = LocalExecutor::new();
+        let handle = self.spawn_local(&ex);
+        future::block_on(ex.run(handle))
+    }
+
+    /// Runs the pipeline on `threads` threads of a multi-threaded executor:
+    /// the calling thread and `threads - 1` new ones. Blocks until the sink
+    /// is done.
+    ///
+    /// Useful when stages do CPU-heavy work; for light stages one thread is
+    /// faster, as items then never cross between cores. `threads == 0` gives
+    /// [`Error::ZeroThreads`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let n = flowgate::from_iter(0..10_000u64).map(|x| x % 3).count().run_on_threads(2)?;
+    /// assert_eq!(n, 10_000);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn run_on_threads(self, threads: usize) -> Result<O, Error> {
+        if threads == 0 {
+            return Err(Error::ZeroThreads);
+        }
+        let ex = Executor::new();
+        // Closing `stop` ends the helper threads' `run`.
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        std::thread::scope(|scope| {
+            for i in 1..threads {
+                let (ex, stopped) = (&ex, stopped.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("flowgate-{i}"))
+                    .spawn_scoped(scope, move || future::block_on(ex.run(stopped.recv())));
+                if let Err(source) = spawned {
+                    drop(stop);
+                    return Err(Error::ThreadSpawn { source });
+                }
+            }
+            let result = future::block_on(ex.run(self.spawn(&ex)));
+            drop(stop);
+            result
+        })
+    }
+
+    /// Starts every stage as a task on `ex` and gives a handle that is a
+    /// future of the result.
+    ///
+    /// Dropping the handle cancels the pipeline; call
+    /// [`JobHandle::detach`] to let it run on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol::Executor;
+    ///
+    /// let ex = Executor::new();
+    /// let handle = flowgate::from_iter(0..100u32).count().spawn(&ex);
+    /// let n = smol::block_on(ex.run(handle))?;
+    /// assert_eq!(n, 100);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn spawn(self, ex: &Executor<'_>) -> JobHandle<O> {
+        self.spawn_with(|fut| ex.spawn(fut), |fut| ex.spawn(fut))
+    }
+
+    /// Starts every stage as a task on a single-threaded `ex` and gives a
+    /// handle that is a future of the result.
+    ///
+    /// Dropping the handle cancels the pipeline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol::LocalExecutor;
+    ///
+    /// let ex = LocalExecutor::new();
+    /// let handle = flowgate::from_iter("abc".chars()).collect::<String>().spawn_local(&ex);
+    /// assert_eq!(smol::block_on(ex.run(handle))?, "abc");
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn spawn_local(self, ex: &LocalExecutor<'_>) -> JobHandle<O> {
+        self.spawn_with(|fut| ex.spawn(fut), |fut| ex.spawn(fut))
+    }
+
+    /// Starts every stage as a task on smol's global executor and gives a
+    /// handle that is a future of the result.
+    ///
+    /// Dropping the handle cancels the pipeline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let total = smol::block_on(flowgate::from_iter(1..=3u8).fold(0, |a, x| a + x).spawn_global())?;
+    /// assert_eq!(total, 6);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn spawn_global(self) -> JobHandle<O> {
+        self.spawn_with(smol::spawn, smol::spawn)
+    }
+
+    fn spawn_with(
+        self,
+        mut spawn_stage: impl FnMut(BoxFuture<Result<(), Error>>) -> Task<Result<(), Error>>,
+        spawn_sink: impl FnOnce(BoxFuture<Result<O, Error>>) -> Task<Result<O, Error>>,
+    ) -> JobHandle<O> {
+        if let Some(err) = self.error {
+            return JobHandle {
+                join: Join::failed(err),
+            };
+        }
+        let tasks = self.stages.into_iter().map(&mut spawn_stage).collect();
+        let sink = spawn_sink(guard(self.sink_name, self.sink));
+        JobHandle {
+            join: Join::new(tasks, sink),
+        }
+    }
+}
+
+impl<O: Send + 'static> IntoFuture for Job<O> {
+    type Output = Result<O, Error>;
+    type IntoFuture = JobFuture<O>;
+
+    /// Turns the pipeline into one future that drives every stage itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Any executor will do; here, tokio's.
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let v: Vec<u8> = rt.block_on(async { flowgate::from_iter(0..3u8).collect().await })?;
+    /// assert_eq!(v, [0, 1, 2]);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    fn into_future(self) -> JobFuture<O> {
+        let join = match self.error {
+            Some(err) => Join::failed(err),
+            None => Join::new(self.stages, guard(self.sink_name, self.sink)),
+        };
+        JobFuture { join }
+    }
+}
+
+impl<O> fmt::Debug for Job<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("stages", &(self.stages.len() + 1))
+            .field("sink", &self.sink_name)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+/// A whole pipeline as one future, made by awaiting a [`Job`].
+///
+/// Polling it polls every stage, so it needs no executor of its own and
+/// nothing is spawned. Dropping it stops the pipeline.
+///
+/// # Examples
+///
+/// ```
+/// use std::future::IntoFuture;
+///
+/// let fut: flowgate::JobFuture<usize> = flowgate::from_iter(0..5u8).count().into_future();
+/// assert_eq!(futures_lite::future::block_on(fut)?, 5);
+/// # Ok::<(), flowgate::Error>(())
+/// ```
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct JobFuture<O> {
+    join: Join<BoxFuture<Result<(), Error>>, BoxFuture<Result<O, Error>>, O>,
+}
+
+impl<O> Future for JobFuture<O> {
+    type Output = Result<O, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.join.poll(cx)
+    }
+}
+
+impl<O> fmt::Debug for JobFuture<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobFuture").finish_non_exhaustive()
+    }
+}
+
+/// A pipeline running as tasks on an executor: a future of its result.
+///
+/// Made by [`Job::spawn`], [`Job::spawn_local`] or [`Job::spawn_global`].
+/// Dropping the handle cancels every stage; [`detach`](JobHandle::detach)
+/// lets them run on unobserved instead.
+///
+/// # Examples
+///
+/// ```
+/// let ex = smol::LocalExecutor::new();
+/// let handle = flowgate::from_iter(0..4u8).count().spawn_local(&ex);
+/// assert_eq!(smol::block_on(ex.run(handle))?, 4);
+/// # Ok::<(), flowgate::Error>(())
+/// ```
+#[must_use = "dropping a job handle cancels the pipeline"]
+pub struct JobHandle<O> {
+    join: Join<Task<Result<(), Error>>, Task<Result<O, Error>>, O>,
+}
+
+impl<O: Send + 'static> JobHandle<O> {
+    /// Lets the pipeline run to its end without anyone awaiting it. Its
+    /// result, and any error, are dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = smol::LocalExecutor::new();
+    /// let (tx, rx) = async_channel::bounded(4);
+    /// flowgate::from_iter(0..3u8)
+    ///     .for_each_async(move |x| {
+    ///         let tx = tx.clone();
+    ///         async move { let _ = tx.send(x).await; }
+    ///     })
+    ///     .spawn_local(&ex)
+    ///     .detach();
+    /// let got: Vec<u8> = smol::block_on(ex.run(async { vec![
+    ///     rx.recv().await.unwrap(), rx.recv().await.unwrap(), rx.recv().await.unwrap(),
+    /// ] }));
+    /// assert_eq!(got, [0, 1, 2]);
+    /// ```
+    pub fn detach(self) {
+        let (stages, sink) = self.join.into_parts();
+        stages.for_each(Task::detach);
+        if let Some(sink) = sink {
+            sink.detach();
+        }
+    }
+}
+
+impl<O> Future for JobHandle<O> {
+    type Output = Result<O, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.join.poll(cx)
+    }
+}
+
+impl<O> fmt::Debug for JobHandle<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobHandle").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,96 @@
+//! Typed producer-consumer pipelines on [smol], joined by bounded
+//! [async-channel]s.
+//!
+//! A pipeline is a chain of stages. Each stage is a task with one loop —
+//! receive, work, send — and each is joined to the next by a bounded *hop*.
+//! A full hop makes the sender wait: that wait is the only flow control, so
+//! no lock is ever taken to hand an item on, and memory stays bounded by the
+//! sum of the hops' capacities however long the run.
+//!
+//! ```
+//! let sum = flowgate::from_iter(0..1_000u64)
+//!     .map(|x| x.wrapping_mul(3))
+//!     .filter(|x| x % 2 == 0)
+//!     .fold(0u64, |acc, x| acc.wrapping_add(x))
+//!     .run()?;
+//! assert_eq!(sum, (0..1_000u64).map(|x| x * 3).filter(|x| x % 2 == 0).sum::<u64>());
+//! # Ok::<(), flowgate::Error>(())
+//! ```
+//!
+//! # Concepts
+//!
+//! - **Sources.** A pipeline starts from an iterator ([`from_iter`]) or from
+//!   any [`Stream`](futures_lite::Stream) ([`from_stream`]).
+//! - **Stages.** [`map`](Pipeline::map), [`filter`](Pipeline::filter),
+//!   [`filter_map`](Pipeline::filter_map), [`flat_map`](Pipeline::flat_map),
+//!   [`inspect`](Pipeline::inspect) and the async [`then`](Pipeline::then).
+//!   Types are checked when the pipeline is built: a stage taking `A` can only
+//!   follow one that gives `A`. Order is preserved.
+//! - **Sinks.** [`for_each`](Pipeline::for_each),
+//!   [`for_each_async`](Pipeline::for_each_async), [`fold`](Pipeline::fold),
+//!   [`collect`](Pipeline::collect), [`count`](Pipeline::count), or
+//!   [`into_stream`](Pipeline::into_stream). A sink gives a [`Job`].
+//! - **Running.** [`Job::run`] blocks until the sink is done, like Python's
+//!   `asyncio.run`; [`Job::spawn`] puts the stages on an app's executor and
+//!   gives a [`JobHandle`]; and `job.await` drives the whole pipeline as one
+//!   future under any executor, tokio's included.
+//! - **Closing.** When the source ends, its stage closes its hop; each stage
+//!   ends once its input is closed and drained, then closes its own output.
+//!   The run ends when the sink does, with every item delivered.
+//! - **Errors.** A panic in any stage becomes [`Error::StagePanicked`] from
+//!   the run, and the other stages are stopped; a pipeline never ends `Ok`
+//!   with part of its input missing. Bad settings give a typed [`Error`].
+//!
+//! # Batching and capacity
+//!
+//! Moving one item per channel operation costs far more than the work most
+//! stages do, so items cross hops in chunks. After its first receive, a
+//! stage takes every chunk already waiting, processes them, and sends its
+//! output on in chunks of up to [`chunk_limit`](Pipeline::chunk_limit) items,
+//! flushing as soon as its input has nothing ready. Under load, chunks fill
+//! and the cost per item falls towards that of a plain loop; under light
+//! load an item goes on alone, at once. There is no timer.
+//!
+//! [`capacity`](Pipeline::capacity) still counts items: a hop never holds
+//! more items than its capacity, plus the one chunk each stage has in hand.
+//!
+//! A stage whose input is always ready still yields to its executor every
+//! few thousand items, so timers and other tasks on its thread keep running.
+//!
+//! # Examples
+//!
+//! The output as a stream, read inside another async program:
+//!
+//! ```
+//! use futures_lite::StreamExt;
+//!
+//! # futures_lite::future::block_on(async {
+//! let mut lines = flowgate::from_iter(1..=3u32).map(|n| format!("line {n}")).into_stream();
+//! assert_eq!(lines.next().await.transpose()?, Some("line 1".to_owned()));
+//! # Ok::<(), flowgate::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! [smol]: https://docs.rs/smol
+//! [async-channel]: https://docs.rs/async-channel
+
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+
+mod error;
+mod hop;
+mod job;
+mod join;
+mod pipeline;
+mod stage;
+mod stream;
+
+pub use error::Error;
+pub use job::{Job, JobFuture, JobHandle};
+pub use pipeline::{from_iter, from_stream, Pipeline, DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};
+pub use stream::PipelineStream;

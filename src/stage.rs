@@ -1,0 +1,254 @@
+//! The loops that stages run: receive, work, send.
+//!
+//! Every loop batches naturally: after the first receive it takes every chunk
+//! that is already waiting, and it flushes its output as soon as its input
+//! has nothing ready, so batching adds no latency under light load.
+
+use std::future::Future;
+use std::pin::pin;
+
+use futures_lite::future::{poll_once, yield_now};
+use futures_lite::{Stream, StreamExt};
+
+use crate::hop::{Inlet, Outlet};
+
+/// Items a stage may process without giving its thread back to the executor.
+const YIELD_BUDGET: usize = 4096;
+
+/// Counts work done since the last yield, so that a stage whose input is
+/// always ready still lets other tasks on its thread run.
+struct Budget(usize);
+
+impl Budget {
+    fn new() -> Self {
+        Budget(YIELD_BUDGET)
+    }
+
+    /// Records `n` items of work; `true` once the budget is spent.
+    #[inline]
+    fn spend(&mut self, n: usize) -> bool {
+        self.0 = self.0.saturating_sub(n);
+        self.0 == 0
+    }
+
+    /// Yields to the executor if the budget is spent.
+    async fn yield_if_spent(&mut self) {
+        if self.0 == 0 {
+            yield_now().await;
+            self.0 = YIELD_BUDGET;
+        }
+    }
+}
+
+/// A source that drains an iterator.
+pub(crate) async fn from_iter<I: Iterator>(mut iter: I, mut out: Outlet<I::Item>) {
+    let mut budget = Budget::new();
+    // `fill` stops short of a full chunk only when the iterator has ended.
+    while out.fill(iter.by_ref()) {
+        if out.flush().await.is_err() {
+            return;
+        }
+        if budget.spend(out.limit()) {
+            budget.yield_if_spent().await;
+        }
+    }
+    let _ = out.flush().await;
+}
+
+/// A source that drains a stream, taking every item it has ready before it
+/// flushes.
+pub(crate) async fn from_stream<S: Stream>(stream: S, mut out: Outlet<S::Item>) {
+    let mut stream = pin!(stream);
+    let mut budget = Budget::new();
+    while let Some(first) = stream.next().await {
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            if out.push(item) && out.flush().await.is_err() {
+                return;
+            }
+            if budget.spend(1) {
+                break;
+            }
+            match poll_once(stream.next()).await {
+                Some(Some(item)) => next = Some(item),
+                Some(None) => {
+                    let _ = out.flush().await;
+                    return;
+                }
+                None => {}
+            }
+        }
+        if out.flush().await.is_err() {
+            return;
+        }
+        budget.yield_if_spent().await;
+    }
+    let _ = out.flush().await;
+}
+
+/// A stage that turns each input into at most one output with a sync
+/// function: `map`, `filter`, `filter_map` and `inspect` all run this loop.
+///
+/// `apply` moves a run of inputs through the stage's function into the
+/// output chunk. It is given no more inputs than the chunk has room for, so
+/// the chunk can never overflow, and it runs as one tight loop: for `map`
+/// the iterator has an exact length, and `Vec::extend` writes it without a
+/// check per item.
+pub(crate) async fn each<I, O, F>(mut input: Inlet<I>, mut out: Outlet<O>, mut apply: F)
+where
+    F: FnMut(std::iter::Take<&mut std::vec::Drain<'_, I>>, &mut Outlet<O>),
+{
+    let mut budget = Budget::new();
+    while let Some(mut chunk) = input.recv().await {
+        loop {
+            let n = chunk.len();
+            let mut items = chunk.drain(..);
+            while items.len() > 0 {
+                if out.is_full() && out.flush().await.is_err() {
+                    return;
+                }
+                let room = out.room();
+                apply(items.by_ref().take(room), &mut out);
+            }
+            drop(items);
+            input.recycle(chunk);
+            if budget.spend(n) {
+                break;
+            }
+            match input.try_recv() {
+                Ok(next) => chunk = next,
+                Err(_) => break,
+            }
+        }
+        if out.flush().await.is_err() {
+            return;
+        }
+        budget.yield_if_spent().await;
+    }
+}
+
+/// A stage that turns each input into any number of outputs, flushing
+/// whenever the output chunk fills, even in the middle of one input's
+/// outputs.
+pub(crate) async fn flat_map<I, O, It, F>(mut input: Inlet<I>, mut out: Outlet<O>, mut f: F)
+where
+    F: FnMut(I) -> It,
+    It: IntoIterator<Item = O>,
+{
+    let mut budget = Budget::new();
+    while let Some(mut chunk) = input.recv().await {
+        loop {
+            let n = chunk.len();
+            for item in chunk.drain(..) {
+                let mut outputs = f(item).into_iter();
+                while out.fill(outputs.by_ref()) {
+                    if out.flush().await.is_err() {
+                        return;
+                    }
+                }
+            }
+            input.recycle(chunk);
+            if budget.spend(n) {
+                break;
+            }
+            match input.try_recv() {
+                Ok(next) => chunk = next,
+                Err(_) => break,
+            }
+        }
+        if out.flush().await.is_err() {
+            return;
+        }
+        budget.yield_if_spent().await;
+    }
+}
+
+/// A stage that maps each input with an async function.
+///
+/// A future that completes on its first poll is batched like a sync stage.
+/// One that has to wait first flushes the outputs already made, so they do
+/// not sit in the buffer for as long as the wait lasts.
+pub(crate) async fn then<I, O, Fut, F>(mut input: Inlet<I>, mut out: Outlet<O>, mut f: F)
+where
+    F: FnMut(I) -> Fut,
+    Fut: Future<Output = O>,
+{
+    let mut budget = Budget::new();
+    while let Some(mut chunk) = input.recv().await {
+        loop {
+            let n = chunk.len();
+            for item in chunk.drain(..) {
+                let output = run_async(f(item), &mut out).await;
+                let Some(output) = output else { return };
+                if out.push(output) && out.flush().await.is_err() {
+                    return;
+                }
+            }
+            input.recycle(chunk);
+            if budget.spend(n) {
+                break;
+            }
+            match input.try_recv() {
+                Ok(next) => chunk = next,
+                Err(_) => break,
+            }
+        }
+        if out.flush().await.is_err() {
+            return;
+        }
+        budget.yield_if_spent().await;
+    }
+}
+
+/// Awaits `fut`, flushing `out` first if `fut` is not ready at once.
+/// Returns `None` if the flush found the downstream stage gone.
+async fn run_async<O, T>(fut: impl Future<Output = T>, out: &mut Outlet<O>) -> Option<T> {
+    let mut fut = pin!(fut);
+    if let Some(value) = poll_once(fut.as_mut()).await {
+        return Some(value);
+    }
+    out.flush().await.ok()?;
+    Some(fut.await)
+}
+
+/// A sink that folds every chunk into a state and returns the final state.
+pub(crate) async fn fold_chunks<I, S, F>(mut input: Inlet<I>, mut state: S, mut f: F) -> S
+where
+    F: FnMut(S, std::vec::Drain<'_, I>) -> S,
+{
+    let mut budget = Budget::new();
+    while let Some(mut chunk) = input.recv().await {
+        loop {
+            let n = chunk.len();
+            state = f(state, chunk.drain(..));
+            input.recycle(chunk);
+            if budget.spend(n) {
+                break;
+            }
+            match input.try_recv() {
+                Ok(next) => chunk = next,
+                Err(_) => break,
+            }
+        }
+        budget.yield_if_spent().await;
+    }
+    state
+}
+
+/// A sink that runs an async function on every item, one at a time.
+pub(crate) async fn for_each_async<I, Fut, F>(mut input: Inlet<I>, mut f: F)
+where
+    F: FnMut(I) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut budget = Budget::new();
+    while let Some(mut chunk) = input.recv().await {
+        let n = chunk.len();
+        for item in chunk.drain(..) {
+            f(item).await;
+        }
+        input.recycle(chunk);
+        budget.spend(n);
+        budget.yield_if_spent().await;
+    }
+}
