@@ -173,7 +173,11 @@ fn main() -> ExitCode {
         .collect();
     if rows.is_empty() {
         let names: Vec<&str> = ROWS.iter().map(|(name, _)| *name).collect();
-        eprintln!("error: no row named {:?}; rows are: {}", args.only, names.join(", "));
+        eprintln!(
+            "error: no row named {:?}; rows are: {}",
+            args.only,
+            names.join(", ")
+        );
         return ExitCode::from(2);
     }
 
@@ -187,7 +191,11 @@ fn main() -> ExitCode {
                 checksum = run(&args);
                 best = best.min(start.elapsed());
             }
-            Measured { name, best, checksum }
+            Measured {
+                name,
+                best,
+                checksum,
+            }
         })
         .collect();
 

@@ -8,9 +8,12 @@ use std::task::{Context, Poll};
 use futures_lite::future;
 use smol::{Executor, LocalExecutor, Task};
 
-use crate::join::{BoxFuture, Join};
+use crate::join::{BoxFuture, Join, SinkFuture, StageFuture};
 use crate::pipeline::guard;
 use crate::Error;
+
+/// A stage running as a task.
+type StageTask = Task<Result<(), Error>>;
 
 /// A complete pipeline, from source to sink, whose sink gives `O`.
 ///
@@ -37,7 +40,7 @@ use crate::Error;
 /// ```
 #[must_use = "a job does nothing until it runs"]
 pub struct Job<O> {
-    stages: Vec<BoxFuture<Result<(), Error>>>,
+    stages: Vec<StageFuture>,
     sink_name: String,
     sink: BoxFuture<O>,
     error: Option<Error>,
@@ -45,7 +48,7 @@ pub struct Job<O> {
 
 impl<O: Send + 'static> Job<O> {
     pub(crate) fn new(
-        stages: Vec<BoxFuture<Result<(), Error>>>,
+        stages: Vec<StageFuture>,
         sink_name: String,
         sink: BoxFuture<O>,
         error: Option<Error>,
@@ -192,8 +195,8 @@ impl<O: Send + 'static> Job<O> {
 
     fn spawn_with(
         self,
-        mut spawn_stage: impl FnMut(BoxFuture<Result<(), Error>>) -> Task<Result<(), Error>>,
-        spawn_sink: impl FnOnce(BoxFuture<Result<O, Error>>) -> Task<Result<O, Error>>,
+        mut spawn_stage: impl FnMut(StageFuture) -> StageTask,
+        spawn_sink: impl FnOnce(SinkFuture<O>) -> Task<Result<O, Error>>,
     ) -> JobHandle<O> {
         if let Some(err) = self.error {
             return JobHandle {
@@ -258,7 +261,7 @@ impl<O> fmt::Debug for Job<O> {
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct JobFuture<O> {
-    join: Join<BoxFuture<Result<(), Error>>, BoxFuture<Result<O, Error>>, O>,
+    join: Join<StageFuture, SinkFuture<O>, O>,
 }
 
 impl<O> Future for JobFuture<O> {
@@ -291,7 +294,7 @@ impl<O> fmt::Debug for JobFuture<O> {
 /// ```
 #[must_use = "dropping a job handle cancels the pipeline"]
 pub struct JobHandle<O> {
-    join: Join<Task<Result<(), Error>>, Task<Result<O, Error>>, O>,
+    join: Join<StageTask, Task<Result<O, Error>>, O>,
 }
 
 impl<O: Send + 'static> JobHandle<O> {

@@ -9,6 +9,12 @@ use crate::Error;
 /// A boxed future, as every stage is stored once built.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// A built stage: it ends with `Ok` or with the error that stopped it.
+pub(crate) type StageFuture = BoxFuture<Result<(), Error>>;
+
+/// A built sink: it ends with the pipeline's output.
+pub(crate) type SinkFuture<O> = BoxFuture<Result<O, Error>>;
+
 /// Polls a set of stage futures (or the tasks running them) until all are
 /// done, or until one fails.
 ///

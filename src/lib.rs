@@ -94,3 +94,9 @@ pub use error::Error;
 pub use job::{Job, JobFuture, JobHandle};
 pub use pipeline::{from_iter, from_stream, Pipeline, DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};
 pub use stream::PipelineStream;
+
+/// The README's Rust snippets, compiled and run as doctests so that the
+/// README and the code cannot drift apart.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

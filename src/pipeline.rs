@@ -8,7 +8,7 @@ use futures_lite::{FutureExt, Stream};
 
 use crate::error::panic_message;
 use crate::hop::{hop, Inlet, Outlet};
-use crate::join::BoxFuture;
+use crate::join::{BoxFuture, StageFuture};
 use crate::stream::PipelineStream;
 use crate::{stage, Error, Job};
 
@@ -101,7 +101,7 @@ where
 #[must_use = "a pipeline does nothing until it ends in a sink and runs"]
 pub struct Pipeline<T> {
     /// Stages already wired to their output hop.
-    stages: Vec<BoxFuture<Result<(), Error>>>,
+    stages: Vec<StageFuture>,
     /// The newest stage, waiting for its output hop.
     head: Head<T>,
     /// The first configuration error, reported when the pipeline runs.
@@ -127,7 +127,10 @@ impl<T: Send + 'static> Pipeline<T> {
     {
         Pipeline {
             stages: Vec::new(),
-            head: Head::new("source".to_owned(), Box::new(move |out| Box::pin(start(out)))),
+            head: Head::new(
+                "source".to_owned(),
+                Box::new(move |out| Box::pin(start(out))),
+            ),
             error: None,
         }
     }
@@ -231,7 +234,7 @@ impl<T: Send + 'static> Pipeline<T> {
     ///
     /// ```
     /// let nums: Vec<i32> = flowgate::from_iter(["1", "x", "3"])
-    ///     .filter_map(|s| s.parse().ok())
+    ///     .filter_map(|s| s.parse::<i32>().ok())
     ///     .collect()
     ///     .run()?;
     /// assert_eq!(nums, [1, 3]);
@@ -242,7 +245,9 @@ impl<T: Send + 'static> Pipeline<T> {
         U: Send + 'static,
         F: FnMut(T) -> Option<U> + Send + 'static,
     {
-        self.each("filter_map", move |items, out| out.extend(items.filter_map(&mut f)))
+        self.each("filter_map", move |items, out| {
+            out.extend(items.filter_map(&mut f))
+        })
     }
 
     /// Adds a stage that turns each item into any number of items.
@@ -289,7 +294,9 @@ impl<T: Send + 'static> Pipeline<T> {
     where
         F: FnMut(&T) + Send + 'static,
     {
-        self.each("inspect", move |items, out| out.extend(items.inspect(&mut f)))
+        self.each("inspect", move |items, out| {
+            out.extend(items.inspect(&mut f))
+        })
     }
 
     /// Adds a stage that maps each item with an async function, one item at
@@ -366,7 +373,9 @@ impl<T: Send + 'static> Pipeline<T> {
         Fut: Future<Output = ()> + Send + 'static,
         F: FnMut(T) -> Fut + Send + 'static,
     {
-        self.sink("for_each_async", move |input| stage::for_each_async(input, f))
+        self.sink("for_each_async", move |input| {
+            stage::for_each_async(input, f)
+        })
     }
 
     /// Ends the pipeline in a sink that folds every item into an
@@ -501,7 +510,7 @@ impl<T: Send + 'static> Pipeline<T> {
     /// Creates the newest stage's output hop and starts the stage on it.
     /// Returns the finished stages, the far end of the hop, and the first
     /// configuration error.
-    fn wire(self) -> (Vec<BoxFuture<Result<(), Error>>>, Inlet<T>, Option<Error>) {
+    fn wire(self) -> (Vec<StageFuture>, Inlet<T>, Option<Error>) {
         let Pipeline {
             mut stages,
             head,

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use futures_lite::Stream;
 
 use crate::hop::Inlet;
-use crate::join::{BoxFuture, Stages};
+use crate::join::{StageFuture, Stages};
 use crate::Error;
 
 /// The output of a pipeline as a [`Stream`] of `Result<T, Error>`, made by
@@ -32,7 +32,7 @@ use crate::Error;
 /// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct PipelineStream<T> {
-    stages: Stages<BoxFuture<Result<(), Error>>>,
+    stages: Stages<StageFuture>,
     stages_done: bool,
     inlet: Inlet<T>,
     chunk: std::vec::IntoIter<T>,
@@ -42,11 +42,7 @@ pub struct PipelineStream<T> {
 }
 
 impl<T> PipelineStream<T> {
-    pub(crate) fn new(
-        stages: Vec<BoxFuture<Result<(), Error>>>,
-        inlet: Inlet<T>,
-        error: Option<Error>,
-    ) -> Self {
+    pub(crate) fn new(stages: Vec<StageFuture>, inlet: Inlet<T>, error: Option<Error>) -> Self {
         let failed = error.is_some();
         PipelineStream {
             // A badly configured pipeline never starts.

@@ -18,14 +18,20 @@ fn zero_capacity_names_the_stage() {
             .run()
     })
     .unwrap_err();
-    assert!(matches!(&err, Error::ZeroCapacity { stage } if stage == "inc"), "{err:?}");
+    assert!(
+        matches!(&err, Error::ZeroCapacity { stage } if stage == "inc"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("`inc`"), "{err}");
 }
 
 #[test]
 fn zero_chunk_limit_is_an_error() {
     let err = watchdog(|| flowgate::from_iter(0..10u32).chunk_limit(0).count().run()).unwrap_err();
-    assert!(matches!(&err, Error::ZeroChunkLimit { stage } if stage == "source"), "{err:?}");
+    assert!(
+        matches!(&err, Error::ZeroChunkLimit { stage } if stage == "source"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -45,7 +51,10 @@ fn the_first_bad_setting_is_reported() {
             .run()
     })
     .unwrap_err();
-    assert!(matches!(&err, Error::ZeroCapacity { stage } if stage == "source"), "{err:?}");
+    assert!(
+        matches!(&err, Error::ZeroCapacity { stage } if stage == "source"),
+        "{err:?}"
+    );
 }
 
 #[test]

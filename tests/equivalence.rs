@@ -118,7 +118,10 @@ fn run_case(case: &Case) -> Vec<u64> {
         .capacity(case.source.0)
         .chunk_limit(case.source.1);
     for &(op, capacity, chunk_limit) in &case.stages {
-        p = op.apply_pipeline(p).capacity(capacity).chunk_limit(chunk_limit);
+        p = op
+            .apply_pipeline(p)
+            .capacity(capacity)
+            .chunk_limit(chunk_limit);
     }
     match case.runner {
         Runner::Run => p.collect().run().unwrap(),

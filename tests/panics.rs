@@ -1,0 +1,124 @@
+//! A panic anywhere becomes an error naming the stage. It never hangs the
+//! pipeline and never passes for a complete run.
+
+mod common;
+
+use std::future::IntoFuture;
+
+use common::watchdog;
+use flowgate::Error;
+use futures_lite::{stream, StreamExt};
+
+fn assert_panicked(result: Result<impl std::fmt::Debug, Error>, stage: &str, message: &str) {
+    match result {
+        Err(Error::StagePanicked {
+            stage: s,
+            message: m,
+        }) => {
+            assert_eq!((s.as_str(), m.as_str()), (stage, message));
+        }
+        other => panic!("expected a panic in `{stage}`, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_panicking_stage_fails_the_run() {
+    let result = watchdog(|| {
+        flowgate::from_iter(0..100_000u32)
+            .map(|x| x + 1)
+            .map(|x| {
+                if x == 5_000 {
+                    panic!("bad item {x}")
+                } else {
+                    x
+                }
+            })
+            .collect::<Vec<_>>()
+            .run()
+    });
+    assert_panicked(result, "map#2", "bad item 5000");
+}
+
+#[test]
+fn a_panic_in_the_source_or_the_sink_fails_the_run() {
+    let source = watchdog(|| {
+        flowgate::from_iter((0..10u32).map(|x| if x == 3 { panic!("source broke") } else { x }))
+            .count()
+            .run()
+    });
+    assert_panicked(source, "source", "source broke");
+    let sink = watchdog(|| {
+        flowgate::from_iter(0..10u32)
+            .for_each(|x| assert!(x < 4, "sink broke"))
+            .run()
+    });
+    assert_panicked(sink, "for_each#1", "sink broke");
+}
+
+#[test]
+fn a_panic_downstream_of_an_endless_source_does_not_hang() {
+    let result = watchdog(|| {
+        flowgate::from_iter(0u64..)
+            .map(|x| if x == 10_000 { panic!("stop") } else { x })
+            .count()
+            .run()
+    });
+    assert_panicked(result, "map#1", "stop");
+}
+
+#[test]
+fn a_panic_beside_a_source_that_never_ends_does_not_hang() {
+    // The source waits forever for its next item and will never notice that
+    // the hop after it closed; the other stages must be cancelled.
+    let result = watchdog(|| {
+        flowgate::from_stream(stream::once(1u8).chain(stream::pending()))
+            .map(|_| -> u8 { panic!("first item") })
+            .count()
+            .run()
+    });
+    assert_panicked(result, "map#1", "first item");
+}
+
+#[test]
+fn every_runner_reports_the_panic() {
+    let job = || {
+        flowgate::from_iter(0..1000u32)
+            .map(|x| if x == 500 { panic!("half") } else { x })
+            .name("halfway")
+            .count()
+    };
+    assert_panicked(watchdog(move || job().run()), "halfway", "half");
+    assert_panicked(watchdog(move || job().run_on_threads(2)), "halfway", "half");
+    assert_panicked(
+        watchdog(move || futures_lite::future::block_on(job().into_future())),
+        "halfway",
+        "half",
+    );
+    assert_panicked(
+        watchdog(move || {
+            let ex = smol::Executor::new();
+            futures_lite::future::block_on(ex.run(job().spawn(&ex)))
+        }),
+        "halfway",
+        "half",
+    );
+}
+
+#[test]
+fn the_output_stream_ends_with_the_error() {
+    let all: Vec<Result<u32, Error>> = watchdog(|| {
+        futures_lite::future::block_on(
+            flowgate::from_iter(0..1000u32)
+                .map(|x| if x == 500 { panic!("half") } else { x })
+                .into_stream()
+                .collect(),
+        )
+    });
+    let (last, items) = all.split_last().expect("at least the error");
+    assert!(matches!(last, Err(Error::StagePanicked { .. })), "{last:?}");
+    // What came before the error is a prefix of the input, in order.
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(item.as_ref().unwrap(), &(i as u32));
+    }
+    assert!(items.len() < 500);
+}
