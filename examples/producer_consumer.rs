@@ -1,22 +1,177 @@
-//! A producer and a consumer joined by a bounded hop, after the generator
-//! producer/consumer in the seed notes: the producer makes five items, the
-//! consumer takes each one as it arrives, and closing the producer ends the
-//! consumer.
+//! The generator producer/consumer of the seed notes, rebuilt on flowgate:
+//! the producer hands each item to the consumer with `send` and gets the
+//! consumer's reply back, "200 OK", then closes the consumer.
 //!
-//! Run with: cargo run --release --example producer_consumer
+//! With no flags it replays the seed's dialog for 5 items. With `--quiet`
+//! it becomes a throughput demo that prints a summary with round trips per
+//! second and the checksum of the replies.
+//!
+//! Run with: cargo run --release --example producer_consumer -- [--items N] [--capacity C] [--inline] [--pipelined] [--quiet]
 
-fn main() -> Result<(), flowgate::Error> {
-    // Capacity 1 keeps producer and consumer in lock step, as in the notes.
-    let consumed = flowgate::from_iter(1..=5u32)
-        .inspect(|n| println!("[Producer]Producing {n}..."))
-        .name("producer")
-        .capacity(1)
-        .fold(0, |count, n| {
+use std::time::Instant;
+
+use clap::Parser;
+use flowgate::{Consumer, SendError};
+use futures_lite::future;
+use smol::LocalExecutor;
+
+#[derive(Parser, Debug)]
+#[command(about = "A producer sends items to a consumer and gets each one's reply")]
+struct Args {
+    /// How many items the producer sends.
+    #[arg(long, default_value_t = 5)]
+    items: u64,
+    /// How many sends can wait for the task consumer.
+    #[arg(long, default_value_t = flowgate::DEFAULT_CONSUMER_CAPACITY)]
+    capacity: usize,
+    /// Drive a generator-style consumer inline, in the producer's task,
+    /// instead of a consumer task.
+    #[arg(long)]
+    inline: bool,
+    /// Keep many sends in flight (task consumer only); replies are read as
+    /// they come.
+    #[arg(long, conflicts_with = "inline")]
+    pipelined: bool,
+    /// No line per item; print a summary at the end.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// The consumer of the seed: it prints what it consumes and answers
+/// "200 OK". Its state counts the items, like a generator's local.
+fn consumer(
+    quiet: bool,
+) -> Consumer<u64, flowgate::SyncHandler<impl FnMut(&mut u64, u64) -> &'static str>> {
+    Consumer::new(0u64, move |consumed: &mut u64, n: u64| {
+        if !quiet {
             println!("[Consumer]Consuming {n}...");
-            count + 1
-        })
-        .name("consumer")
-        .run()?;
-    println!("[PRODUCER]Consumer took {consumed} items, then the producer closed");
+        }
+        *consumed += 1;
+        "200 OK"
+    })
+    .name("consumer")
+}
+
+/// What the producer keeps of the replies: their count and a checksum.
+#[derive(Default)]
+struct Tally {
+    ok: u64,
+    checksum: u64,
+}
+
+impl Tally {
+    fn add(&mut self, n: u64, reply: &str, quiet: bool) {
+        if !quiet {
+            println!("[PRODUCER]Consumer return: {reply}");
+        }
+        if reply == "200 OK" {
+            self.ok += 1;
+            self.checksum = self.checksum.wrapping_add(n);
+        }
+    }
+}
+
+fn announce(n: u64, quiet: bool) {
+    if !quiet {
+        println!("[Producer]Producing {n}...");
+    }
+}
+
+fn run_inline(args: &Args) -> Result<(Tally, u64), SendError<u64>> {
+    let mut c = consumer(args.quiet).inline();
+    let mut tally = Tally::default();
+    future::block_on(async {
+        for n in 1..=args.items {
+            announce(n, args.quiet);
+            let reply = c.send(n).await?;
+            tally.add(n, reply, args.quiet);
+        }
+        Ok::<_, SendError<u64>>(())
+    })?;
+    Ok((tally, c.close()))
+}
+
+fn run_task(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>> {
+    let ex = LocalExecutor::new();
+    let (mut producer, handle) = consumer(args.quiet)
+        .capacity(args.capacity)
+        .spawn_local(&ex);
+    future::block_on(ex.run(async {
+        let mut tally = Tally::default();
+        for n in 1..=args.items {
+            announce(n, args.quiet);
+            let reply = producer.send(n).await?;
+            tally.add(n, reply, args.quiet);
+        }
+        producer.close();
+        Ok((tally, handle.await?))
+    }))
+}
+
+fn run_pipelined(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>> {
+    let ex = LocalExecutor::new();
+    let (producer, handle) = consumer(args.quiet)
+        .capacity(args.capacity)
+        .spawn_local(&ex);
+    let (mut tx, mut replies) = producer.pipelined(4096)?;
+    drop(producer);
+    let quiet = args.quiet;
+    future::block_on(ex.run(async {
+        let send = async move {
+            for n in 1..=args.items {
+                announce(n, quiet);
+                tx.send(n).await?;
+            }
+            tx.close().await;
+            Ok::<_, SendError<u64>>(())
+        };
+        let read = async move {
+            let mut tally = Tally::default();
+            while let Some((ticket, reply)) = futures_lite::StreamExt::next(&mut replies).await {
+                tally.add(ticket + 1, reply?, quiet);
+            }
+            Ok::<_, SendError<u64>>(tally)
+        };
+        let (sent, tally) = future::zip(send, read).await;
+        sent?;
+        Ok((tally?, handle.await?))
+    }))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let start = Instant::now();
+    let (tally, consumed) = if args.inline {
+        run_inline(&args)?
+    } else if args.pipelined {
+        run_pipelined(&args)?
+    } else {
+        run_task(&args)?
+    };
+    let elapsed = start.elapsed();
+    if args.quiet {
+        let mode = if args.inline {
+            "inline"
+        } else if args.pipelined {
+            "pipelined"
+        } else {
+            "task"
+        };
+        println!(
+            "{} round trips ({mode} consumer) in {:.3} s: {:.2} M/s, {} replies \"200 OK\", checksum {}",
+            args.items,
+            elapsed.as_secs_f64(),
+            args.items as f64 / elapsed.as_secs_f64() / 1e6,
+            tally.ok,
+            tally.checksum,
+        );
+    }
+    if consumed != args.items || tally.ok != args.items {
+        return Err(format!(
+            "sent {} items, but the consumer took {consumed} and {} replies came back",
+            args.items, tally.ok
+        )
+        .into());
+    }
     Ok(())
 }

@@ -1,10 +1,11 @@
-//! Runs one standard workload through flowgate and through hand-written
-//! alternatives, in one process, and prints a side-by-side table.
+//! Runs the standard workloads through flowgate and through hand-written
+//! alternatives, in one process, and prints side-by-side tables.
 //!
-//! The workload: a source of `0..N` u64, `map(x.wrapping_mul(3))`,
-//! `map(x ^ 0x5555)`, and a wrapping sum, with hops of 1024 items. Every row
-//! must produce the same checksum; the example exits with status 1 if one
-//! differs.
+//! The pipeline workload: a source of `0..N` u64, `map(x.wrapping_mul(3))`,
+//! `map(x ^ 0x5555)`, and a wrapping sum, with hops of 1024 items. The ack
+//! workload: sends of `n`, each answered with `n + 1`, summed. Within each
+//! group every row must produce the same checksum; the example exits with
+//! status 1 if one differs.
 //!
 //! Run with: cargo run --release --example throughput -- [--items N] [--capacity C] [--only NAME] [--csv]
 
@@ -27,6 +28,9 @@ struct Args {
     /// Chunk limit of flowgate's stages (default: the library's default).
     #[arg(long, default_value_t = flowgate::DEFAULT_CHUNK_LIMIT)]
     chunk_limit: usize,
+    /// Round trips in each ack row.
+    #[arg(long, default_value_t = 1_000_000)]
+    ack_items: u64,
     /// Run only the row with this name.
     #[arg(long)]
     only: Option<String>,
@@ -47,6 +51,67 @@ const ROWS: &[Row] = &[
     ("async-channel-per-item", per_item),
     ("async-channel-batched-256", batched_256),
 ];
+
+/// Round-trip rows: `--ack-items` sends of `n`, each answered with `n + 1`;
+/// the checksum is the wrapping sum of the replies.
+const ACK_ROWS: &[Row] = &[
+    ("flowgate-ack-inline", ack_inline),
+    ("flowgate-ack-task", ack_task),
+    ("flowgate-ack-pipelined", ack_pipelined),
+];
+
+fn reply(_: &mut (), n: u64) -> u64 {
+    n.wrapping_add(1)
+}
+
+/// Sequential sends to a generator-style consumer, in the caller's task.
+fn ack_inline(args: &Args) -> u64 {
+    let mut consumer = flowgate::Consumer::new((), reply).inline();
+    future::block_on(async {
+        let mut sum = 0u64;
+        for n in 0..args.ack_items {
+            sum = sum.wrapping_add(consumer.send(n).await.expect("the consumer replies"));
+        }
+        sum
+    })
+}
+
+/// Sequential sends to a consumer task on a single-threaded executor.
+fn ack_task(args: &Args) -> u64 {
+    let ex = LocalExecutor::new();
+    let (mut producer, _consumer) = flowgate::Consumer::new((), reply).spawn_local(&ex);
+    future::block_on(ex.run(async {
+        let mut sum = 0u64;
+        for n in 0..args.ack_items {
+            sum = sum.wrapping_add(producer.send(n).await.expect("the consumer replies"));
+        }
+        sum
+    }))
+}
+
+/// Many sends in flight to a consumer task, replies read in send order.
+fn ack_pipelined(args: &Args) -> u64 {
+    let ex = LocalExecutor::new();
+    let (producer, _consumer) = flowgate::Consumer::new((), reply).spawn_local(&ex);
+    let (mut tx, mut replies) = producer.pipelined(4096).expect("the window is not 0");
+    let n = args.ack_items;
+    future::block_on(ex.run(async move {
+        let send = async move {
+            for x in 0..n {
+                tx.send(x).await.expect("the consumer is running");
+            }
+            tx.close().await;
+        };
+        let read = async move {
+            let mut sum = 0u64;
+            while let Some((_, reply)) = futures_lite::StreamExt::next(&mut replies).await {
+                sum = sum.wrapping_add(reply.expect("the consumer replies"));
+            }
+            sum
+        };
+        future::zip(send, read).await.1
+    }))
+}
 
 #[inline]
 fn stage1(x: u64) -> u64 {
@@ -157,22 +222,32 @@ fn batched_256(args: &Args) -> u64 {
 
 struct Measured {
     name: &'static str,
-    best: Duration,
+    ns_per_item: f64,
     checksum: u64,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.items == 0 || args.capacity == 0 || args.chunk_limit == 0 || args.repeat == 0 {
-        eprintln!("error: --items, --capacity, --chunk-limit and --repeat must be at least 1");
+    if [
+        args.items,
+        args.ack_items,
+        args.capacity as u64,
+        args.chunk_limit as u64,
+        args.repeat as u64,
+    ]
+    .contains(&0)
+    {
+        eprintln!("error: --items, --ack-items, --capacity, --chunk-limit and --repeat must be at least 1");
         return ExitCode::from(2);
     }
-    let rows: Vec<&Row> = ROWS
-        .iter()
-        .filter(|(name, _)| args.only.as_deref().is_none_or(|only| only == *name))
-        .collect();
-    if rows.is_empty() {
-        let names: Vec<&str> = ROWS.iter().map(|(name, _)| *name).collect();
+    let pick = |rows: &'static [Row]| -> Vec<&'static Row> {
+        rows.iter()
+            .filter(|(name, _)| args.only.as_deref().is_none_or(|only| only == *name))
+            .collect()
+    };
+    let (rows, ack_rows) = (pick(ROWS), pick(ACK_ROWS));
+    if rows.is_empty() && ack_rows.is_empty() {
+        let names: Vec<&str> = ROWS.iter().chain(ACK_ROWS).map(|(name, _)| *name).collect();
         eprintln!(
             "error: no row named {:?}; rows are: {}",
             args.only,
@@ -181,63 +256,81 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
 
-    let results: Vec<Measured> = rows
-        .iter()
-        .map(|(name, run)| {
-            let mut best = Duration::MAX;
-            let mut checksum = 0;
-            for _ in 0..args.repeat {
-                let start = Instant::now();
-                checksum = run(&args);
-                best = best.min(start.elapsed());
-            }
-            Measured {
-                name,
-                best,
-                checksum,
-            }
-        })
-        .collect();
+    let measure = |rows: &[&Row], items: u64| -> Vec<Measured> {
+        rows.iter()
+            .map(|(name, run)| {
+                let mut best = Duration::MAX;
+                let mut checksum = 0;
+                for _ in 0..args.repeat {
+                    let start = Instant::now();
+                    checksum = run(&args);
+                    best = best.min(start.elapsed());
+                }
+                Measured {
+                    name,
+                    ns_per_item: best.as_secs_f64() * 1e9 / items as f64,
+                    checksum,
+                }
+            })
+            .collect()
+    };
+    let groups = [
+        ("pipeline", measure(&rows, args.items), args.items),
+        ("ack", measure(&ack_rows, args.ack_items), args.ack_items),
+    ];
 
-    let per_item = |m: &Measured| m.best.as_secs_f64() * 1e9 / args.items as f64;
-    let base = results.iter().find(|m| m.name == "flowgate").map(per_item);
     if args.csv {
         println!("name,items_per_sec,ns_per_item,checksum");
-        for m in &results {
-            let ns = per_item(m);
-            println!("{},{:.0},{:.3},{}", m.name, 1e9 / ns, ns, m.checksum);
+        for m in groups.iter().flat_map(|(_, results, _)| results) {
+            println!(
+                "{},{:.0},{:.3},{}",
+                m.name,
+                1e9 / m.ns_per_item,
+                m.ns_per_item,
+                m.checksum
+            );
         }
     } else {
         println!(
-            "{} items, capacity {}, best of {}, {} cores\n",
-            args.items,
+            "capacity {}, best of {}, {} cores",
             args.capacity,
             args.repeat,
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );
-        println!("| name | items/s | ns/item | flowgate is x faster | checksum |");
-        println!("|---|---:|---:|---:|---:|");
-        for m in &results {
-            let ns = per_item(m);
-            let ratio = base.map_or("-".to_owned(), |b| format!("{:.2}", ns / b));
+        for (group, results, items) in &groups {
+            let Some(first) = results.first() else {
+                continue;
+            };
             println!(
-                "| {} | {:.1} M | {:.2} | {} | {:#x} |",
-                m.name,
-                1e3 / ns,
-                ns,
-                ratio,
-                m.checksum
+                "\n{group}: {items} items; ratio = this row's ns/item over {}'s\n",
+                first.name
             );
+            println!("| name | items/s | ns/item | ratio | checksum |");
+            println!("|---|---:|---:|---:|---:|");
+            for m in results {
+                println!(
+                    "| {} | {:.1} M | {:.2} | {:.2} | {:#x} |",
+                    m.name,
+                    1e3 / m.ns_per_item,
+                    m.ns_per_item,
+                    m.ns_per_item / first.ns_per_item,
+                    m.checksum
+                );
+            }
         }
     }
 
-    let expected = results[0].checksum;
-    if let Some(bad) = results.iter().find(|m| m.checksum != expected) {
-        eprintln!(
-            "error: checksum mismatch: {} gave {:#x}, {} gave {:#x}",
-            results[0].name, expected, bad.name, bad.checksum
-        );
-        return ExitCode::from(1);
+    for (_, results, _) in &groups {
+        let Some(first) = results.first() else {
+            continue;
+        };
+        if let Some(bad) = results.iter().find(|m| m.checksum != first.checksum) {
+            eprintln!(
+                "error: checksum mismatch: {} gave {:#x}, {} gave {:#x}",
+                first.name, first.checksum, bad.name, bad.checksum
+            );
+            return ExitCode::from(1);
+        }
     }
     ExitCode::SUCCESS
 }

@@ -82,17 +82,27 @@
     unreachable_pub
 )]
 
+mod ack;
+mod consumer;
 mod error;
 mod hop;
 mod job;
 mod join;
 mod pipeline;
+mod pipelined;
+mod producer;
 mod stage;
 mod stream;
 
-pub use error::Error;
+pub use consumer::{
+    AsyncHandler, Consumer, ConsumerHandle, Handler, InlineConsumer, SyncHandler,
+    DEFAULT_CONSUMER_CAPACITY,
+};
+pub use error::{Error, SendError, TrySendError};
 pub use job::{Job, JobFuture, JobHandle};
 pub use pipeline::{from_iter, from_stream, Pipeline, DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};
+pub use pipelined::{PipelinedSender, Replies};
+pub use producer::Producer;
 pub use stream::PipelineStream;
 
 /// The README's Rust snippets, compiled and run as doctests so that the

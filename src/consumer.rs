@@ -1,0 +1,629 @@
+//! Consumers that answer each item, like a Python generator's `send`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use smol::{Executor, LocalExecutor, Task};
+
+use crate::ack::{self, Failure, Inbox};
+use crate::{Error, Producer, SendError};
+
+/// How many sends can wait for a task consumer, unless set with
+/// [`Consumer::capacity`].
+pub const DEFAULT_CONSUMER_CAPACITY: usize = 1024;
+
+/// The work a consumer does on each item: it may change the consumer's
+/// state, and it gives a reply.
+///
+/// [`Consumer::new`] and [`Consumer::new_async`] make handlers from
+/// closures. Implement the trait yourself to give a consumer a named type.
+///
+/// # Examples
+///
+/// ```
+/// use flowgate::{Consumer, Handler};
+///
+/// /// Replies with a running total.
+/// struct Total;
+///
+/// impl Handler<u64, u64> for Total {
+///     type Reply = u64;
+///     type Future = std::future::Ready<u64>;
+///
+///     fn call(&mut self, total: &mut u64, item: u64) -> Self::Future {
+///         *total += item;
+///         std::future::ready(*total)
+///     }
+/// }
+///
+/// # futures_lite::future::block_on(async {
+/// let mut c = Consumer::with_handler(0, Total).inline();
+/// assert_eq!(c.send(5).await?, 5);
+/// assert_eq!(c.send(2).await?, 7);
+/// assert_eq!(c.close(), 7);
+/// # Ok::<(), flowgate::SendError<u64>>(())
+/// # }).unwrap();
+/// ```
+pub trait Handler<S, T> {
+    /// The reply to each item.
+    type Reply;
+    /// The future of the reply.
+    type Future: Future<Output = Self::Reply>;
+
+    /// Handles one item. The state can change before the future is made;
+    /// the future itself cannot borrow the state.
+    fn call(&mut self, state: &mut S, item: T) -> Self::Future;
+}
+
+/// A [`Handler`] made from a sync closure by [`Consumer::new`].
+///
+/// # Examples
+///
+/// ```
+/// use flowgate::{Handler, SyncHandler};
+///
+/// let mut h = SyncHandler::new(|seen: &mut u32, item: &str| { *seen += 1; item.len() });
+/// let mut seen = 0;
+/// assert_eq!(futures_lite::future::block_on(h.call(&mut seen, "abc")), 3);
+/// assert_eq!(seen, 1);
+/// ```
+#[derive(Clone)]
+pub struct SyncHandler<F>(F);
+
+impl<F> fmt::Debug for SyncHandler<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncHandler").finish_non_exhaustive()
+    }
+}
+
+impl<F> SyncHandler<F> {
+    /// Wraps `f`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = flowgate::SyncHandler::new(|_: &mut (), x: u8| x);
+    /// # drop(h);
+    /// ```
+    pub fn new(f: F) -> Self {
+        SyncHandler(f)
+    }
+}
+
+impl<S, T, R, F> Handler<S, T> for SyncHandler<F>
+where
+    F: FnMut(&mut S, T) -> R,
+{
+    type Reply = R;
+    type Future = std::future::Ready<R>;
+
+    #[inline]
+    fn call(&mut self, state: &mut S, item: T) -> Self::Future {
+        std::future::ready((self.0)(state, item))
+    }
+}
+
+/// A [`Handler`] made from a closure returning a future, by
+/// [`Consumer::new_async`].
+///
+/// # Examples
+///
+/// ```
+/// use flowgate::{AsyncHandler, Handler};
+///
+/// let mut h = AsyncHandler::new(|_: &mut (), x: u8| async move { x * 2 });
+/// assert_eq!(futures_lite::future::block_on(h.call(&mut (), 4)), 8);
+/// ```
+#[derive(Clone)]
+pub struct AsyncHandler<F>(F);
+
+impl<F> fmt::Debug for AsyncHandler<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncHandler").finish_non_exhaustive()
+    }
+}
+
+impl<F> AsyncHandler<F> {
+    /// Wraps `f`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = flowgate::AsyncHandler::new(|_: &mut (), x: u8| async move { x });
+    /// # drop(h);
+    /// ```
+    pub fn new(f: F) -> Self {
+        AsyncHandler(f)
+    }
+}
+
+impl<S, T, Fut, F> Handler<S, T> for AsyncHandler<F>
+where
+    F: FnMut(&mut S, T) -> Fut,
+    Fut: Future,
+{
+    type Reply = Fut::Output;
+    type Future = Fut;
+
+    #[inline]
+    fn call(&mut self, state: &mut S, item: T) -> Fut {
+        (self.0)(state, item)
+    }
+}
+
+/// A consumer not yet started: its state, its handler, and its settings.
+///
+/// Start it in one of two ways:
+///
+/// - [`spawn`](Consumer::spawn) (or `spawn_local`, `spawn_global`) runs it as
+///   its own task behind a bounded queue, and gives a cloneable [`Producer`]
+///   and a [`ConsumerHandle`] for its final state.
+/// - [`inline`](Consumer::inline) gives an [`InlineConsumer`] that runs in
+///   the caller's task, resumed by each `send`, the way `gen.send(n)`
+///   resumes a Python generator.
+///
+/// The state plays the part of a generator's locals, and when the consumer
+/// ends it is handed back like a generator's return value.
+///
+/// # Examples
+///
+/// ```
+/// use flowgate::Consumer;
+///
+/// # futures_lite::future::block_on(async {
+/// let ex = smol::LocalExecutor::new();
+/// let (mut producer, consumer) = Consumer::new(0u32, |count: &mut u32, n: u32| {
+///     *count += 1;
+///     format!("200 OK for {n}")
+/// })
+/// .spawn_local(&ex);
+///
+/// ex.run(async {
+///     assert_eq!(producer.send(1).await?, "200 OK for 1");
+///     assert_eq!(producer.send(2).await?, "200 OK for 2");
+///     drop(producer); // closing every producer ends the consumer
+///     assert_eq!(consumer.await?, 2);
+///     Ok::<(), Box<dyn std::error::Error>>(())
+/// })
+/// .await
+/// # }).unwrap();
+/// ```
+#[must_use = "a consumer does nothing until it is spawned or used inline"]
+pub struct Consumer<S, H> {
+    state: S,
+    handler: H,
+    name: String,
+    capacity: usize,
+}
+
+impl<S, F> Consumer<S, SyncHandler<F>> {
+    /// A consumer that handles each item with a sync closure, which gets the
+    /// consumer's state and the item and gives the reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// let mut c = flowgate::Consumer::new(Vec::new(), |log: &mut Vec<u8>, b: u8| {
+    ///     log.push(b);
+    ///     "200 OK"
+    /// })
+    /// .inline();
+    /// assert_eq!(c.send(1).await?, "200 OK");
+    /// assert_eq!(c.close(), [1]);
+    /// # Ok::<(), flowgate::SendError<u8>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn new<T, R>(state: S, f: F) -> Self
+    where
+        F: FnMut(&mut S, T) -> R,
+    {
+        Consumer::with_handler(state, SyncHandler(f))
+    }
+}
+
+impl<S, F> Consumer<S, AsyncHandler<F>> {
+    /// A consumer that handles each item with an async closure. The closure
+    /// gets the state and the item, may change the state, and returns the
+    /// future of the reply. While the future waits (on a timer, a socket),
+    /// the send waits too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let mut c = flowgate::Consumer::new_async(0u32, |count: &mut u32, n: u32| {
+    ///     *count += 1;
+    ///     async move {
+    ///         smol::Timer::after(Duration::from_millis(1)).await;
+    ///         n * 10
+    ///     }
+    /// })
+    /// .inline();
+    /// assert_eq!(c.send(4).await?, 40);
+    /// assert_eq!(c.close(), 1);
+    /// # Ok::<(), flowgate::SendError<u32>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn new_async<T, Fut>(state: S, f: F) -> Self
+    where
+        F: FnMut(&mut S, T) -> Fut,
+        Fut: Future,
+    {
+        Consumer::with_handler(state, AsyncHandler(f))
+    }
+}
+
+impl<S, H> Consumer<S, H> {
+    /// A consumer with a handler of your own type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::{Consumer, SyncHandler};
+    ///
+    /// let c = Consumer::with_handler((), SyncHandler::new(|_: &mut (), x: u8| x));
+    /// # drop(c);
+    /// ```
+    pub fn with_handler(state: S, handler: H) -> Self {
+        Consumer {
+            state,
+            handler,
+            name: "consumer".to_owned(),
+            capacity: DEFAULT_CONSUMER_CAPACITY,
+        }
+    }
+
+    /// Names the consumer. The name appears in errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// let mut c = flowgate::Consumer::new((), |_: &mut (), _: u8| -> u8 { panic!("no") })
+    ///     .name("picky")
+    ///     .inline();
+    /// let err = c.send(1).await.unwrap_err();
+    /// assert_eq!(err.to_string(), "consumer `picky` panicked: no");
+    /// # });
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets how many sends can wait for a task consumer. A pipelined chunk
+    /// of sends counts once. The default is [`DEFAULT_CONSUMER_CAPACITY`];
+    /// capacity 0 is taken as 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = smol::LocalExecutor::new();
+    /// let (mut p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x).capacity(1).spawn_local(&ex);
+    /// assert_eq!(futures_lite::future::block_on(ex.run(p.send(3)))?, 3);
+    /// # Ok::<(), flowgate::SendError<u8>>(())
+    /// ```
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Gives a consumer that runs in the caller's task: each
+    /// [`send`](InlineConsumer::send) runs the handler at once, with no
+    /// queue and no task switch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// let mut c = flowgate::Consumer::new((), |_: &mut (), n: u32| n + 1).inline();
+    /// assert_eq!(c.send(41).await?, 42);
+    /// # Ok::<(), flowgate::SendError<u32>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn inline(self) -> InlineConsumer<S, H> {
+        InlineConsumer {
+            state: self.state,
+            handler: self.handler,
+            name: self.name,
+            failed: false,
+        }
+    }
+}
+
+impl<S, H> Consumer<S, H>
+where
+    S: Send + 'static,
+    H: Send + 'static,
+{
+    /// Starts the consumer as a task on `ex`. Gives a [`Producer`] to send
+    /// to it, and a [`ConsumerHandle`] that resolves to its final state once
+    /// every producer is gone or one of them has called
+    /// [`close`](Producer::close).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = smol::Executor::new();
+    /// let (mut p, c) = flowgate::Consumer::new(0, |sum: &mut u32, x: u32| { *sum += x; *sum }).spawn(&ex);
+    /// let total = futures_lite::future::block_on(ex.run(async move {
+    ///     p.send(2).await.unwrap();
+    ///     p.send(3).await.unwrap();
+    ///     drop(p);
+    ///     c.await
+    /// }))?;
+    /// assert_eq!(total, 5);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn spawn<T>(self, ex: &Executor<'_>) -> (Producer<T, H::Reply>, ConsumerHandle<S>)
+    where
+        T: Send + 'static,
+        H: Handler<S, T>,
+        H::Reply: Send + 'static,
+        H::Future: Send,
+    {
+        self.start(|fut| ex.spawn(fut))
+    }
+
+    /// Starts the consumer as a task on a single-threaded `ex`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = smol::LocalExecutor::new();
+    /// let (mut p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x + 1).spawn_local(&ex);
+    /// assert_eq!(futures_lite::future::block_on(ex.run(p.send(1)))?, 2);
+    /// # Ok::<(), flowgate::SendError<u8>>(())
+    /// ```
+    pub fn spawn_local<T>(
+        self,
+        ex: &LocalExecutor<'_>,
+    ) -> (Producer<T, H::Reply>, ConsumerHandle<S>)
+    where
+        T: Send + 'static,
+        H: Handler<S, T>,
+        H::Reply: Send + 'static,
+        H::Future: Send,
+    {
+        self.start(|fut| ex.spawn(fut))
+    }
+
+    /// Starts the consumer as a task on smol's global executor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (mut p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x * 2).spawn_global();
+    /// assert_eq!(smol::block_on(p.send(21))?, 42);
+    /// # Ok::<(), flowgate::SendError<u8>>(())
+    /// ```
+    pub fn spawn_global<T>(self) -> (Producer<T, H::Reply>, ConsumerHandle<S>)
+    where
+        T: Send + 'static,
+        H: Handler<S, T>,
+        H::Reply: Send + 'static,
+        H::Future: Send,
+    {
+        self.start(smol::spawn)
+    }
+
+    fn start<T>(
+        self,
+        spawn: impl FnOnce(
+            Pin<Box<dyn Future<Output = Result<S, Error>> + Send>>,
+        ) -> Task<Result<S, Error>>,
+    ) -> (Producer<T, H::Reply>, ConsumerHandle<S>)
+    where
+        T: Send + 'static,
+        H: Handler<S, T>,
+        H::Reply: Send + 'static,
+        H::Future: Send,
+    {
+        let (requests, inbox) = async_channel::bounded(self.capacity);
+        let name: Arc<str> = self.name.into();
+        let task = spawn(Box::pin(ack::consume(
+            Inbox(inbox),
+            self.handler,
+            self.state,
+            Arc::clone(&name),
+        )));
+        (
+            Producer::new(requests, name),
+            ConsumerHandle { task: Some(task) },
+        )
+    }
+}
+
+impl<S, H> fmt::Debug for Consumer<S, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A task consumer's handle: a future of its final state.
+///
+/// The consumer ends once every [`Producer`] has been dropped, or one has
+/// called [`close`](Producer::close) and the sends already queued have been
+/// answered. Its final state is then the handle's output, like a generator's
+/// return value. If the handler panicked, the output is
+/// [`Error::StagePanicked`].
+///
+/// Dropping the handle detaches the consumer: it goes on answering its
+/// producers until they close.
+///
+/// # Examples
+///
+/// ```
+/// let ex = smol::LocalExecutor::new();
+/// let (producer, consumer) = flowgate::Consumer::new(7u8, |_: &mut u8, x: u8| x).spawn_local(&ex);
+/// producer.close();
+/// assert_eq!(futures_lite::future::block_on(ex.run(consumer))?, 7);
+/// # Ok::<(), flowgate::Error>(())
+/// ```
+#[must_use = "the handle gives the consumer's final state"]
+pub struct ConsumerHandle<S> {
+    task: Option<Task<Result<S, Error>>>,
+}
+
+impl<S> Future for ConsumerHandle<S> {
+    type Output = Result<S, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Polled again after it was done: there is nothing more to give.
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Pending;
+        };
+        let result = std::task::ready!(Pin::new(task).poll(cx));
+        self.task = None;
+        Poll::Ready(result)
+    }
+}
+
+impl<S> Drop for ConsumerHandle<S> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<S> fmt::Debug for ConsumerHandle<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerHandle")
+            .field("done", &self.task.is_none())
+            .finish()
+    }
+}
+
+/// A generator-style consumer, driven in the caller's task: each
+/// [`send`](InlineConsumer::send) runs the handler on the item at once and
+/// gives its reply, with no queue and no task switch. If the handler awaits
+/// something, the send waits for it.
+///
+/// [`close`](InlineConsumer::close) ends the consumer and gives its final
+/// state, like the return value of a Python generator.
+///
+/// An inline consumer is resumed by one caller at a time, as a generator is;
+/// to share a consumer between tasks, spawn it and clone its [`Producer`].
+///
+/// # Examples
+///
+/// The producer/consumer dialog of the seed notes:
+///
+/// ```
+/// # futures_lite::future::block_on(async {
+/// let mut c = flowgate::Consumer::new((), |_: &mut (), n: u32| {
+///     println!("[Consumer]Consuming {n}...");
+///     "200 OK"
+/// })
+/// .inline();
+/// for n in 1..=5 {
+///     println!("[Producer]Producing {n}...");
+///     let r = c.send(n).await?;
+///     println!("[PRODUCER]Consumer return: {r}");
+/// }
+/// c.close();
+/// # Ok::<(), flowgate::SendError<u32>>(())
+/// # }).unwrap();
+/// ```
+pub struct InlineConsumer<S, H> {
+    state: S,
+    handler: H,
+    name: String,
+    /// Set once the handler panicked; later sends give their items back.
+    failed: bool,
+}
+
+impl<S, H> InlineConsumer<S, H> {
+    /// Runs the handler on `item` and gives its reply.
+    ///
+    /// If the handler panics, the panic becomes
+    /// [`SendError::Panicked`] and the consumer is closed: later sends give
+    /// their items back as [`SendError::Closed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// let mut c = flowgate::Consumer::new(0, |n: &mut i32, x: i32| { *n += x; *n }).inline();
+    /// assert_eq!(c.send(2).await?, 2);
+    /// assert_eq!(c.send(3).await?, 5);
+    /// # Ok::<(), flowgate::SendError<i32>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn send<T>(&mut self, item: T) -> Result<H::Reply, SendError<T>>
+    where
+        H: Handler<S, T>,
+    {
+        if self.failed {
+            return Err(SendError::Closed(item));
+        }
+        // Until the reply is in, a cancelled send leaves the state half
+        // changed; treat that like a panic.
+        self.failed = true;
+        match ack::call(&mut self.handler, &mut self.state, item).await {
+            Ok(reply) => {
+                self.failed = false;
+                Ok(reply)
+            }
+            Err(message) => Err(SendError::Panicked {
+                stage: self.name.clone(),
+                message,
+            }),
+        }
+    }
+
+    /// Whether the consumer has failed (its handler panicked, or a send was
+    /// dropped before its reply), so that sends give their items back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = flowgate::Consumer::new((), |_: &mut (), x: u8| x).inline();
+    /// assert!(!c.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.failed
+    }
+
+    /// Ends the consumer and gives its final state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = flowgate::Consumer::new(vec![1, 2], |v: &mut Vec<i32>, x: i32| v.push(x)).inline();
+    /// assert_eq!(c.close(), [1, 2]);
+    /// ```
+    pub fn close(self) -> S {
+        self.state
+    }
+}
+
+impl<S, H> fmt::Debug for InlineConsumer<S, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InlineConsumer")
+            .field("name", &self.name)
+            .field("closed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a producer makes of an answer's failure for an item.
+pub(crate) fn send_error<T>(failure: Failure, name: &str) -> SendError<T> {
+    match failure {
+        Failure::Panicked(message) => SendError::Panicked {
+            stage: name.to_owned(),
+            message,
+        },
+        Failure::Cancelled => SendError::Cancelled,
+    }
+}

@@ -1,0 +1,295 @@
+//! The producer side of a task consumer: send an item, get its reply.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_channel::{Receiver, Sender, TrySendError as ChannelTrySendError};
+
+use crate::ack::{Answer, Request};
+use crate::consumer::send_error;
+use crate::pipelined::Halves;
+use crate::{Error, SendError, TrySendError};
+
+/// Sends items to a task consumer and gets each item's reply, like
+/// `r = consumer.send(n)` on a Python generator.
+///
+/// A producer is made by [`Consumer::spawn`](crate::Consumer::spawn) and its
+/// siblings. Clone it to let several tasks share one consumer: each clone
+/// has its own reply channel, so every caller gets its own replies and never
+/// another caller's. When every producer is dropped, or one calls
+/// [`close`](Producer::close), the consumer finishes the sends already
+/// queued and ends.
+///
+/// [`send`](Producer::send) waits for each reply before the next send. To
+/// keep many items in flight, use [`pipelined`](Producer::pipelined).
+///
+/// # Examples
+///
+/// ```
+/// # futures_lite::future::block_on(async {
+/// let ex = smol::LocalExecutor::new();
+/// let (mut producer, _consumer) =
+///     flowgate::Consumer::new((), |_: &mut (), n: u32| n * 2).spawn_local(&ex);
+/// let mut other = producer.clone();
+/// ex.run(async {
+///     assert_eq!(producer.send(1).await?, 2);
+///     assert_eq!(other.send(5).await?, 10);
+///     Ok::<(), flowgate::SendError<u32>>(())
+/// })
+/// .await
+/// # }).unwrap();
+/// ```
+pub struct Producer<T, R> {
+    requests: Sender<Request<T, R>>,
+    answers: Receiver<Answer<T, R>>,
+    answer_to: Sender<Answer<T, R>>,
+    /// Buffers that come back with each answer, reused for the next send.
+    items: Vec<T>,
+    replies: Vec<R>,
+    /// Set while a send is between handing over its request and reading the
+    /// answer. Still set at the next send means that send was dropped, and
+    /// its answer may yet arrive: the next send uses a fresh answer channel.
+    owed: bool,
+    name: Arc<str>,
+}
+
+impl<T, R> Producer<T, R> {
+    pub(crate) fn new(requests: Sender<Request<T, R>>, name: Arc<str>) -> Self {
+        let (answer_to, answers) = async_channel::bounded(1);
+        Producer {
+            requests,
+            answers,
+            answer_to,
+            items: Vec::new(),
+            replies: Vec::new(),
+            owed: false,
+            name,
+        }
+    }
+
+    /// Sends `item` and waits for the consumer's reply.
+    ///
+    /// Waits first for room in the consumer's queue: that wait is the
+    /// backpressure. If the consumer has ended or was closed, the item comes
+    /// back in [`SendError::Closed`]. If the consumer panics on this item,
+    /// the error is [`SendError::Panicked`].
+    ///
+    /// Dropping the future before it is done does not take the item back if
+    /// it had already been handed over; the consumer still handles it, and
+    /// its reply is discarded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// let ex = smol::LocalExecutor::new();
+    /// let (mut p, _c) = flowgate::Consumer::new((), |_: &mut (), s: &str| s.len()).spawn_local(&ex);
+    /// assert_eq!(ex.run(p.send("four")).await?, 4);
+    /// # Ok::<(), flowgate::SendError<&str>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn send(&mut self, item: T) -> Result<R, SendError<T>> {
+        let request = self.request(item);
+        if let Err(async_channel::SendError(request)) = self.requests.send(request).await {
+            return Err(self.take_back(request));
+        }
+        self.await_answer().await
+    }
+
+    /// Sends `item` if the consumer's queue has room now, then waits for the
+    /// reply. If the queue is full the item comes back at once in
+    /// [`TrySendError::Full`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// let ex = smol::LocalExecutor::new();
+    /// let (mut p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x).spawn_local(&ex);
+    /// assert_eq!(ex.run(p.try_send(9)).await?, 9);
+    /// # Ok::<(), flowgate::TrySendError<u8>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn try_send(&mut self, item: T) -> Result<R, TrySendError<T>> {
+        let request = self.request(item);
+        match self.requests.try_send(request) {
+            Ok(()) => Ok(self.await_answer().await?),
+            Err(ChannelTrySendError::Full(request)) => match self.take_back(request) {
+                SendError::Closed(item) => Err(TrySendError::Full(item)),
+                other => Err(other.into()),
+            },
+            Err(ChannelTrySendError::Closed(request)) => Err(self.take_back(request).into()),
+        }
+    }
+
+    /// Closes the consumer's queue. Sends already queued are still
+    /// answered; later sends, from any clone, give their items back. The
+    /// consumer then ends and its handle gives its final state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = smol::LocalExecutor::new();
+    /// let (p, c) = flowgate::Consumer::new(0u8, |_: &mut u8, x: u8| x).spawn_local(&ex);
+    /// assert!(p.close());
+    /// assert!(p.is_closed());
+    /// assert_eq!(futures_lite::future::block_on(ex.run(c))?, 0);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn close(&self) -> bool {
+        self.requests.close()
+    }
+
+    /// Whether the consumer's queue is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = smol::LocalExecutor::new();
+    /// let (p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x).spawn_local(&ex);
+    /// assert!(!p.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.requests.is_closed()
+    }
+
+    /// How many sends are waiting in the consumer's queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = smol::LocalExecutor::new();
+    /// let (p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x).spawn_local(&ex);
+    /// assert_eq!(p.len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Whether no send is waiting in the consumer's queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = smol::LocalExecutor::new();
+    /// let (p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x).spawn_local(&ex);
+    /// assert!(p.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// How many sends the consumer's queue holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = smol::LocalExecutor::new();
+    /// let (p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x).capacity(8).spawn_local(&ex);
+    /// assert_eq!(p.capacity(), Some(8));
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        self.requests.capacity()
+    }
+
+    /// A sender that keeps up to `window` items in flight, with their
+    /// replies read, in send order, from the [`Replies`](crate::Replies) beside it.
+    ///
+    /// Items go to the consumer in chunks, and replies come back in chunks,
+    /// so throughput is not capped by round trips. Window 0 gives
+    /// [`Error::ZeroWindow`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_lite::StreamExt;
+    ///
+    /// # futures_lite::future::block_on(async {
+    /// let ex = smol::LocalExecutor::new();
+    /// let (p, _c) = flowgate::Consumer::new((), |_: &mut (), n: u64| n + 1).spawn_local(&ex);
+    /// let (mut tx, replies) = p.pipelined(1024)?;
+    /// let sum = ex.run(async move {
+    ///     let send = async move {
+    ///         for n in 0..10_000 {
+    ///             tx.send(n).await.unwrap();
+    ///         }
+    ///         tx.close().await; // flush, and end the replies
+    ///     };
+    ///     let read = replies.fold(0u64, |sum, (_ticket, reply)| sum + reply.unwrap());
+    ///     futures_lite::future::zip(send, read).await.1
+    /// })
+    /// .await;
+    /// assert_eq!(sum, (1..=10_000).sum());
+    /// # Ok::<(), flowgate::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn pipelined(&self, window: usize) -> Result<Halves<T, R>, Error> {
+        crate::pipelined::pipelined(self.requests.clone(), Arc::clone(&self.name), window)
+    }
+
+    /// Builds the request for one item from the reusable buffers.
+    fn request(&mut self, item: T) -> Request<T, R> {
+        if self.owed {
+            // A dropped send may still be answered on the old channel.
+            let (answer_to, answers) = async_channel::bounded(1);
+            (self.answer_to, self.answers) = (answer_to, answers);
+        }
+        let mut items = std::mem::take(&mut self.items);
+        items.push(item);
+        // From here until the answer is read, an answer is owed.
+        self.owed = true;
+        Request::new(
+            items,
+            std::mem::take(&mut self.replies),
+            self.answer_to.clone(),
+        )
+    }
+
+    /// Takes the item back out of a request that was never handed over.
+    fn take_back(&mut self, request: Request<T, R>) -> SendError<T> {
+        self.owed = false;
+        let (mut items, replies) = request.into_parts();
+        let item = items.pop();
+        (self.items, self.replies) = (items, replies);
+        match item {
+            Some(item) => SendError::Closed(item),
+            None => SendError::Cancelled,
+        }
+    }
+
+    /// Waits for the answer to the request just sent.
+    async fn await_answer(&mut self) -> Result<R, SendError<T>> {
+        // The producer holds a sender of its own answer channel, so this
+        // never sees it closed; every request answers, even from `Drop`.
+        let Ok(mut answer) = self.answers.recv().await else {
+            return Err(SendError::Cancelled);
+        };
+        self.owed = false;
+        let reply = answer.replies.pop();
+        let returned = answer.returned.pop();
+        (self.items, self.replies) = (answer.returned, answer.replies);
+        match (reply, answer.failure, returned) {
+            (Some(reply), _, _) => Ok(reply),
+            (None, _, Some(item)) => Err(SendError::Closed(item)),
+            (None, Some(failure), None) => Err(send_error(failure, &self.name)),
+            (None, None, None) => Err(SendError::Cancelled),
+        }
+    }
+}
+
+impl<T, R> Clone for Producer<T, R> {
+    /// A new producer for the same consumer, with its own reply channel.
+    fn clone(&self) -> Self {
+        Producer::new(self.requests.clone(), Arc::clone(&self.name))
+    }
+}
+
+impl<T, R> fmt::Debug for Producer<T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("consumer", &self.name)
+            .field("queued", &self.requests.len())
+            .field("closed", &self.requests.is_closed())
+            .finish()
+    }
+}
