@@ -80,13 +80,17 @@ fn ack_inline(args: &Args) -> u64 {
 fn ack_task(args: &Args) -> u64 {
     let ex = LocalExecutor::new();
     let (mut producer, _consumer) = flowgate::Consumer::new((), reply).spawn_local(&ex);
-    future::block_on(ex.run(async {
+    let n = args.ack_items;
+    // The producer is a task too, so the executor switches between two
+    // tasks without going idle in between.
+    let producer = ex.spawn(async move {
         let mut sum = 0u64;
-        for n in 0..args.ack_items {
+        for n in 0..n {
             sum = sum.wrapping_add(producer.send(n).await.expect("the consumer replies"));
         }
         sum
-    }))
+    });
+    future::block_on(ex.run(producer))
 }
 
 /// Many sends in flight to a consumer task, replies read in send order.

@@ -14,7 +14,9 @@
 
 use std::panic::AssertUnwindSafe;
 
-use async_channel::{Receiver, Sender};
+use std::task::{Poll, Waker};
+
+use async_channel::{Receiver, Sender, TryRecvError};
 use futures_lite::FutureExt;
 
 use crate::error::panic_message;
@@ -27,6 +29,9 @@ pub(crate) struct Request<T, R> {
     pending: Vec<T>,
     replies: Vec<R>,
     answer_to: Option<Sender<Answer<T, R>>>,
+    /// The task waiting for the answer, woken directly once it is sent.
+    /// `None` when the answer is awaited through the channel itself.
+    waiter: Option<Waker>,
 }
 
 /// What became of a request's items, in order: `replies` answers the first
@@ -50,12 +55,18 @@ pub(crate) enum Failure {
 impl<T, R> Request<T, R> {
     /// Makes a request for `items` (in send order), to be answered on
     /// `answer_to`. `replies` is an empty buffer for the replies.
-    pub(crate) fn new(mut items: Vec<T>, replies: Vec<R>, answer_to: Sender<Answer<T, R>>) -> Self {
+    pub(crate) fn new(
+        mut items: Vec<T>,
+        replies: Vec<R>,
+        answer_to: Sender<Answer<T, R>>,
+        waiter: Option<Waker>,
+    ) -> Self {
         items.reverse();
         Request {
             pending: items,
             replies,
             answer_to: Some(answer_to),
+            waiter,
         }
     }
 
@@ -83,6 +94,9 @@ impl<T, R> Request<T, R> {
             failure,
             returned,
         });
+        if let Some(waiter) = self.waiter.take() {
+            waiter.wake();
+        }
     }
 }
 
@@ -93,15 +107,78 @@ impl<T, R> Drop for Request<T, R> {
     }
 }
 
+/// Where an idle consumer leaves its waker for the next producer to wake.
+///
+/// The consumer takes requests with `try_recv` and never sleeps on the
+/// channel itself, which would cost an allocation and a notification per
+/// wait. Instead it publishes its waker here and checks its queue once more;
+/// a producer queues its request and then rings. Each side writes before it
+/// reads the other's side, so at least one of them sees the other: either
+/// the consumer finds the request, or the producer finds the waker.
+#[derive(Clone)]
+pub(crate) struct Doorbell {
+    give: Sender<Waker>,
+    take: Receiver<Waker>,
+}
+
+impl Doorbell {
+    pub(crate) fn new() -> Self {
+        let (give, take) = async_channel::bounded(1);
+        Doorbell { give, take }
+    }
+
+    /// Wakes the consumer if it is waiting.
+    #[inline]
+    pub(crate) fn ring(&self) {
+        if let Ok(waker) = self.take.try_recv() {
+            waker.wake();
+        }
+    }
+
+    /// Leaves the consumer's waker for the next ring, replacing one left
+    /// before.
+    fn arm(&self, waker: &Waker) {
+        if let Err(async_channel::TrySendError::Full(waker)) = self.give.try_send(waker.clone()) {
+            let _ = self.take.try_recv();
+            let _ = self.give.try_send(waker);
+        }
+    }
+}
+
 /// The consumer's end of its request channel. Dropping it, however the
 /// consumer ends, closes the channel and answers every request still
 /// queued, giving the items back to their producers.
-pub(crate) struct Inbox<T, R>(pub(crate) Receiver<Request<T, R>>);
+pub(crate) struct Inbox<T, R> {
+    pub(crate) requests: Receiver<Request<T, R>>,
+    pub(crate) bell: Doorbell,
+}
+
+impl<T, R> Inbox<T, R> {
+    /// Waits for the next request; `None` once every producer is gone or
+    /// the queue was closed, and it is empty.
+    async fn recv(&self) -> Option<Request<T, R>> {
+        let mut armed = false;
+        std::future::poll_fn(|cx| loop {
+            match self.requests.try_recv() {
+                Ok(request) => return Poll::Ready(Some(request)),
+                Err(TryRecvError::Closed) => return Poll::Ready(None),
+                Err(TryRecvError::Empty) if !armed => {
+                    // Publish the waker, then look once more: a request
+                    // queued before the waker was visible is seen now.
+                    self.bell.arm(cx.waker());
+                    armed = true;
+                }
+                Err(TryRecvError::Empty) => return Poll::Pending,
+            }
+        })
+        .await
+    }
+}
 
 impl<T, R> Drop for Inbox<T, R> {
     fn drop(&mut self) {
-        self.0.close();
-        while let Ok(request) = self.0.try_recv() {
+        self.requests.close();
+        while let Ok(request) = self.requests.try_recv() {
             drop(request);
         }
     }
@@ -173,7 +250,7 @@ where
     H: Handler<S, T>,
 {
     let mut served = 0usize;
-    while let Ok(request) = inbox.0.recv().await {
+    while let Some(request) = inbox.recv().await {
         if let Err(message) = serve(&mut handler, &mut state, request).await {
             // `inbox` drops on return: later and queued sends get their
             // items back.

@@ -426,15 +426,20 @@ where
         H::Future: Send,
     {
         let (requests, inbox) = async_channel::bounded(self.capacity);
+        let bell = ack::Doorbell::new();
         let name: Arc<str> = self.name.into();
+        let inbox = Inbox {
+            requests: inbox,
+            bell: bell.clone(),
+        };
         let task = spawn(Box::pin(ack::consume(
-            Inbox(inbox),
+            inbox,
             self.handler,
             self.state,
             Arc::clone(&name),
         )));
         (
-            Producer::new(requests, name),
+            Producer::new(requests, bell, name),
             ConsumerHandle { task: Some(task) },
         )
     }

@@ -14,8 +14,9 @@ use std::task::{Context, Poll};
 use async_channel::{Receiver, Sender};
 use futures_lite::Stream;
 
-use crate::ack::{Answer, Failure, Request};
+use crate::ack::{Answer, Doorbell, Failure, Request};
 use crate::consumer::send_error;
+use crate::producer::release;
 use crate::{Error, SendError, DEFAULT_CHUNK_LIMIT};
 
 /// A chunk's buffers: one for the items, one for their replies.
@@ -26,6 +27,7 @@ pub(crate) type Halves<T, R> = (PipelinedSender<T, R>, Replies<T, R>);
 
 pub(crate) fn pipelined<T, R>(
     requests: Sender<Request<T, R>>,
+    bell: Doorbell,
     name: Arc<str>,
     window: usize,
 ) -> Result<Halves<T, R>, Error> {
@@ -44,6 +46,7 @@ pub(crate) fn pipelined<T, R>(
     }
     let sender = PipelinedSender {
         requests,
+        bell,
         answer_to: Some(answer_to),
         credits: take,
         current: None,
@@ -105,6 +108,7 @@ pub(crate) fn pipelined<T, R>(
 /// ```
 pub struct PipelinedSender<T, R> {
     requests: Sender<Request<T, R>>,
+    bell: Doorbell,
     /// `None` once closed.
     answer_to: Option<Sender<Answer<T, R>>>,
     credits: Receiver<Credit<T, R>>,
@@ -251,9 +255,14 @@ impl<T, R> PipelinedSender<T, R> {
             self.current = Some((items, replies));
             return true;
         }
-        let request = Request::new(items, replies, answer_to.clone());
+        // The replies are read through the answer channel itself, so the
+        // request names no waiter.
+        let request = Request::new(items, replies, answer_to.clone(), None);
         match self.requests.send(request).await {
-            Ok(()) => true,
+            Ok(()) => {
+                self.bell.ring();
+                true
+            }
             Err(async_channel::SendError(request)) => {
                 let (items, replies) = request.into_parts();
                 self.current = Some((items, replies));
@@ -288,20 +297,16 @@ impl<T, R> Drop for PipelinedSender<T, R> {
     fn drop(&mut self) {
         // Deliver a partial chunk if the queue has room; otherwise give its
         // items back through the replies. Either way each one is answered.
-        let Some((items, replies)) = self.current.take() else {
-            return;
-        };
-        if items.is_empty() {
-            return;
+        if let (Some((items, replies)), Some(answer_to)) = (self.current.take(), &self.answer_to) {
+            if !items.is_empty() {
+                let request = Request::new(items, replies, answer_to.clone(), None);
+                if let Err(err) = self.requests.try_send(request) {
+                    let (items, replies) = err.into_inner().into_parts();
+                    self.return_through_replies(items, replies);
+                }
+            }
         }
-        let Some(answer_to) = &self.answer_to else {
-            return;
-        };
-        let request = Request::new(items, replies, answer_to.clone());
-        if let Err(err) = self.requests.try_send(request) {
-            let (items, replies) = err.into_inner().into_parts();
-            self.return_through_replies(items, replies);
-        }
+        release(&mut self.requests, &self.bell);
     }
 }
 

@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 
 use async_channel::{Receiver, Sender, TrySendError as ChannelTrySendError};
 
-use crate::ack::{Answer, Request};
+use crate::ack::{Answer, Doorbell, Request};
 use crate::consumer::send_error;
 use crate::pipelined::Halves;
 use crate::{Error, SendError, TrySendError};
@@ -41,6 +42,8 @@ use crate::{Error, SendError, TrySendError};
 /// ```
 pub struct Producer<T, R> {
     requests: Sender<Request<T, R>>,
+    /// Wakes the consumer after a request is queued.
+    bell: Doorbell,
     answers: Receiver<Answer<T, R>>,
     answer_to: Sender<Answer<T, R>>,
     /// Buffers that come back with each answer, reused for the next send.
@@ -54,10 +57,11 @@ pub struct Producer<T, R> {
 }
 
 impl<T, R> Producer<T, R> {
-    pub(crate) fn new(requests: Sender<Request<T, R>>, name: Arc<str>) -> Self {
+    pub(crate) fn new(requests: Sender<Request<T, R>>, bell: Doorbell, name: Arc<str>) -> Self {
         let (answer_to, answers) = async_channel::bounded(1);
         Producer {
             requests,
+            bell,
             answers,
             answer_to,
             items: Vec::new(),
@@ -89,11 +93,20 @@ impl<T, R> Producer<T, R> {
     /// # }).unwrap();
     /// ```
     pub async fn send(&mut self, item: T) -> Result<R, SendError<T>> {
-        let request = self.request(item);
-        if let Err(async_channel::SendError(request)) = self.requests.send(request).await {
-            return Err(self.take_back(request));
+        let waiter = current_waker().await;
+        let request = self.request(item, waiter.clone());
+        match self.requests.try_send(request) {
+            Ok(()) => {}
+            Err(ChannelTrySendError::Closed(request)) => return Err(self.take_back(request)),
+            Err(ChannelTrySendError::Full(request)) => {
+                // The queue is full: wait for room, the backpressure.
+                if let Err(async_channel::SendError(request)) = self.requests.send(request).await {
+                    return Err(self.take_back(request));
+                }
+            }
         }
-        self.await_answer().await
+        self.bell.ring();
+        self.await_answer(&waiter).await
     }
 
     /// Sends `item` if the consumer's queue has room now, then waits for the
@@ -111,9 +124,13 @@ impl<T, R> Producer<T, R> {
     /// # }).unwrap();
     /// ```
     pub async fn try_send(&mut self, item: T) -> Result<R, TrySendError<T>> {
-        let request = self.request(item);
+        let waiter = current_waker().await;
+        let request = self.request(item, waiter.clone());
         match self.requests.try_send(request) {
-            Ok(()) => Ok(self.await_answer().await?),
+            Ok(()) => {
+                self.bell.ring();
+                Ok(self.await_answer(&waiter).await?)
+            }
             Err(ChannelTrySendError::Full(request)) => match self.take_back(request) {
                 SendError::Closed(item) => Err(TrySendError::Full(item)),
                 other => Err(other.into()),
@@ -137,7 +154,10 @@ impl<T, R> Producer<T, R> {
     /// # Ok::<(), flowgate::Error>(())
     /// ```
     pub fn close(&self) -> bool {
-        self.requests.close()
+        let closed = self.requests.close();
+        // The consumer may be asleep; it must see the close to end.
+        self.bell.ring();
+        closed
     }
 
     /// Whether the consumer's queue is closed.
@@ -224,11 +244,16 @@ impl<T, R> Producer<T, R> {
     /// # }).unwrap();
     /// ```
     pub fn pipelined(&self, window: usize) -> Result<Halves<T, R>, Error> {
-        crate::pipelined::pipelined(self.requests.clone(), Arc::clone(&self.name), window)
+        crate::pipelined::pipelined(
+            self.requests.clone(),
+            self.bell.clone(),
+            Arc::clone(&self.name),
+            window,
+        )
     }
 
     /// Builds the request for one item from the reusable buffers.
-    fn request(&mut self, item: T) -> Request<T, R> {
+    fn request(&mut self, item: T, waiter: Waker) -> Request<T, R> {
         if self.owed {
             // A dropped send may still be answered on the old channel.
             let (answer_to, answers) = async_channel::bounded(1);
@@ -242,6 +267,7 @@ impl<T, R> Producer<T, R> {
             items,
             std::mem::take(&mut self.replies),
             self.answer_to.clone(),
+            Some(waiter),
         )
     }
 
@@ -257,11 +283,26 @@ impl<T, R> Producer<T, R> {
         }
     }
 
-    /// Waits for the answer to the request just sent.
-    async fn await_answer(&mut self) -> Result<R, SendError<T>> {
+    /// Waits for the answer to the request just sent, whose request
+    /// carries `waiter`.
+    async fn await_answer(&mut self, waiter: &Waker) -> Result<R, SendError<T>> {
+        // The consumer wakes `waiter` once the answer is in, so waiting
+        // needs no listener on the channel. If this future is polled with
+        // another waker, that wake-up would go astray: wait on the channel.
+        let answers = &self.answers;
+        let fast = std::future::poll_fn(|cx| match answers.try_recv() {
+            Ok(answer) => Poll::Ready(Some(answer)),
+            Err(_) if !waiter.will_wake(cx.waker()) => Poll::Ready(None),
+            Err(_) => Poll::Pending,
+        })
+        .await;
+        let answer = match fast {
+            Some(answer) => Some(answer),
+            None => self.answers.recv().await.ok(),
+        };
         // The producer holds a sender of its own answer channel, so this
         // never sees it closed; every request answers, even from `Drop`.
-        let Ok(mut answer) = self.answers.recv().await else {
+        let Some(mut answer) = answer else {
             return Err(SendError::Cancelled);
         };
         self.owed = false;
@@ -280,8 +321,31 @@ impl<T, R> Producer<T, R> {
 impl<T, R> Clone for Producer<T, R> {
     /// A new producer for the same consumer, with its own reply channel.
     fn clone(&self) -> Self {
-        Producer::new(self.requests.clone(), Arc::clone(&self.name))
+        Producer::new(
+            self.requests.clone(),
+            self.bell.clone(),
+            Arc::clone(&self.name),
+        )
     }
+}
+
+impl<T, R> Drop for Producer<T, R> {
+    fn drop(&mut self) {
+        release(&mut self.requests, &self.bell);
+    }
+}
+
+/// Drops a producer's sender, then wakes the consumer. If that was the last
+/// sender the queue is now closed, and the consumer must wake to see it.
+pub(crate) fn release<T, R>(requests: &mut Sender<Request<T, R>>, bell: &Doorbell) {
+    let (closed, _) = async_channel::bounded(1);
+    drop(std::mem::replace(requests, closed));
+    bell.ring();
+}
+
+/// The waker of the task polling the caller.
+async fn current_waker() -> Waker {
+    std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await
 }
 
 impl<T, R> fmt::Debug for Producer<T, R> {
