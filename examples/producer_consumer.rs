@@ -6,7 +6,11 @@
 //! it becomes a throughput demo that prints a summary with round trips per
 //! second and the checksum of the replies.
 //!
-//! Run with: cargo run --release --example producer_consumer -- [--items N] [--capacity C] [--inline] [--pipelined] [--quiet]
+//! With `--stages K` the items pass through K extra map stages before the
+//! consumer, and each reply comes back end to end through the whole
+//! pipeline.
+//!
+//! Run with: cargo run --release --example producer_consumer -- [--items N] [--capacity C] [--stages K] [--inline] [--pipelined] [--quiet]
 
 use std::time::Instant;
 
@@ -24,9 +28,13 @@ struct Args {
     /// How many sends can wait for the task consumer.
     #[arg(long, default_value_t = flowgate::DEFAULT_CONSUMER_CAPACITY)]
     capacity: usize,
+    /// Extra map stages between the producer and the consumer; replies then
+    /// come back end to end through all of them.
+    #[arg(long, default_value_t = 0)]
+    stages: usize,
     /// Drive a generator-style consumer inline, in the producer's task,
     /// instead of a consumer task.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stages")]
     inline: bool,
     /// Keep many sends in flight (task consumer only); replies are read as
     /// they come.
@@ -108,6 +116,76 @@ fn run_task(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>> {
     }))
 }
 
+/// The producer sends through `--stages` map stages and then the consumer,
+/// all opened as one service: each reply is the consumer's answer, carried
+/// back through the whole pipeline.
+fn run_stages(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let consumed = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&consumed);
+    let (stages, quiet, capacity) = (args.stages, args.quiet, args.capacity);
+    let (mut producer, job) = flowgate::service(move |s| {
+        let mut s = s;
+        for i in 0..stages {
+            s = s
+                .map(|n: u64| n)
+                .name(format!("pass{}", i + 1))
+                .capacity(capacity);
+        }
+        s.map(move |n| {
+            if !quiet {
+                println!("[Consumer]Consuming {n}...");
+            }
+            counter.fetch_add(1, Ordering::Relaxed);
+            "200 OK"
+        })
+        .name("consumer")
+    });
+    let ex = LocalExecutor::new();
+    let running = job.spawn_local(&ex);
+    let tally = future::block_on(ex.run(async {
+        let mut tally = Tally::default();
+        if args.pipelined {
+            let (mut tx, mut replies) = producer.pipelined(4096)?;
+            drop(producer);
+            let send = async move {
+                for n in 1..=args.items {
+                    announce(n, quiet);
+                    tx.send(n).await?;
+                }
+                tx.close().await;
+                Ok::<_, SendError<u64>>(())
+            };
+            let read = async {
+                while let Some((ticket, reply)) = futures_lite::StreamExt::next(&mut replies).await
+                {
+                    tally.add(
+                        ticket + 1,
+                        reply?.first().copied().unwrap_or("dropped"),
+                        quiet,
+                    );
+                }
+                Ok::<_, SendError<u64>>(())
+            };
+            let (sent, read) = future::zip(send, read).await;
+            sent?;
+            read?;
+        } else {
+            for n in 1..=args.items {
+                announce(n, quiet);
+                let reply = producer.send(n).await?;
+                tally.add(n, reply.first().copied().unwrap_or("dropped"), quiet);
+            }
+            drop(producer);
+        }
+        running.await?;
+        Ok::<_, Box<dyn std::error::Error>>(tally)
+    }))?;
+    Ok((tally, consumed.load(Ordering::Relaxed)))
+}
+
 fn run_pipelined(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>> {
     let ex = LocalExecutor::new();
     let (producer, handle) = consumer(args.quiet)
@@ -143,6 +221,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let (tally, consumed) = if args.inline {
         run_inline(&args)?
+    } else if args.stages > 0 {
+        run_stages(&args)?
     } else if args.pipelined {
         run_pipelined(&args)?
     } else {
@@ -150,16 +230,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let elapsed = start.elapsed();
     if args.quiet {
-        let mode = if args.inline {
-            "inline"
-        } else if args.pipelined {
-            "pipelined"
-        } else {
-            "task"
+        let mode = match (args.inline, args.pipelined) {
+            (true, _) => "inline",
+            (false, true) => "pipelined",
+            (false, false) => "sequential",
         };
         println!(
-            "{} round trips ({mode} consumer) in {:.3} s: {:.2} M/s, {} replies \"200 OK\", checksum {}",
+            "{} round trips ({mode}, {} extra stages) in {:.3} s: {:.2} M/s, {} replies \"200 OK\", checksum {}",
             args.items,
+            args.stages,
             elapsed.as_secs_f64(),
             args.items as f64 / elapsed.as_secs_f64() / 1e6,
             tally.ok,

@@ -27,6 +27,8 @@ pub(crate) struct Request<T, R> {
     /// The items not yet taken, in reverse order, so that taking the next
     /// one is a `pop` and the rest stay owned by the request.
     pending: Vec<T>,
+    /// How many items the consumer has taken out of `pending`.
+    taken: usize,
     replies: Vec<R>,
     answer_to: Option<Sender<Answer<T, R>>>,
     /// The task waiting for the answer, woken directly once it is sent.
@@ -35,11 +37,12 @@ pub(crate) struct Request<T, R> {
 }
 
 /// What became of a request's items, in order: `replies` answers the first
-/// items; then, if `failure` is set, the next item was used up by a failed
-/// consumer; `returned` holds the items the consumer never took.
+/// items; the next `lost` items were used up by a consumer that failed, for
+/// the reason in `failure`; `returned` holds the items it never took.
 pub(crate) struct Answer<T, R> {
     pub(crate) replies: Vec<R>,
-    pub(crate) failure: Option<Failure>,
+    pub(crate) failure: Failure,
+    pub(crate) lost: usize,
     pub(crate) returned: Vec<T>,
 }
 
@@ -64,6 +67,7 @@ impl<T, R> Request<T, R> {
         items.reverse();
         Request {
             pending: items,
+            taken: 0,
             replies,
             answer_to: Some(answer_to),
             waiter,
@@ -79,9 +83,33 @@ impl<T, R> Request<T, R> {
         (items, std::mem::take(&mut self.replies))
     }
 
-    /// Sends the answer. `failure` says why the item taken last got no
-    /// reply, if it did not.
-    fn answer(&mut self, failure: Option<Failure>) {
+    /// Takes every item out, in send order, for a consumer that answers
+    /// them later with [`Request::reply`].
+    pub(crate) fn take_items(&mut self) -> Vec<T> {
+        let mut items = std::mem::take(&mut self.pending);
+        items.reverse();
+        self.taken += items.len();
+        items
+    }
+
+    /// Puts back items taken with [`Request::take_items`] that were never
+    /// handed on, so that the answer gives them back.
+    pub(crate) fn untake(&mut self, mut items: Vec<T>) {
+        self.taken -= items.len();
+        items.reverse();
+        self.pending = items;
+    }
+
+    /// Records the reply to the next taken item. Returns `true` once every
+    /// taken item has its reply.
+    pub(crate) fn reply(&mut self, reply: R) -> bool {
+        self.replies.push(reply);
+        self.replies.len() == self.taken
+    }
+
+    /// Sends the answer. Taken items without a reply are reported as lost,
+    /// for the reason `failure`.
+    pub(crate) fn answer(&mut self, failure: Failure) {
         let Some(answer_to) = self.answer_to.take() else {
             return;
         };
@@ -90,6 +118,7 @@ impl<T, R> Request<T, R> {
         // The producer keeps room in its answer channel for every request it
         // has in flight, so this only fails if the producer is gone.
         let _ = answer_to.try_send(Answer {
+            lost: self.taken - self.replies.len(),
             replies: std::mem::take(&mut self.replies),
             failure,
             returned,
@@ -102,8 +131,9 @@ impl<T, R> Request<T, R> {
 
 impl<T, R> Drop for Request<T, R> {
     fn drop(&mut self) {
-        // A request dropped unanswered gives back the items it still holds.
-        self.answer(None);
+        // A request dropped unanswered gives back the items it still holds;
+        // any it had handed out were lost when its consumer stopped.
+        self.answer(Failure::Cancelled);
     }
 }
 
@@ -145,6 +175,15 @@ impl Doorbell {
     }
 }
 
+/// Closes `requests` and answers every request still queued in it, so that
+/// none waits for ever once nobody will take it.
+pub(crate) fn close_and_answer<T, R>(requests: &Receiver<Request<T, R>>) {
+    requests.close();
+    while let Ok(request) = requests.try_recv() {
+        drop(request);
+    }
+}
+
 /// The consumer's end of its request channel. Dropping it, however the
 /// consumer ends, closes the channel and answers every request still
 /// queued, giving the items back to their producers.
@@ -156,7 +195,7 @@ pub(crate) struct Inbox<T, R> {
 impl<T, R> Inbox<T, R> {
     /// Waits for the next request; `None` once every producer is gone or
     /// the queue was closed, and it is empty.
-    async fn recv(&self) -> Option<Request<T, R>> {
+    pub(crate) async fn recv(&self) -> Option<Request<T, R>> {
         let mut armed = false;
         std::future::poll_fn(|cx| loop {
             match self.requests.try_recv() {
@@ -177,10 +216,7 @@ impl<T, R> Inbox<T, R> {
 
 impl<T, R> Drop for Inbox<T, R> {
     fn drop(&mut self) {
-        self.requests.close();
-        while let Ok(request) = self.requests.try_recv() {
-            drop(request);
-        }
+        close_and_answer(&self.requests);
     }
 }
 
@@ -209,33 +245,20 @@ where
     H: Handler<S, T>,
 {
     while let Some(item) = request.pending.pop() {
-        // If this future is dropped here, the request answers from `Drop`
-        // without a reply for `item`: the producer hears `Cancelled`.
-        let guard = TakenGuard(&mut request);
+        request.taken += 1;
+        // If this future is dropped while `call` waits, the request answers
+        // from `Drop`, reporting `item` as lost: the producer hears
+        // `Cancelled`.
         match call(handler, state, item).await {
-            Ok(reply) => {
-                guard.0.replies.push(reply);
-                std::mem::forget(guard);
-            }
+            Ok(reply) => request.replies.push(reply),
             Err(message) => {
-                guard.0.answer(Some(Failure::Panicked(message.clone())));
-                std::mem::forget(guard);
+                request.answer(Failure::Panicked(message.clone()));
                 return Err(message);
             }
         }
     }
-    request.answer(None);
+    request.answer(Failure::Cancelled);
     Ok(())
-}
-
-/// Marks the item in hand as cancelled if the consumer stops while it is
-/// being handled.
-struct TakenGuard<'a, T, R>(&'a mut Request<T, R>);
-
-impl<T, R> Drop for TakenGuard<'_, T, R> {
-    fn drop(&mut self) {
-        self.0.answer(Some(Failure::Cancelled));
-    }
 }
 
 /// The consumer loop shared by task consumers: serve requests until every

@@ -91,6 +91,7 @@ mod join;
 mod pipeline;
 mod pipelined;
 mod producer;
+mod service;
 mod stage;
 mod stream;
 
@@ -103,6 +104,7 @@ pub use job::{Job, JobFuture, JobHandle};
 pub use pipeline::{from_iter, from_stream, Pipeline, DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};
 pub use pipelined::{PipelinedSender, Replies};
 pub use producer::Producer;
+pub use service::{service, Service};
 pub use stream::PipelineStream;
 
 /// The README's Rust snippets, compiled and run as doctests so that the

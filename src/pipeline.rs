@@ -120,7 +120,7 @@ struct Head<T> {
 }
 
 impl<T: Send + 'static> Pipeline<T> {
-    fn source<F, Fut>(start: F) -> Self
+    pub(crate) fn source<F, Fut>(start: F) -> Self
     where
         F: FnOnce(Outlet<T>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -496,7 +496,7 @@ impl<T: Send + 'static> Pipeline<T> {
     }
 
     /// Ends the pipeline in the sink that `make` builds.
-    fn sink<O, F, Fut>(self, kind: &'static str, make: F) -> Job<O>
+    pub(crate) fn sink<O, F, Fut>(self, kind: &'static str, make: F) -> Job<O>
     where
         O: Send + 'static,
         F: FnOnce(Inlet<T>) -> Fut,

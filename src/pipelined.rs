@@ -57,7 +57,8 @@ pub(crate) fn pipelined<T, R>(
         answers: Box::pin(answers),
         credits: give,
         replies: VecDeque::new(),
-        failure: None,
+        failure: Failure::Cancelled,
+        lost: 0,
         returned: VecDeque::new(),
         items: Vec::new(),
         holding: false,
@@ -286,7 +287,8 @@ impl<T, R> PipelinedSender<T, R> {
         if let Some(answer_to) = &self.answer_to {
             let _ = answer_to.try_send(Answer {
                 replies,
-                failure: None,
+                failure: Failure::Cancelled,
+                lost: 0,
                 returned: items,
             });
         }
@@ -355,7 +357,9 @@ pub struct Replies<T, R> {
     credits: Sender<Credit<T, R>>,
     /// What is left of the answer being read.
     replies: VecDeque<R>,
-    failure: Option<Failure>,
+    failure: Failure,
+    /// How many items after the replies were lost, for `failure`.
+    lost: usize,
     returned: VecDeque<T>,
     /// The item buffer of the answer being read, returned with the credit.
     items: Vec<T>,
@@ -371,8 +375,9 @@ impl<T, R> Replies<T, R> {
         if let Some(reply) = self.replies.pop_front() {
             return Some(Ok(reply));
         }
-        if let Some(failure) = self.failure.take() {
-            return Some(Err(send_error(failure, &self.name)));
+        if self.lost > 0 {
+            self.lost -= 1;
+            return Some(Err(send_error(self.failure.clone(), &self.name)));
         }
         self.returned
             .pop_front()
@@ -409,10 +414,11 @@ impl<T, R> Stream for Replies<T, R> {
                     let Answer {
                         replies,
                         failure,
+                        lost,
                         mut returned,
                     } = answer;
                     this.replies = VecDeque::from(replies);
-                    this.failure = failure;
+                    (this.failure, this.lost) = (failure, lost);
                     this.returned = returned.drain(..).collect();
                     this.items = returned;
                 }

@@ -309,11 +309,10 @@ impl<T, R> Producer<T, R> {
         let reply = answer.replies.pop();
         let returned = answer.returned.pop();
         (self.items, self.replies) = (answer.returned, answer.replies);
-        match (reply, answer.failure, returned) {
-            (Some(reply), _, _) => Ok(reply),
-            (None, _, Some(item)) => Err(SendError::Closed(item)),
-            (None, Some(failure), None) => Err(send_error(failure, &self.name)),
-            (None, None, None) => Err(SendError::Cancelled),
+        match (reply, returned) {
+            (Some(reply), _) => Ok(reply),
+            (None, Some(item)) => Err(SendError::Closed(item)),
+            (None, None) => Err(send_error(answer.failure, &self.name)),
         }
     }
 }
