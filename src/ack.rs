@@ -196,18 +196,22 @@ impl<T, R> Inbox<T, R> {
     /// Waits for the next request; `None` once every producer is gone or
     /// the queue was closed, and it is empty.
     pub(crate) async fn recv(&self) -> Option<Request<T, R>> {
-        let mut armed = false;
-        std::future::poll_fn(|cx| loop {
-            match self.requests.try_recv() {
-                Ok(request) => return Poll::Ready(Some(request)),
-                Err(TryRecvError::Closed) => return Poll::Ready(None),
-                Err(TryRecvError::Empty) if !armed => {
-                    // Publish the waker, then look once more: a request
-                    // queued before the waker was visible is seen now.
-                    self.bell.arm(cx.waker());
-                    armed = true;
+        std::future::poll_fn(|cx| {
+            // Armed afresh on every poll: a ring that woke this task took
+            // the waker it had left, whether or not a request came with it.
+            let mut armed = false;
+            loop {
+                match self.requests.try_recv() {
+                    Ok(request) => return Poll::Ready(Some(request)),
+                    Err(TryRecvError::Closed) => return Poll::Ready(None),
+                    Err(TryRecvError::Empty) if !armed => {
+                        // Publish the waker, then look once more: a request
+                        // queued before the waker was visible is seen now.
+                        self.bell.arm(cx.waker());
+                        armed = true;
+                    }
+                    Err(TryRecvError::Empty) => return Poll::Pending,
                 }
-                Err(TryRecvError::Empty) => return Poll::Pending,
             }
         })
         .await

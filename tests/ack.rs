@@ -276,3 +276,49 @@ fn a_task_consumer_may_await_between_replies() {
     });
     assert_eq!(out, [100, 101, 102]);
 }
+
+#[test]
+fn producers_coming_and_going_never_strand_the_consumer() {
+    // Every dropped or closed producer rings the consumer's doorbell. A
+    // consumer that lost its waker to such a ring would sleep through the
+    // next request, and this test would hang until the watchdog.
+    watchdog(|| {
+        let ex = smol::Executor::new();
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        std::thread::scope(|scope| {
+            scope.spawn(|| block_on(ex.run(stopped.recv())));
+            for round in 0..200u64 {
+                let (producer, consumer) = Consumer::new(0u64, |sum: &mut u64, x: u64| {
+                    *sum += x;
+                    x
+                })
+                .capacity(2)
+                .spawn(&ex);
+                let tasks: Vec<_> = (0..4u64)
+                    .map(|id| {
+                        let mut p = producer.clone();
+                        ex.spawn(async move {
+                            for n in 0..25u64 {
+                                // A short-lived clone rings on drop.
+                                drop(p.clone());
+                                assert_eq!(p.send(id * 100 + n).await.unwrap(), id * 100 + n);
+                            }
+                        })
+                    })
+                    .collect();
+                drop(producer);
+                let total = block_on(ex.run(async {
+                    for task in tasks {
+                        task.await;
+                    }
+                    consumer.await.unwrap()
+                }));
+                let expected: u64 = (0..4u64)
+                    .flat_map(|id| (0..25).map(move |n| id * 100 + n))
+                    .sum();
+                assert_eq!(total, expected, "round {round}");
+            }
+            drop(stop);
+        });
+    });
+}
