@@ -63,7 +63,9 @@ fn pipelined(n: u64) -> u64 {
 }
 
 fn ack(c: &mut Criterion) {
-    let expected = (0..N).map(|x| x.wrapping_add(1)).fold(0u64, u64::wrapping_add);
+    let expected = (0..N)
+        .map(|x| x.wrapping_add(1))
+        .fold(0u64, u64::wrapping_add);
     let rows: [Row; 3] = [
         ("flowgate-ack-inline", inline),
         ("flowgate-ack-task", task),

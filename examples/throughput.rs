@@ -108,8 +108,10 @@ fn ack_pipelined(args: &Args) -> u64 {
         };
         let read = async move {
             let mut sum = 0u64;
-            while let Some((_, reply)) = futures_lite::StreamExt::next(&mut replies).await {
-                sum = sum.wrapping_add(reply.expect("the consumer replies"));
+            while let Some(chunk) = replies.next_chunk().await {
+                for (_, reply) in chunk {
+                    sum = sum.wrapping_add(reply.expect("the consumer replies"));
+                }
             }
             sum
         };

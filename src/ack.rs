@@ -230,16 +230,22 @@ pub(crate) async fn call<S, T, H: Handler<S, T>>(
     state: &mut S,
     item: T,
 ) -> Result<H::Reply, String> {
-    let reply = std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(state, item)))
+    let now = std::panic::catch_unwind(AssertUnwindSafe(|| handler.call_now(state, item)))
         .map_err(panic_message)?;
-    AssertUnwindSafe(reply)
-        .catch_unwind()
-        .await
-        .map_err(panic_message)
+    match now {
+        Ok(reply) => Ok(reply),
+        Err(reply) => AssertUnwindSafe(reply)
+            .catch_unwind()
+            .await
+            .map_err(panic_message),
+    }
 }
 
 /// Handles every item of `request` and answers it. Returns the panic
 /// message if the handler panicked; the request is answered either way.
+///
+/// Items whose replies are ready at once are handled in one tight loop; the
+/// loop stops at the first item whose reply must be awaited.
 pub(crate) async fn serve<S, T, H>(
     handler: &mut H,
     state: &mut S,
@@ -248,14 +254,32 @@ pub(crate) async fn serve<S, T, H>(
 where
     H: Handler<S, T>,
 {
-    while let Some(item) = request.pending.pop() {
-        request.taken += 1;
-        // If this future is dropped while `call` waits, the request answers
-        // from `Drop`, reporting `item` as lost: the producer hears
-        // `Cancelled`.
-        match call(handler, state, item).await {
+    request.replies.reserve(request.pending.len());
+    loop {
+        let step = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            while let Some(item) = request.pending.pop() {
+                // Counted as taken before the call: if the handler panics,
+                // the answer reports this item as lost.
+                request.taken += 1;
+                match handler.call_now(state, item) {
+                    Ok(reply) => request.replies.push(reply),
+                    Err(reply) => return Some(reply),
+                }
+            }
+            None
+        }));
+        // If this future is dropped while a reply is awaited, the request
+        // answers from `Drop`, reporting that item as lost: its producer
+        // hears `Cancelled`.
+        let result = match step {
+            Ok(None) => break,
+            Ok(Some(reply)) => AssertUnwindSafe(reply).catch_unwind().await,
+            Err(payload) => Err(payload),
+        };
+        match result {
             Ok(reply) => request.replies.push(reply),
-            Err(message) => {
+            Err(payload) => {
+                let message = panic_message(payload);
                 request.answer(Failure::Panicked(message.clone()));
                 return Err(message);
             }

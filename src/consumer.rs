@@ -56,6 +56,23 @@ pub trait Handler<S, T> {
     /// Handles one item. The state can change before the future is made;
     /// the future itself cannot borrow the state.
     fn call(&mut self, state: &mut S, item: T) -> Self::Future;
+
+    /// Handles one item and gives the reply at once, if this handler knows
+    /// it needs no wait; otherwise gives the future of the reply, as
+    /// [`call`](Handler::call) does. Consumers use it to answer a run of
+    /// items in one tight loop. The default always gives the future.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::{Handler, SyncHandler};
+    ///
+    /// let mut h = SyncHandler::new(|_: &mut (), x: u8| x + 1);
+    /// assert!(matches!(h.call_now(&mut (), 1), Ok(2)));
+    /// ```
+    fn call_now(&mut self, state: &mut S, item: T) -> Result<Self::Reply, Self::Future> {
+        Err(self.call(state, item))
+    }
 }
 
 /// A [`Handler`] made from a sync closure by [`Consumer::new`].
@@ -103,6 +120,11 @@ where
     #[inline]
     fn call(&mut self, state: &mut S, item: T) -> Self::Future {
         std::future::ready((self.0)(state, item))
+    }
+
+    #[inline]
+    fn call_now(&mut self, state: &mut S, item: T) -> Result<R, Self::Future> {
+        Ok((self.0)(state, item))
     }
 }
 

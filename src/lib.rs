@@ -102,7 +102,7 @@ pub use consumer::{
 pub use error::{Error, SendError, TrySendError};
 pub use job::{Job, JobFuture, JobHandle};
 pub use pipeline::{from_iter, from_stream, Pipeline, DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};
-pub use pipelined::{PipelinedSender, Replies};
+pub use pipelined::{PipelinedSender, Replies, ReplyChunk};
 pub use producer::Producer;
 pub use service::{service, Service};
 pub use stream::PipelineStream;

@@ -56,7 +56,7 @@ pub(crate) fn pipelined<T, R>(
     let replies = Replies {
         answers: Box::pin(answers),
         credits: give,
-        replies: VecDeque::new(),
+        replies: Vec::new().into_iter(),
         failure: Failure::Cancelled,
         lost: 0,
         returned: VecDeque::new(),
@@ -152,8 +152,11 @@ impl<T, R> PipelinedSender<T, R> {
             return Err(item);
         };
         // A chunk is sent when it fills, or as soon as the consumer has
-        // nothing queued, so that a lone item is not held back.
-        if items.len() + 1 >= self.chunk || self.requests.is_empty() {
+        // nothing queued, so that a lone item is not held back. The queue is
+        // looked at when the chunk holds 0, 1, 3, 7, ... items: often while
+        // it is small, rarely once it is large.
+        let len = items.len();
+        if len + 1 >= self.chunk || ((len + 1).is_power_of_two() && self.requests.is_empty()) {
             return Err(item);
         }
         items.push(item);
@@ -356,7 +359,7 @@ pub struct Replies<T, R> {
     answers: Pin<Box<Receiver<Answer<T, R>>>>,
     credits: Sender<Credit<T, R>>,
     /// What is left of the answer being read.
-    replies: VecDeque<R>,
+    replies: std::vec::IntoIter<R>,
     failure: Failure,
     /// How many items after the replies were lost, for `failure`.
     lost: usize,
@@ -370,9 +373,54 @@ pub struct Replies<T, R> {
 }
 
 impl<T, R> Replies<T, R> {
+    /// Waits for the next chunk of replies, and gives them, in send order,
+    /// as an iterator of `(ticket, result)`. Reading a chunk at a time costs
+    /// less per reply than polling the stream for each one. `None` once the
+    /// sender is closed and every reply has been read.
+    ///
+    /// Replies the iterator does not take stay for the next read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// let ex = smol::LocalExecutor::new();
+    /// let (p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u64| x + 1).spawn_local(&ex);
+    /// let (mut tx, mut replies) = p.pipelined(256)?;
+    /// let sum = ex.run(async move {
+    ///     let send = async move {
+    ///         for x in 0..1000 {
+    ///             tx.send(x).await.unwrap();
+    ///         }
+    ///         tx.close().await;
+    ///     };
+    ///     let read = async move {
+    ///         let mut sum = 0;
+    ///         while let Some(chunk) = replies.next_chunk().await {
+    ///             for (_ticket, reply) in chunk {
+    ///                 sum += reply.unwrap();
+    ///             }
+    ///         }
+    ///         sum
+    ///     };
+    ///     futures_lite::future::zip(send, read).await.1
+    /// })
+    /// .await;
+    /// assert_eq!(sum, (1..=1000).sum());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn next_chunk(&mut self) -> Option<ReplyChunk<'_, T, R>> {
+        let first = futures_lite::StreamExt::next(self).await?;
+        Some(ReplyChunk {
+            replies: self,
+            first: Some(first),
+        })
+    }
+
     #[inline]
     fn next_ready(&mut self) -> Option<Result<R, SendError<T>>> {
-        if let Some(reply) = self.replies.pop_front() {
+        if let Some(reply) = self.replies.next() {
             return Some(Ok(reply));
         }
         if self.lost > 0 {
@@ -401,12 +449,12 @@ impl<T, R> Stream for Replies<T, R> {
                 return Poll::Ready(Some((ticket, result)));
             }
             if this.holding {
-                // The answer is used up: its buffers go back to the sender
-                // as the credit for one more chunk.
+                // The answer is used up: its item buffer goes back to the
+                // sender as the credit for one more chunk. (The reply buffer
+                // is read by value, so the consumer makes a new one.)
                 this.holding = false;
                 let items = std::mem::take(&mut this.items);
-                let replies = Vec::from(std::mem::take(&mut this.replies));
-                let _ = this.credits.try_send((items, replies));
+                let _ = this.credits.try_send((items, Vec::new()));
             }
             match this.answers.as_mut().poll_next(cx) {
                 Poll::Ready(Some(answer)) => {
@@ -417,7 +465,7 @@ impl<T, R> Stream for Replies<T, R> {
                         lost,
                         mut returned,
                     } = answer;
-                    this.replies = VecDeque::from(replies);
+                    this.replies = replies.into_iter();
                     (this.failure, this.lost) = (failure, lost);
                     this.returned = returned.drain(..).collect();
                     this.items = returned;
@@ -426,6 +474,53 @@ impl<T, R> Stream for Replies<T, R> {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+/// The replies of one chunk, from [`Replies::next_chunk`]: an iterator of
+/// `(ticket, result)` in send order.
+///
+/// # Examples
+///
+/// ```
+/// # futures_lite::future::block_on(async {
+/// let ex = smol::LocalExecutor::new();
+/// let (p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x).spawn_local(&ex);
+/// let (mut tx, mut replies) = p.pipelined(8)?;
+/// ex.run(async { tx.send(7).await.unwrap(); tx.close().await }).await;
+/// let chunk = ex.run(replies.next_chunk()).await.unwrap();
+/// assert_eq!(chunk.map(|(t, r)| (t, r.unwrap())).collect::<Vec<_>>(), [(0, 7)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub struct ReplyChunk<'a, T, R> {
+    replies: &'a mut Replies<T, R>,
+    first: Option<(u64, Result<R, SendError<T>>)>,
+}
+
+impl<T, R> Iterator for ReplyChunk<'_, T, R> {
+    type Item = (u64, Result<R, SendError<T>>);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        let result = self.replies.next_ready()?;
+        let ticket = self.replies.next_ticket;
+        self.replies.next_ticket += 1;
+        Some((ticket, result))
+    }
+}
+
+impl<T, R> fmt::Debug for ReplyChunk<'_, T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplyChunk")
+            .field(
+                "left",
+                &(self.replies.replies.len() + usize::from(self.first.is_some())),
+            )
+            .finish()
     }
 }
 
