@@ -58,7 +58,35 @@ const ACK_ROWS: &[Row] = &[
     ("flowgate-ack-inline", ack_inline),
     ("flowgate-ack-task", ack_task),
     ("flowgate-ack-pipelined", ack_pipelined),
+    ("flowgate-ack-future", ack_future),
+    ("async-channel-ping-pong", ping_pong),
 ];
+
+/// The baseline for a task round trip: two async-channels between two
+/// tasks on one single-threaded executor, one request and one reply each.
+fn ping_pong(args: &Args) -> u64 {
+    let ex = LocalExecutor::new();
+    let (req_tx, req_rx) = async_channel::bounded::<u64>(1);
+    let (rep_tx, rep_rx) = async_channel::bounded::<u64>(1);
+    ex.spawn(async move {
+        while let Ok(n) = req_rx.recv().await {
+            if rep_tx.send(n.wrapping_add(1)).await.is_err() {
+                break;
+            }
+        }
+    })
+    .detach();
+    let n = args.ack_items;
+    let producer = ex.spawn(async move {
+        let mut sum = 0u64;
+        for x in 0..n {
+            req_tx.send(x).await.expect("the consumer is running");
+            sum = sum.wrapping_add(rep_rx.recv().await.expect("the consumer replies"));
+        }
+        sum
+    });
+    future::block_on(ex.run(producer))
+}
 
 fn reply(_: &mut (), n: u64) -> u64 {
     n.wrapping_add(1)
@@ -91,6 +119,21 @@ fn ack_task(args: &Args) -> u64 {
         sum
     });
     future::block_on(ex.run(producer))
+}
+
+/// Sequential sends to a consumer driven as a future beside the producer,
+/// in one `zip` on one thread: no executor queue between them.
+fn ack_future(args: &Args) -> u64 {
+    let (mut producer, consumer) = flowgate::Consumer::new((), reply).into_future();
+    let n = args.ack_items;
+    let produce = async move {
+        let mut sum = 0u64;
+        for x in 0..n {
+            sum = sum.wrapping_add(producer.send(x).await.expect("the consumer replies"));
+        }
+        sum
+    };
+    future::block_on(future::zip(produce, consumer)).0
 }
 
 /// Many sends in flight to a consumer task, replies read in send order.

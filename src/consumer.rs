@@ -435,12 +435,37 @@ where
         self.start(smol::spawn)
     }
 
-    fn start<T>(
+    /// Gives a [`Producer`] and the consumer as one future, to be driven by
+    /// whoever polls it: nothing is spawned, so it runs under any executor,
+    /// or beside the producer in one `zip`. The future resolves to the final
+    /// state once every producer is gone or one has called
+    /// [`close`](Producer::close).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_lite::future;
+    ///
+    /// let (mut producer, consumer) =
+    ///     flowgate::Consumer::new(0u32, |n: &mut u32, x: u32| { *n += 1; x * 2 }).into_future();
+    /// let (replies, count) = future::block_on(future::zip(
+    ///     async move {
+    ///         let a = producer.send(1).await.unwrap();
+    ///         let b = producer.send(2).await.unwrap();
+    ///         (a, b) // `producer` drops here, which ends the consumer
+    ///     },
+    ///     consumer,
+    /// ));
+    /// assert_eq!((replies, count?), ((2, 4), 2));
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn into_future<T>(
         self,
-        spawn: impl FnOnce(
-            Pin<Box<dyn Future<Output = Result<S, Error>> + Send>>,
-        ) -> Task<Result<S, Error>>,
-    ) -> (Producer<T, H::Reply>, ConsumerHandle<S>)
+    ) -> (
+        Producer<T, H::Reply>,
+        Pin<Box<dyn Future<Output = Result<S, Error>> + Send>>,
+    )
     where
         T: Send + 'static,
         H: Handler<S, T>,
@@ -454,15 +479,33 @@ where
             requests: inbox,
             bell: bell.clone(),
         };
-        let task = spawn(Box::pin(ack::consume(
+        let consumer = Box::pin(ack::consume(
             inbox,
             self.handler,
             self.state,
             Arc::clone(&name),
-        )));
+        ));
+        (Producer::new(requests, bell, name), consumer)
+    }
+
+    fn start<T>(
+        self,
+        spawn: impl FnOnce(
+            Pin<Box<dyn Future<Output = Result<S, Error>> + Send>>,
+        ) -> Task<Result<S, Error>>,
+    ) -> (Producer<T, H::Reply>, ConsumerHandle<S>)
+    where
+        T: Send + 'static,
+        H: Handler<S, T>,
+        H::Reply: Send + 'static,
+        H::Future: Send,
+    {
+        let (producer, consumer) = self.into_future();
         (
-            Producer::new(requests, bell, name),
-            ConsumerHandle { task: Some(task) },
+            producer,
+            ConsumerHandle {
+                task: Some(spawn(consumer)),
+            },
         )
     }
 }

@@ -463,7 +463,7 @@ impl<T: Send + 'static> Pipeline<T> {
     fn each<U, F>(self, kind: &'static str, apply: F) -> Pipeline<U>
     where
         U: Send + 'static,
-        F: FnMut(std::iter::Take<&mut std::vec::Drain<'_, T>>, &mut Outlet<U>) + Send + 'static,
+        F: FnMut(std::vec::Drain<'_, T>, &mut Outlet<U>) + Send + 'static,
     {
         self.chain(kind, move |input, out| stage::each(input, out, apply))
     }

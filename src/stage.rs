@@ -91,26 +91,24 @@ pub(crate) async fn from_stream<S: Stream>(stream: S, mut out: Outlet<S::Item>) 
 ///
 /// `apply` moves a run of inputs through the stage's function into the
 /// output chunk. It is given no more inputs than the chunk has room for, so
-/// the chunk can never overflow, and it runs as one tight loop: for `map`
-/// the iterator has an exact length, and `Vec::extend` writes it without a
-/// check per item.
+/// the chunk can never overflow. The run is a plain `Drain` of the input
+/// chunk (usually all of it), an iterator of exact length, so for `map`
+/// `Vec::extend` writes the outputs without a check per item.
 pub(crate) async fn each<I, O, F>(mut input: Inlet<I>, mut out: Outlet<O>, mut apply: F)
 where
-    F: FnMut(std::iter::Take<&mut std::vec::Drain<'_, I>>, &mut Outlet<O>),
+    F: FnMut(std::vec::Drain<'_, I>, &mut Outlet<O>),
 {
     let mut budget = Budget::new();
     while let Some(mut chunk) = input.recv().await {
         loop {
             let n = chunk.len();
-            let mut items = chunk.drain(..);
-            while items.len() > 0 {
+            while !chunk.is_empty() {
                 if out.is_full() && out.flush().await.is_err() {
                     return;
                 }
-                let room = out.room();
-                apply(items.by_ref().take(room), &mut out);
+                let run = out.room().min(chunk.len());
+                apply(chunk.drain(..run), &mut out);
             }
-            drop(items);
             input.recycle(chunk);
             if budget.spend(n) {
                 break;
