@@ -52,10 +52,48 @@
 //! load an item goes on alone, at once. There is no timer.
 //!
 //! [`capacity`](Pipeline::capacity) still counts items: a hop never holds
-//! more items than its capacity, plus the one chunk each stage has in hand.
+//! more items than its capacity. Beyond the hops, each stage holds at most
+//! the chunk it is draining and the chunk it is filling.
 //!
 //! A stage whose input is always ready still yields to its executor every
 //! few thousand items, so timers and other tasks on its thread keep running.
+//!
+//! # Send and acknowledge
+//!
+//! In Python, `r = consumer.send(n)` resumes a generator with an item and
+//! gives back its reply. flowgate offers the same, with backpressure
+//! instead of locks:
+//!
+//! - A [`Consumer`] holds a state, like a generator's locals, and a handler
+//!   (a sync or async closure, or your own [`Handler`]) that answers each
+//!   item. When it ends, its final state comes back, like a generator's
+//!   return value.
+//! - [`Consumer::inline`] drives it in the caller's task: each
+//!   [`InlineConsumer::send`] runs the handler at once, as `gen.send` does.
+//! - [`Consumer::spawn`] runs it as its own task behind a bounded queue, and
+//!   gives a cloneable [`Producer`] whose [`send`](Producer::send) resolves to
+//!   the reply for that item. A send to a closed consumer gives the item
+//!   back in [`SendError::Closed`].
+//! - [`Producer::pipelined`] keeps many sends in flight, with the replies
+//!   read in send order from [`Replies`], so throughput is not capped by
+//!   round trips.
+//! - [`service`] opens a whole pipeline as a consumer: each input resolves
+//!   to its outputs from the last stage, an end-to-end acknowledgement.
+//!
+//! ```
+//! # futures_lite::future::block_on(async {
+//! let mut consumer = flowgate::Consumer::new(0u32, |consumed: &mut u32, n: u32| {
+//!     *consumed += 1;
+//!     "200 OK"
+//! })
+//! .inline();
+//! for n in 1..=5 {
+//!     assert_eq!(consumer.send(n).await?, "200 OK");
+//! }
+//! assert_eq!(consumer.close(), 5);
+//! # Ok::<(), flowgate::SendError<u32>>(())
+//! # }).unwrap();
+//! ```
 //!
 //! # Examples
 //!
