@@ -40,6 +40,45 @@ impl Budget {
     }
 }
 
+/// A stage's input, read in batches: the first chunk of a batch is waited
+/// for; the rest are the chunks already waiting, while the yield budget
+/// lasts. A stage flushes its output at the end of each batch.
+struct Batches<I> {
+    input: Inlet<I>,
+    budget: Budget,
+}
+
+impl<I> Batches<I> {
+    fn new(input: Inlet<I>) -> Self {
+        Batches {
+            input,
+            budget: Budget::new(),
+        }
+    }
+
+    /// Waits for the chunk that starts the next batch; `None` once the
+    /// input is closed and empty.
+    async fn first(&mut self) -> Option<Vec<I>> {
+        self.input.recv().await
+    }
+
+    /// Hands back a chunk whose `n` items were processed, and gives the
+    /// next chunk of this batch, if one is waiting and the budget lasts.
+    #[inline]
+    fn next(&mut self, done: Vec<I>, n: usize) -> Option<Vec<I>> {
+        self.input.recycle(done);
+        if self.budget.spend(n) {
+            return None;
+        }
+        self.input.try_recv().ok()
+    }
+
+    /// Ends a batch, yielding to the executor if the budget is spent.
+    async fn end(&mut self) {
+        self.budget.yield_if_spent().await;
+    }
+}
+
 /// A source that drains an iterator.
 pub(crate) async fn from_iter<I: Iterator>(mut iter: I, mut out: Outlet<I::Item>) {
     let mut budget = Budget::new();
@@ -94,13 +133,14 @@ pub(crate) async fn from_stream<S: Stream>(stream: S, mut out: Outlet<S::Item>) 
 /// the chunk can never overflow. The run is a plain `Drain` of the input
 /// chunk (usually all of it), an iterator of exact length, so for `map`
 /// `Vec::extend` writes the outputs without a check per item.
-pub(crate) async fn each<I, O, F>(mut input: Inlet<I>, mut out: Outlet<O>, mut apply: F)
+pub(crate) async fn each<I, O, F>(input: Inlet<I>, mut out: Outlet<O>, mut apply: F)
 where
     F: FnMut(std::vec::Drain<'_, I>, &mut Outlet<O>),
 {
-    let mut budget = Budget::new();
-    while let Some(mut chunk) = input.recv().await {
-        loop {
+    let mut batches = Batches::new(input);
+    while let Some(first) = batches.first().await {
+        let mut next = Some(first);
+        while let Some(mut chunk) = next.take() {
             let n = chunk.len();
             while !chunk.is_empty() {
                 if out.is_full() && out.flush().await.is_err() {
@@ -109,33 +149,27 @@ where
                 let run = out.room().min(chunk.len());
                 apply(chunk.drain(..run), &mut out);
             }
-            input.recycle(chunk);
-            if budget.spend(n) {
-                break;
-            }
-            match input.try_recv() {
-                Ok(next) => chunk = next,
-                Err(_) => break,
-            }
+            next = batches.next(chunk, n);
         }
         if out.flush().await.is_err() {
             return;
         }
-        budget.yield_if_spent().await;
+        batches.end().await;
     }
 }
 
 /// A stage that turns each input into any number of outputs, flushing
 /// whenever the output chunk fills, even in the middle of one input's
 /// outputs.
-pub(crate) async fn flat_map<I, O, It, F>(mut input: Inlet<I>, mut out: Outlet<O>, mut f: F)
+pub(crate) async fn flat_map<I, O, It, F>(input: Inlet<I>, mut out: Outlet<O>, mut f: F)
 where
     F: FnMut(I) -> It,
     It: IntoIterator<Item = O>,
 {
-    let mut budget = Budget::new();
-    while let Some(mut chunk) = input.recv().await {
-        loop {
+    let mut batches = Batches::new(input);
+    while let Some(first) = batches.first().await {
+        let mut next = Some(first);
+        while let Some(mut chunk) = next.take() {
             let n = chunk.len();
             for item in chunk.drain(..) {
                 let mut outputs = f(item).into_iter();
@@ -145,19 +179,12 @@ where
                     }
                 }
             }
-            input.recycle(chunk);
-            if budget.spend(n) {
-                break;
-            }
-            match input.try_recv() {
-                Ok(next) => chunk = next,
-                Err(_) => break,
-            }
+            next = batches.next(chunk, n);
         }
         if out.flush().await.is_err() {
             return;
         }
-        budget.yield_if_spent().await;
+        batches.end().await;
     }
 }
 
@@ -166,35 +193,30 @@ where
 /// A future that completes on its first poll is batched like a sync stage.
 /// One that has to wait first flushes the outputs already made, so they do
 /// not sit in the buffer for as long as the wait lasts.
-pub(crate) async fn then<I, O, Fut, F>(mut input: Inlet<I>, mut out: Outlet<O>, mut f: F)
+pub(crate) async fn then<I, O, Fut, F>(input: Inlet<I>, mut out: Outlet<O>, mut f: F)
 where
     F: FnMut(I) -> Fut,
     Fut: Future<Output = O>,
 {
-    let mut budget = Budget::new();
-    while let Some(mut chunk) = input.recv().await {
-        loop {
+    let mut batches = Batches::new(input);
+    while let Some(first) = batches.first().await {
+        let mut next = Some(first);
+        while let Some(mut chunk) = next.take() {
             let n = chunk.len();
             for item in chunk.drain(..) {
-                let output = run_async(f(item), &mut out).await;
-                let Some(output) = output else { return };
+                let Some(output) = run_async(f(item), &mut out).await else {
+                    return;
+                };
                 if out.push(output) && out.flush().await.is_err() {
                     return;
                 }
             }
-            input.recycle(chunk);
-            if budget.spend(n) {
-                break;
-            }
-            match input.try_recv() {
-                Ok(next) => chunk = next,
-                Err(_) => break,
-            }
+            next = batches.next(chunk, n);
         }
         if out.flush().await.is_err() {
             return;
         }
-        budget.yield_if_spent().await;
+        batches.end().await;
     }
 }
 
@@ -210,43 +232,39 @@ async fn run_async<O, T>(fut: impl Future<Output = T>, out: &mut Outlet<O>) -> O
 }
 
 /// A sink that folds every chunk into a state and returns the final state.
-pub(crate) async fn fold_chunks<I, S, F>(mut input: Inlet<I>, mut state: S, mut f: F) -> S
+pub(crate) async fn fold_chunks<I, S, F>(input: Inlet<I>, mut state: S, mut f: F) -> S
 where
     F: FnMut(S, std::vec::Drain<'_, I>) -> S,
 {
-    let mut budget = Budget::new();
-    while let Some(mut chunk) = input.recv().await {
-        loop {
+    let mut batches = Batches::new(input);
+    while let Some(first) = batches.first().await {
+        let mut next = Some(first);
+        while let Some(mut chunk) = next.take() {
             let n = chunk.len();
             state = f(state, chunk.drain(..));
-            input.recycle(chunk);
-            if budget.spend(n) {
-                break;
-            }
-            match input.try_recv() {
-                Ok(next) => chunk = next,
-                Err(_) => break,
-            }
+            next = batches.next(chunk, n);
         }
-        budget.yield_if_spent().await;
+        batches.end().await;
     }
     state
 }
 
 /// A sink that runs an async function on every item, one at a time.
-pub(crate) async fn for_each_async<I, Fut, F>(mut input: Inlet<I>, mut f: F)
+pub(crate) async fn for_each_async<I, Fut, F>(input: Inlet<I>, mut f: F)
 where
     F: FnMut(I) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let mut budget = Budget::new();
-    while let Some(mut chunk) = input.recv().await {
-        let n = chunk.len();
-        for item in chunk.drain(..) {
-            f(item).await;
+    let mut batches = Batches::new(input);
+    while let Some(first) = batches.first().await {
+        let mut next = Some(first);
+        while let Some(mut chunk) = next.take() {
+            let n = chunk.len();
+            for item in chunk.drain(..) {
+                f(item).await;
+            }
+            next = batches.next(chunk, n);
         }
-        input.recycle(chunk);
-        budget.spend(n);
-        budget.yield_if_spent().await;
+        batches.end().await;
     }
 }
