@@ -1,0 +1,217 @@
+//! The standard workloads, each as one function that runs it and returns
+//! its checksum. Shared by `examples/throughput.rs` and the criterion
+//! benches, so that the table and the benches measure the same code.
+//!
+//! Pipeline workload: a source of `0..n` u64, `map(x.wrapping_mul(3))`,
+//! `map(x ^ 0x5555)`, and a wrapping sum. Round-trip workload: `n` sends of
+//! `x`, each answered with `x + 1`, the replies summed.
+
+#![allow(dead_code)] // each includer uses some of the workloads
+
+use futures_lite::future;
+use smol::LocalExecutor;
+
+#[inline]
+fn stage1(x: u64) -> u64 {
+    x.wrapping_mul(3)
+}
+
+#[inline]
+fn stage2(x: u64) -> u64 {
+    x ^ 0x5555
+}
+
+/// The builder API, exactly as a user would write it.
+pub fn flowgate_pipeline(n: u64, capacity: usize, chunk_limit: usize) -> u64 {
+    flowgate::from_iter(0..n)
+        .capacity(capacity)
+        .chunk_limit(chunk_limit)
+        .map(stage1)
+        .capacity(capacity)
+        .chunk_limit(chunk_limit)
+        .map(stage2)
+        .capacity(capacity)
+        .chunk_limit(chunk_limit)
+        .fold(0u64, u64::wrapping_add)
+        .run()
+        .expect("the pipeline is well formed")
+}
+
+/// Hand-written stages on smol, one item per channel operation.
+pub fn per_item(n: u64, capacity: usize) -> u64 {
+    let ex = LocalExecutor::new();
+    let (tx0, rx0) = async_channel::bounded::<u64>(capacity);
+    let (tx1, rx1) = async_channel::bounded::<u64>(capacity);
+    let (tx2, rx2) = async_channel::bounded::<u64>(capacity);
+    ex.spawn(async move {
+        for x in 0..n {
+            tx0.send(x).await.unwrap();
+        }
+    })
+    .detach();
+    ex.spawn(async move {
+        while let Ok(x) = rx0.recv().await {
+            tx1.send(stage1(x)).await.unwrap();
+        }
+    })
+    .detach();
+    ex.spawn(async move {
+        while let Ok(x) = rx1.recv().await {
+            tx2.send(stage2(x)).await.unwrap();
+        }
+    })
+    .detach();
+    future::block_on(ex.run(async move {
+        let mut sum = 0u64;
+        while let Ok(x) = rx2.recv().await {
+            sum = sum.wrapping_add(x);
+        }
+        sum
+    }))
+}
+
+/// Hand-written stages on smol, moving `Vec` chunks of 256 items.
+pub fn batched_256(n: u64, capacity: usize) -> u64 {
+    const CHUNK: usize = 256;
+    let slots = (capacity / CHUNK).max(1);
+    let ex = LocalExecutor::new();
+    let (tx0, rx0) = async_channel::bounded::<Vec<u64>>(slots);
+    let (tx1, rx1) = async_channel::bounded::<Vec<u64>>(slots);
+    let (tx2, rx2) = async_channel::bounded::<Vec<u64>>(slots);
+    ex.spawn(async move {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        for x in 0..n {
+            chunk.push(x);
+            if chunk.len() == CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                tx0.send(full).await.unwrap();
+            }
+        }
+        if !chunk.is_empty() {
+            tx0.send(chunk).await.unwrap();
+        }
+    })
+    .detach();
+    ex.spawn(async move {
+        while let Ok(mut chunk) = rx0.recv().await {
+            chunk.iter_mut().for_each(|x| *x = stage1(*x));
+            tx1.send(chunk).await.unwrap();
+        }
+    })
+    .detach();
+    ex.spawn(async move {
+        while let Ok(mut chunk) = rx1.recv().await {
+            chunk.iter_mut().for_each(|x| *x = stage2(*x));
+            tx2.send(chunk).await.unwrap();
+        }
+    })
+    .detach();
+    future::block_on(ex.run(async move {
+        let mut sum = 0u64;
+        while let Ok(chunk) = rx2.recv().await {
+            sum = chunk.into_iter().fold(sum, u64::wrapping_add);
+        }
+        sum
+    }))
+}
+
+/// No channels: one iterator chain, the upper bound.
+pub fn fused(n: u64) -> u64 {
+    (0..n).map(stage1).map(stage2).fold(0u64, u64::wrapping_add)
+}
+
+fn reply(_: &mut (), n: u64) -> u64 {
+    n.wrapping_add(1)
+}
+
+/// Sequential sends to a generator-style consumer, in the caller's task.
+pub fn ack_inline(n: u64) -> u64 {
+    let mut consumer = flowgate::Consumer::new((), reply).inline();
+    future::block_on(async {
+        let mut sum = 0u64;
+        for x in 0..n {
+            sum = sum.wrapping_add(consumer.send(x).await.expect("the consumer replies"));
+        }
+        sum
+    })
+}
+
+/// Sequential sends to a consumer task on a single-threaded executor. The
+/// producer is a task too, so the executor switches between two tasks.
+pub fn ack_task(n: u64) -> u64 {
+    let ex = LocalExecutor::new();
+    let (mut producer, _consumer) = flowgate::Consumer::new((), reply).spawn_local(&ex);
+    let producer = ex.spawn(async move {
+        let mut sum = 0u64;
+        for x in 0..n {
+            sum = sum.wrapping_add(producer.send(x).await.expect("the consumer replies"));
+        }
+        sum
+    });
+    future::block_on(ex.run(producer))
+}
+
+/// Sequential sends to a consumer driven as a future beside the producer,
+/// in one `zip` on one thread: no executor queue between them.
+pub fn ack_future(n: u64) -> u64 {
+    let (mut producer, consumer) = flowgate::Consumer::new((), reply).into_future();
+    let produce = async move {
+        let mut sum = 0u64;
+        for x in 0..n {
+            sum = sum.wrapping_add(producer.send(x).await.expect("the consumer replies"));
+        }
+        sum
+    };
+    future::block_on(future::zip(produce, consumer)).0
+}
+
+/// Many sends in flight to a consumer task, replies read in send order, a
+/// chunk at a time.
+pub fn ack_pipelined(n: u64) -> u64 {
+    let ex = LocalExecutor::new();
+    let (producer, _consumer) = flowgate::Consumer::new((), reply).spawn_local(&ex);
+    let (mut tx, mut replies) = producer.pipelined(4096).expect("the window is not 0");
+    future::block_on(ex.run(async move {
+        let send = async move {
+            for x in 0..n {
+                tx.send(x).await.expect("the consumer is running");
+            }
+            tx.close().await;
+        };
+        let read = async move {
+            let mut sum = 0u64;
+            while let Some(chunk) = replies.next_chunk().await {
+                for (_, reply) in chunk {
+                    sum = sum.wrapping_add(reply.expect("the consumer replies"));
+                }
+            }
+            sum
+        };
+        future::zip(send, read).await.1
+    }))
+}
+
+/// The baseline for a task round trip: two async-channels between two
+/// tasks on one single-threaded executor.
+pub fn ping_pong(n: u64) -> u64 {
+    let ex = LocalExecutor::new();
+    let (req_tx, req_rx) = async_channel::bounded::<u64>(1);
+    let (rep_tx, rep_rx) = async_channel::bounded::<u64>(1);
+    ex.spawn(async move {
+        while let Ok(x) = req_rx.recv().await {
+            if rep_tx.send(x.wrapping_add(1)).await.is_err() {
+                break;
+            }
+        }
+    })
+    .detach();
+    let producer = ex.spawn(async move {
+        let mut sum = 0u64;
+        for x in 0..n {
+            req_tx.send(x).await.expect("the consumer is running");
+            sum = sum.wrapping_add(rep_rx.recv().await.expect("the consumer replies"));
+        }
+        sum
+    });
+    future::block_on(ex.run(producer))
+}
