@@ -20,7 +20,7 @@ use async_channel::{Receiver, Sender, TryRecvError};
 use futures_lite::FutureExt;
 
 use crate::error::panic_message;
-use crate::Handler;
+use crate::{Handler, SendError};
 
 /// A chunk of items on its way to a consumer.
 pub(crate) struct Request<T, R> {
@@ -316,4 +316,15 @@ where
         }
     }
     Ok(state)
+}
+
+/// What a producer makes of an answer's failure for an item.
+pub(crate) fn send_error<T>(failure: Failure, name: &str) -> SendError<T> {
+    match failure {
+        Failure::Panicked(message) => SendError::Panicked {
+            stage: name.to_owned(),
+            message,
+        },
+        Failure::Cancelled => SendError::Cancelled,
+    }
 }

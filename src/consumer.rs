@@ -8,173 +8,12 @@ use std::task::{Context, Poll};
 
 use smol::{Executor, LocalExecutor, Task};
 
-use crate::ack::{self, Failure, Inbox};
-use crate::{Error, Producer, SendError};
+use crate::ack::{self, Inbox};
+use crate::{AsyncHandler, Error, Handler, InlineConsumer, Producer, SyncHandler};
 
 /// How many sends can wait for a task consumer, unless set with
 /// [`Consumer::capacity`].
 pub const DEFAULT_CONSUMER_CAPACITY: usize = 1024;
-
-/// The work a consumer does on each item: it may change the consumer's
-/// state, and it gives a reply.
-///
-/// [`Consumer::new`] and [`Consumer::new_async`] make handlers from
-/// closures. Implement the trait yourself to give a consumer a named type.
-///
-/// # Examples
-///
-/// ```
-/// use flowgate::{Consumer, Handler};
-///
-/// /// Replies with a running total.
-/// struct Total;
-///
-/// impl Handler<u64, u64> for Total {
-///     type Reply = u64;
-///     type Future = std::future::Ready<u64>;
-///
-///     fn call(&mut self, total: &mut u64, item: u64) -> Self::Future {
-///         *total += item;
-///         std::future::ready(*total)
-///     }
-/// }
-///
-/// # futures_lite::future::block_on(async {
-/// let mut c = Consumer::with_handler(0, Total).inline();
-/// assert_eq!(c.send(5).await?, 5);
-/// assert_eq!(c.send(2).await?, 7);
-/// assert_eq!(c.close(), 7);
-/// # Ok::<(), flowgate::SendError<u64>>(())
-/// # }).unwrap();
-/// ```
-pub trait Handler<S, T> {
-    /// The reply to each item.
-    type Reply;
-    /// The future of the reply.
-    type Future: Future<Output = Self::Reply>;
-
-    /// Handles one item. The state can change before the future is made;
-    /// the future itself cannot borrow the state.
-    fn call(&mut self, state: &mut S, item: T) -> Self::Future;
-
-    /// Handles one item and gives the reply at once, if this handler knows
-    /// it needs no wait; otherwise gives the future of the reply, as
-    /// [`call`](Handler::call) does. Consumers use it to answer a run of
-    /// items in one tight loop. The default always gives the future.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use flowgate::{Handler, SyncHandler};
-    ///
-    /// let mut h = SyncHandler::new(|_: &mut (), x: u8| x + 1);
-    /// assert!(matches!(h.call_now(&mut (), 1), Ok(2)));
-    /// ```
-    fn call_now(&mut self, state: &mut S, item: T) -> Result<Self::Reply, Self::Future> {
-        Err(self.call(state, item))
-    }
-}
-
-/// A [`Handler`] made from a sync closure by [`Consumer::new`].
-///
-/// # Examples
-///
-/// ```
-/// use flowgate::{Handler, SyncHandler};
-///
-/// let mut h = SyncHandler::new(|seen: &mut u32, item: &str| { *seen += 1; item.len() });
-/// let mut seen = 0;
-/// assert_eq!(futures_lite::future::block_on(h.call(&mut seen, "abc")), 3);
-/// assert_eq!(seen, 1);
-/// ```
-#[derive(Clone)]
-pub struct SyncHandler<F>(F);
-
-impl<F> fmt::Debug for SyncHandler<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SyncHandler").finish_non_exhaustive()
-    }
-}
-
-impl<F> SyncHandler<F> {
-    /// Wraps `f`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let h = flowgate::SyncHandler::new(|_: &mut (), x: u8| x);
-    /// # drop(h);
-    /// ```
-    pub fn new(f: F) -> Self {
-        SyncHandler(f)
-    }
-}
-
-impl<S, T, R, F> Handler<S, T> for SyncHandler<F>
-where
-    F: FnMut(&mut S, T) -> R,
-{
-    type Reply = R;
-    type Future = std::future::Ready<R>;
-
-    #[inline]
-    fn call(&mut self, state: &mut S, item: T) -> Self::Future {
-        std::future::ready((self.0)(state, item))
-    }
-
-    #[inline]
-    fn call_now(&mut self, state: &mut S, item: T) -> Result<R, Self::Future> {
-        Ok((self.0)(state, item))
-    }
-}
-
-/// A [`Handler`] made from a closure returning a future, by
-/// [`Consumer::new_async`].
-///
-/// # Examples
-///
-/// ```
-/// use flowgate::{AsyncHandler, Handler};
-///
-/// let mut h = AsyncHandler::new(|_: &mut (), x: u8| async move { x * 2 });
-/// assert_eq!(futures_lite::future::block_on(h.call(&mut (), 4)), 8);
-/// ```
-#[derive(Clone)]
-pub struct AsyncHandler<F>(F);
-
-impl<F> fmt::Debug for AsyncHandler<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsyncHandler").finish_non_exhaustive()
-    }
-}
-
-impl<F> AsyncHandler<F> {
-    /// Wraps `f`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let h = flowgate::AsyncHandler::new(|_: &mut (), x: u8| async move { x });
-    /// # drop(h);
-    /// ```
-    pub fn new(f: F) -> Self {
-        AsyncHandler(f)
-    }
-}
-
-impl<S, T, Fut, F> Handler<S, T> for AsyncHandler<F>
-where
-    F: FnMut(&mut S, T) -> Fut,
-    Fut: Future,
-{
-    type Reply = Fut::Output;
-    type Future = Fut;
-
-    #[inline]
-    fn call(&mut self, state: &mut S, item: T) -> Fut {
-        (self.0)(state, item)
-    }
-}
 
 /// A consumer not yet started: its state, its handler, and its settings.
 ///
@@ -243,7 +82,7 @@ impl<S, F> Consumer<S, SyncHandler<F>> {
     where
         F: FnMut(&mut S, T) -> R,
     {
-        Consumer::with_handler(state, SyncHandler(f))
+        Consumer::with_handler(state, SyncHandler::new(f))
     }
 }
 
@@ -277,7 +116,7 @@ impl<S, F> Consumer<S, AsyncHandler<F>> {
         F: FnMut(&mut S, T) -> Fut,
         Fut: Future,
     {
-        Consumer::with_handler(state, AsyncHandler(f))
+        Consumer::with_handler(state, AsyncHandler::new(f))
     }
 }
 
@@ -350,12 +189,7 @@ impl<S, H> Consumer<S, H> {
     /// # }).unwrap();
     /// ```
     pub fn inline(self) -> InlineConsumer<S, H> {
-        InlineConsumer {
-            state: self.state,
-            handler: self.handler,
-            name: self.name,
-            failed: false,
-        }
+        InlineConsumer::new(self.state, self.handler, self.name)
     }
 }
 
@@ -571,129 +405,5 @@ impl<S> fmt::Debug for ConsumerHandle<S> {
         f.debug_struct("ConsumerHandle")
             .field("done", &self.task.is_none())
             .finish()
-    }
-}
-
-/// A generator-style consumer, driven in the caller's task: each
-/// [`send`](InlineConsumer::send) runs the handler on the item at once and
-/// gives its reply, with no queue and no task switch. If the handler awaits
-/// something, the send waits for it.
-///
-/// [`close`](InlineConsumer::close) ends the consumer and gives its final
-/// state, like the return value of a Python generator.
-///
-/// An inline consumer is resumed by one caller at a time, as a generator is;
-/// to share a consumer between tasks, spawn it and clone its [`Producer`].
-///
-/// # Examples
-///
-/// The producer/consumer dialog of the seed notes:
-///
-/// ```
-/// # futures_lite::future::block_on(async {
-/// let mut c = flowgate::Consumer::new((), |_: &mut (), n: u32| {
-///     println!("[Consumer]Consuming {n}...");
-///     "200 OK"
-/// })
-/// .inline();
-/// for n in 1..=5 {
-///     println!("[Producer]Producing {n}...");
-///     let r = c.send(n).await?;
-///     println!("[PRODUCER]Consumer return: {r}");
-/// }
-/// c.close();
-/// # Ok::<(), flowgate::SendError<u32>>(())
-/// # }).unwrap();
-/// ```
-pub struct InlineConsumer<S, H> {
-    state: S,
-    handler: H,
-    name: String,
-    /// Set once the handler panicked; later sends give their items back.
-    failed: bool,
-}
-
-impl<S, H> InlineConsumer<S, H> {
-    /// Runs the handler on `item` and gives its reply.
-    ///
-    /// If the handler panics, the panic becomes
-    /// [`SendError::Panicked`] and the consumer is closed: later sends give
-    /// their items back as [`SendError::Closed`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # futures_lite::future::block_on(async {
-    /// let mut c = flowgate::Consumer::new(0, |n: &mut i32, x: i32| { *n += x; *n }).inline();
-    /// assert_eq!(c.send(2).await?, 2);
-    /// assert_eq!(c.send(3).await?, 5);
-    /// # Ok::<(), flowgate::SendError<i32>>(())
-    /// # }).unwrap();
-    /// ```
-    pub async fn send<T>(&mut self, item: T) -> Result<H::Reply, SendError<T>>
-    where
-        H: Handler<S, T>,
-    {
-        if self.failed {
-            return Err(SendError::Closed(item));
-        }
-        // Until the reply is in, a cancelled send leaves the state half
-        // changed; treat that like a panic.
-        self.failed = true;
-        match ack::call(&mut self.handler, &mut self.state, item).await {
-            Ok(reply) => {
-                self.failed = false;
-                Ok(reply)
-            }
-            Err(message) => Err(SendError::Panicked {
-                stage: self.name.clone(),
-                message,
-            }),
-        }
-    }
-
-    /// Whether the consumer has failed (its handler panicked, or a send was
-    /// dropped before its reply), so that sends give their items back.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let c = flowgate::Consumer::new((), |_: &mut (), x: u8| x).inline();
-    /// assert!(!c.is_closed());
-    /// ```
-    pub fn is_closed(&self) -> bool {
-        self.failed
-    }
-
-    /// Ends the consumer and gives its final state.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let c = flowgate::Consumer::new(vec![1, 2], |v: &mut Vec<i32>, x: i32| v.push(x)).inline();
-    /// assert_eq!(c.close(), [1, 2]);
-    /// ```
-    pub fn close(self) -> S {
-        self.state
-    }
-}
-
-impl<S, H> fmt::Debug for InlineConsumer<S, H> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InlineConsumer")
-            .field("name", &self.name)
-            .field("closed", &self.failed)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What a producer makes of an answer's failure for an item.
-pub(crate) fn send_error<T>(failure: Failure, name: &str) -> SendError<T> {
-    match failure {
-        Failure::Panicked(message) => SendError::Panicked {
-            stage: name.to_owned(),
-            message,
-        },
-        Failure::Cancelled => SendError::Cancelled,
     }
 }

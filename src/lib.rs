@@ -123,25 +123,29 @@
 mod ack;
 mod consumer;
 mod error;
+mod handler;
 mod hop;
+mod inline;
 mod job;
 mod join;
 mod pipeline;
 mod pipelined;
 mod producer;
+mod replies;
 mod service;
+mod sink;
 mod stage;
 mod stream;
 
-pub use consumer::{
-    AsyncHandler, Consumer, ConsumerHandle, Handler, InlineConsumer, SyncHandler,
-    DEFAULT_CONSUMER_CAPACITY,
-};
+pub use consumer::{Consumer, ConsumerHandle, DEFAULT_CONSUMER_CAPACITY};
 pub use error::{Error, SendError, TrySendError};
+pub use handler::{AsyncHandler, Handler, SyncHandler};
+pub use inline::InlineConsumer;
 pub use job::{Job, JobFuture, JobHandle};
 pub use pipeline::{from_iter, from_stream, Pipeline, DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};
-pub use pipelined::{PipelinedSender, Replies, ReplyChunk};
+pub use pipelined::PipelinedSender;
 pub use producer::Producer;
+pub use replies::{Replies, ReplyChunk};
 pub use service::{service, Service};
 pub use stream::PipelineStream;
 

@@ -9,8 +9,7 @@ use futures_lite::{FutureExt, Stream};
 use crate::error::panic_message;
 use crate::hop::{hop, Inlet, Outlet};
 use crate::join::{BoxFuture, StageFuture};
-use crate::stream::PipelineStream;
-use crate::{stage, Error, Job};
+use crate::{stage, Error};
 
 /// The capacity of a hop, in items, unless set with [`Pipeline::capacity`].
 pub const DEFAULT_CAPACITY: usize = 1024;
@@ -72,7 +71,7 @@ where
 /// A pipeline under construction, whose last stage gives items of type `T`.
 ///
 /// Start one with [`from_iter`] or [`from_stream`], chain stages, and end it
-/// in a sink such as [`collect`](Pipeline::collect), which gives a [`Job`]
+/// in a sink such as [`collect`](Pipeline::collect), which gives a [`Job`](crate::Job)
 /// to run. Each stage runs as its own task, joined to the next by a bounded
 /// hop; items cross hops in chunks of up to
 /// [`chunk_limit`](Pipeline::chunk_limit) items.
@@ -329,135 +328,6 @@ impl<T: Send + 'static> Pipeline<T> {
         self.chain("then", move |input, out| stage::then(input, out, f))
     }
 
-    /// Ends the pipeline in a sink that calls `f` on every item.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::atomic::{AtomicU64, Ordering};
-    /// use std::sync::Arc;
-    ///
-    /// let total = Arc::new(AtomicU64::new(0));
-    /// let sum = Arc::clone(&total);
-    /// flowgate::from_iter(1..=4u64)
-    ///     .for_each(move |x| { sum.fetch_add(x, Ordering::Relaxed); })
-    ///     .run()?;
-    /// assert_eq!(total.load(Ordering::Relaxed), 10);
-    /// # Ok::<(), flowgate::Error>(())
-    /// ```
-    pub fn for_each<F>(self, mut f: F) -> Job<()>
-    where
-        F: FnMut(T) + Send + 'static,
-    {
-        self.fold_chunks("for_each", (), move |(), items| items.for_each(&mut f))
-    }
-
-    /// Ends the pipeline in a sink that awaits `f` on every item, one at a
-    /// time, in order.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (tx, rx) = async_channel::bounded(8);
-    /// flowgate::from_iter(["a", "b"])
-    ///     .for_each_async(move |x| {
-    ///         let tx = tx.clone();
-    ///         async move { tx.send(x).await.unwrap() }
-    ///     })
-    ///     .run()?;
-    /// assert_eq!((rx.try_recv(), rx.try_recv()), (Ok("a"), Ok("b")));
-    /// # Ok::<(), flowgate::Error>(())
-    /// ```
-    pub fn for_each_async<Fut, F>(self, f: F) -> Job<()>
-    where
-        Fut: Future<Output = ()> + Send + 'static,
-        F: FnMut(T) -> Fut + Send + 'static,
-    {
-        self.sink("for_each_async", move |input| {
-            stage::for_each_async(input, f)
-        })
-    }
-
-    /// Ends the pipeline in a sink that folds every item into an
-    /// accumulator, and gives the final accumulator.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let product = flowgate::from_iter(1..=5u64).fold(1, |acc, x| acc * x).run()?;
-    /// assert_eq!(product, 120);
-    /// # Ok::<(), flowgate::Error>(())
-    /// ```
-    pub fn fold<B, F>(self, init: B, mut f: F) -> Job<B>
-    where
-        B: Send + 'static,
-        F: FnMut(B, T) -> B + Send + 'static,
-    {
-        self.fold_chunks("fold", init, move |acc, items| items.fold(acc, &mut f))
-    }
-
-    /// Ends the pipeline in a sink that collects every item, in order.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::collections::BTreeSet;
-    ///
-    /// let set: BTreeSet<u8> = flowgate::from_iter([3u8, 1, 3, 2]).collect().run()?;
-    /// assert_eq!(set.into_iter().collect::<Vec<_>>(), [1, 2, 3]);
-    /// # Ok::<(), flowgate::Error>(())
-    /// ```
-    pub fn collect<C>(self) -> Job<C>
-    where
-        C: Default + Extend<T> + Send + 'static,
-    {
-        self.fold_chunks("collect", C::default(), |mut all, items| {
-            all.extend(items);
-            all
-        })
-    }
-
-    /// Ends the pipeline in a sink that counts the items.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let n = flowgate::from_iter(0..1000u32).filter(|x| x % 7 == 0).count().run()?;
-    /// assert_eq!(n, 143);
-    /// # Ok::<(), flowgate::Error>(())
-    /// ```
-    pub fn count(self) -> Job<usize> {
-        self.fold_chunks("count", 0, |n, items| n + items.len())
-    }
-
-    /// Ends the pipeline in a [`Stream`] of its output, which drives every
-    /// stage itself as it is polled: nothing is spawned.
-    ///
-    /// Items come as `Ok`, in order. If a stage fails, the stream gives one
-    /// `Err` after the items that got through, then ends; a stream that
-    /// simply ends means the whole input was processed. Dropping the stream
-    /// stops the pipeline.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use futures_lite::StreamExt;
-    ///
-    /// # smol::block_on(async {
-    /// let mut out = flowgate::from_iter(1..=3u32).map(|x| x * x).into_stream();
-    /// let mut squares = Vec::new();
-    /// while let Some(item) = out.next().await {
-    ///     squares.push(item?);
-    /// }
-    /// assert_eq!(squares, [1, 4, 9]);
-    /// # Ok::<(), flowgate::Error>(())
-    /// # }).unwrap();
-    /// ```
-    pub fn into_stream(self) -> PipelineStream<T> {
-        let (stages, inlet, error) = self.wire();
-        PipelineStream::new(stages, inlet, error)
-    }
-
     /// Adds a stage that gives at most one output per input; `apply` moves
     /// a run of inputs into the output chunk.
     fn each<U, F>(self, kind: &'static str, apply: F) -> Pipeline<U>
@@ -466,15 +336,6 @@ impl<T: Send + 'static> Pipeline<T> {
         F: FnMut(std::vec::Drain<'_, T>, &mut Outlet<U>) + Send + 'static,
     {
         self.chain(kind, move |input, out| stage::each(input, out, apply))
-    }
-
-    /// Ends the pipeline in a sink that folds whole chunks.
-    fn fold_chunks<S, F>(self, kind: &'static str, init: S, f: F) -> Job<S>
-    where
-        S: Send + 'static,
-        F: FnMut(S, std::vec::Drain<'_, T>) -> S + Send + 'static,
-    {
-        self.sink(kind, move |input| stage::fold_chunks(input, init, f))
     }
 
     /// Wires the newest stage to a new hop and adds the stage that `make`
@@ -495,22 +356,10 @@ impl<T: Send + 'static> Pipeline<T> {
         }
     }
 
-    /// Ends the pipeline in the sink that `make` builds.
-    pub(crate) fn sink<O, F, Fut>(self, kind: &'static str, make: F) -> Job<O>
-    where
-        O: Send + 'static,
-        F: FnOnce(Inlet<T>) -> Fut,
-        Fut: Future<Output = O> + Send + 'static,
-    {
-        let (stages, inlet, error) = self.wire();
-        let name = format!("{kind}#{}", stages.len());
-        Job::new(stages, name, Box::pin(make(inlet)), error)
-    }
-
     /// Creates the newest stage's output hop and starts the stage on it.
     /// Returns the finished stages, the far end of the hop, and the first
     /// configuration error.
-    fn wire(self) -> (Vec<StageFuture>, Inlet<T>, Option<Error>) {
+    pub(crate) fn wire(self) -> (Vec<StageFuture>, Inlet<T>, Option<Error>) {
         let Pipeline {
             mut stages,
             head,

@@ -6,8 +6,7 @@ use std::task::{Poll, Waker};
 
 use async_channel::{Receiver, Sender, TrySendError as ChannelTrySendError};
 
-use crate::ack::{Answer, Doorbell, Request};
-use crate::consumer::send_error;
+use crate::ack::{send_error, Answer, Doorbell, Request};
 use crate::pipelined::Halves;
 use crate::{Error, SendError, TrySendError};
 
