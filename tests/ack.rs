@@ -322,3 +322,86 @@ fn producers_coming_and_going_never_strand_the_consumer() {
         });
     });
 }
+
+#[test]
+fn a_send_dropped_mid_flight_does_not_confuse_the_next_one() {
+    // The first send hands its request over, then is dropped before the
+    // reply. Its late reply must never be taken for the next send's.
+    watchdog(|| {
+        let ex = smol::LocalExecutor::new();
+        let (mut p, _c) = Consumer::new((), |_: &mut (), x: u32| x * 2).spawn_local(&ex);
+        block_on(async {
+            {
+                let mut first = Box::pin(p.send(1));
+                assert!(future::poll_once(&mut first).await.is_none());
+            } // dropped: the consumer still answers it, to nobody
+            common::settle(&ex);
+            assert_eq!(ex.run(p.send(21)).await.unwrap(), 42);
+            assert_eq!(ex.run(p.send(5)).await.unwrap(), 10);
+        });
+    });
+}
+
+#[test]
+fn dropping_a_pipelined_sender_still_answers_every_ticket() {
+    watchdog(|| {
+        let ex = smol::LocalExecutor::new();
+        let (p, _c) = Consumer::new((), |_: &mut (), x: u32| x + 1).spawn_local(&ex);
+        let (mut tx, replies) = p.pipelined(64).unwrap();
+        let tickets = block_on(ex.run(async {
+            let mut tickets = 0;
+            for x in 0..10 {
+                tx.send(x).await.unwrap();
+                tickets += 1;
+            }
+            tickets
+        }));
+        // Not closed: some items may still sit in the unsent chunk.
+        drop(tx);
+        let answers: Vec<_> = block_on(ex.run(replies.collect::<Vec<_>>()));
+        assert_eq!(answers.len(), tickets);
+        for (i, (ticket, result)) in answers.into_iter().enumerate() {
+            assert_eq!(ticket, i as u64);
+            match result {
+                Ok(reply) => assert_eq!(reply, i as u32 + 1),
+                Err(SendError::Closed(item)) => assert_eq!(item, i as u32),
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+    });
+}
+
+#[test]
+fn a_pipelined_sender_whose_consumer_ends_gets_every_item_back() {
+    watchdog(|| {
+        let ex = smol::LocalExecutor::new();
+        let (p, c) = Consumer::new((), |_: &mut (), x: u32| x).spawn_local(&ex);
+        let (mut tx, replies) = p.pipelined(32).unwrap();
+        let (sent, answers) = block_on(ex.run(async move {
+            let send = async move {
+                let mut sent = 0u32;
+                for x in 0..1_000u32 {
+                    if x == 300 {
+                        p.close();
+                    }
+                    match tx.send(x).await {
+                        Ok(_) => sent += 1,
+                        Err(err) => assert_eq!(err.into_inner(), Some(x)),
+                    }
+                }
+                tx.close().await;
+                sent
+            };
+            future::zip(send, replies.collect::<Vec<_>>()).await
+        }));
+        assert!(block_on(ex.run(c)).is_ok());
+        assert_eq!(answers.len(), sent as usize, "one answer per ticket");
+        for (i, (_, result)) in answers.into_iter().enumerate() {
+            match result {
+                Ok(reply) => assert_eq!(reply, i as u32),
+                Err(SendError::Closed(item)) => assert_eq!(item, i as u32),
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+    });
+}

@@ -137,3 +137,55 @@ fn closing_the_producer_ends_the_service() {
         }));
     });
 }
+
+#[test]
+fn pipelined_sends_through_a_failing_service_are_all_accounted_for() {
+    // A stage panics in the middle of a stream of pipelined sends. Every
+    // ticket still gets exactly one answer: a reply, the item back, or a
+    // typed error; and the job reports the panic.
+    watchdog(|| {
+        let (p, job) = flowgate::service(|s| {
+            s.map(|x: u32| {
+                assert_ne!(x, 2_500, "bad input");
+                x
+            })
+            .filter(|x| x % 3 != 0)
+        });
+        let ex = smol::LocalExecutor::new();
+        let running = job.spawn_local(&ex);
+        let (mut tx, replies) = p.pipelined(128).unwrap();
+        drop(p);
+        let (tickets, answers) = block_on(ex.run(async move {
+            let send = async move {
+                let mut tickets = Vec::new();
+                for x in 0..5_000u32 {
+                    if let Ok(ticket) = tx.send(x).await {
+                        tickets.push((ticket, x));
+                    }
+                }
+                tx.close().await;
+                tickets
+            };
+            future::zip(send, replies.collect::<Vec<_>>()).await
+        }));
+        assert_eq!(tickets.len(), answers.len(), "one answer per ticket");
+        let mut failed = 0;
+        for ((ticket, x), (answered, result)) in tickets.iter().zip(answers) {
+            assert_eq!(*ticket, answered);
+            match result {
+                Ok(outputs) => {
+                    let want: Vec<u32> = Some(*x).filter(|x| x % 3 != 0).into_iter().collect();
+                    assert_eq!(outputs, want, "input {x}");
+                }
+                Err(SendError::Closed(back)) => assert_eq!(back, *x),
+                Err(SendError::Cancelled) => failed += 1,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(failed >= 1, "the item that panicked is reported");
+        assert!(matches!(
+            block_on(ex.run(running)),
+            Err(flowgate::Error::StagePanicked { .. })
+        ));
+    });
+}
