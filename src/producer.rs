@@ -77,9 +77,10 @@ impl<T, R> Producer<T, R> {
     /// back in [`SendError::Closed`]. If the consumer panics on this item,
     /// the error is [`SendError::Panicked`].
     ///
-    /// Dropping the future before it is done does not take the item back if
-    /// it had already been handed over; the consumer still handles it, and
-    /// its reply is discarded.
+    /// Dropping the future before it is done gives up the item, as with any
+    /// channel send: if it was already queued the consumer still handles it
+    /// and its reply is discarded; if not, it is dropped. The producer stays
+    /// usable, and a late reply is never taken for a later send's.
     ///
     /// # Examples
     ///

@@ -16,6 +16,7 @@ use async_channel::{Receiver, Sender};
 
 use crate::ack::{close_and_answer, Doorbell, Failure, Inbox, Request};
 use crate::hop::{Inlet, Outlet};
+use crate::stage::{Batches, Budget};
 use crate::{Job, Pipeline, Producer, DEFAULT_CONSUMER_CAPACITY};
 
 /// An item inside a service, with the flag that marks the end of one
@@ -343,8 +344,10 @@ async fn front<In, Out>(
     mut out: Outlet<Msg<In>>,
     routes: Sender<Routes<In, Out>>,
 ) {
+    let mut budget = Budget::new();
     while let Some(mut request) = inbox.recv().await {
         let items = request.take_items();
+        let n = items.len();
         // The routing goes first, so the sink knows whom each input is for
         // by the time the input reaches it.
         if let Err(async_channel::SendError(mut request)) = routes.send(request).await {
@@ -361,9 +364,12 @@ async fn front<In, Out>(
                 return;
             }
         }
-        if inbox.requests.is_empty() && out.flush().await.is_err() {
+        // Flush once no more requests are waiting, or before yielding.
+        let spent = budget.spend(n);
+        if (spent || inbox.requests.is_empty()) && out.flush().await.is_err() {
             return;
         }
+        budget.yield_if_spent().await;
     }
     let _ = out.flush().await;
 }
@@ -380,31 +386,37 @@ impl<In, Out> Drop for RouteQueue<In, Out> {
 
 /// The last stage: collects each input's outputs and answers its request
 /// once every input of the request is done.
-async fn reply_sink<In, Out>(mut input: Inlet<Msg<Out>>, routes: Receiver<Routes<In, Out>>) {
+async fn reply_sink<In, Out>(input: Inlet<Msg<Out>>, routes: Receiver<Routes<In, Out>>) {
     let routes = RouteQueue(routes);
     let routes = &routes.0;
     let mut current: Option<Routes<In, Out>> = None;
     let mut outputs = Vec::new();
-    while let Some(mut chunk) = input.recv().await {
-        for msg in chunk.drain(..) {
-            outputs.extend(msg.value);
-            if !msg.last {
-                continue;
+    let mut batches = Batches::new(input);
+    while let Some(first) = batches.first().await {
+        let mut next = Some(first);
+        while let Some(mut chunk) = next.take() {
+            let n = chunk.len();
+            for msg in chunk.drain(..) {
+                outputs.extend(msg.value);
+                if !msg.last {
+                    continue;
+                }
+                let mut request = match current.take() {
+                    Some(request) => request,
+                    // Routing is always sent before the input it routes.
+                    None => match routes.recv().await {
+                        Ok(request) => request,
+                        Err(_) => return,
+                    },
+                };
+                if request.reply(std::mem::take(&mut outputs)) {
+                    request.answer(Failure::Cancelled);
+                } else {
+                    current = Some(request);
+                }
             }
-            let mut request = match current.take() {
-                Some(request) => request,
-                // Routing is always sent before the input it routes.
-                None => match routes.recv().await {
-                    Ok(request) => request,
-                    Err(_) => return,
-                },
-            };
-            if request.reply(std::mem::take(&mut outputs)) {
-                request.answer(Failure::Cancelled);
-            } else {
-                current = Some(request);
-            }
+            next = batches.next(chunk, n);
         }
-        input.recycle(chunk);
+        batches.end().await;
     }
 }

@@ -17,22 +17,22 @@ const YIELD_BUDGET: usize = 4096;
 
 /// Counts work done since the last yield, so that a stage whose input is
 /// always ready still lets other tasks on its thread run.
-struct Budget(usize);
+pub(crate) struct Budget(usize);
 
 impl Budget {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Budget(YIELD_BUDGET)
     }
 
     /// Records `n` items of work; `true` once the budget is spent.
     #[inline]
-    fn spend(&mut self, n: usize) -> bool {
+    pub(crate) fn spend(&mut self, n: usize) -> bool {
         self.0 = self.0.saturating_sub(n);
         self.0 == 0
     }
 
     /// Yields to the executor if the budget is spent.
-    async fn yield_if_spent(&mut self) {
+    pub(crate) async fn yield_if_spent(&mut self) {
         if self.0 == 0 {
             yield_now().await;
             self.0 = YIELD_BUDGET;
@@ -43,13 +43,13 @@ impl Budget {
 /// A stage's input, read in batches: the first chunk of a batch is waited
 /// for; the rest are the chunks already waiting, while the yield budget
 /// lasts. A stage flushes its output at the end of each batch.
-struct Batches<I> {
+pub(crate) struct Batches<I> {
     input: Inlet<I>,
     budget: Budget,
 }
 
 impl<I> Batches<I> {
-    fn new(input: Inlet<I>) -> Self {
+    pub(crate) fn new(input: Inlet<I>) -> Self {
         Batches {
             input,
             budget: Budget::new(),
@@ -58,14 +58,14 @@ impl<I> Batches<I> {
 
     /// Waits for the chunk that starts the next batch; `None` once the
     /// input is closed and empty.
-    async fn first(&mut self) -> Option<Vec<I>> {
+    pub(crate) async fn first(&mut self) -> Option<Vec<I>> {
         self.input.recv().await
     }
 
     /// Hands back a chunk whose `n` items were processed, and gives the
     /// next chunk of this batch, if one is waiting and the budget lasts.
     #[inline]
-    fn next(&mut self, done: Vec<I>, n: usize) -> Option<Vec<I>> {
+    pub(crate) fn next(&mut self, done: Vec<I>, n: usize) -> Option<Vec<I>> {
         self.input.recycle(done);
         if self.budget.spend(n) {
             return None;
@@ -74,7 +74,7 @@ impl<I> Batches<I> {
     }
 
     /// Ends a batch, yielding to the executor if the budget is spent.
-    async fn end(&mut self) {
+    pub(crate) async fn end(&mut self) {
         self.budget.yield_if_spent().await;
     }
 }
