@@ -79,6 +79,35 @@ impl Tally {
     }
 }
 
+/// Sends items `1..=items` through a pipelined sender while reading the
+/// replies, in one task; `text` picks the reply's text out of `R`.
+async fn pipelined_round_trips<R>(
+    mut tx: flowgate::PipelinedSender<u64, R>,
+    mut replies: flowgate::Replies<u64, R>,
+    items: u64,
+    quiet: bool,
+    text: impl Fn(&R) -> &str,
+) -> Result<Tally, SendError<u64>> {
+    let send = async move {
+        for n in 1..=items {
+            announce(n, quiet);
+            tx.send(n).await?;
+        }
+        tx.close().await;
+        Ok::<_, SendError<u64>>(())
+    };
+    let read = async move {
+        let mut tally = Tally::default();
+        while let Some((ticket, reply)) = futures_lite::StreamExt::next(&mut replies).await {
+            tally.add(ticket + 1, text(&reply?), quiet);
+        }
+        Ok::<_, SendError<u64>>(tally)
+    };
+    let (sent, tally) = future::zip(send, read).await;
+    sent?;
+    tally
+}
+
 fn announce(n: u64, quiet: bool) {
     if !quiet {
         println!("[Producer]Producing {n}...");
@@ -148,30 +177,12 @@ fn run_stages(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>> {
     let tally = future::block_on(ex.run(async {
         let mut tally = Tally::default();
         if args.pipelined {
-            let (mut tx, mut replies) = producer.pipelined(4096)?;
+            let (tx, replies) = producer.pipelined(4096)?;
             drop(producer);
-            let send = async move {
-                for n in 1..=args.items {
-                    announce(n, quiet);
-                    tx.send(n).await?;
-                }
-                tx.close().await;
-                Ok::<_, SendError<u64>>(())
-            };
-            let read = async {
-                while let Some((ticket, reply)) = futures_lite::StreamExt::next(&mut replies).await
-                {
-                    tally.add(
-                        ticket + 1,
-                        reply?.first().copied().unwrap_or("dropped"),
-                        quiet,
-                    );
-                }
-                Ok::<_, SendError<u64>>(())
-            };
-            let (sent, read) = future::zip(send, read).await;
-            sent?;
-            read?;
+            tally = pipelined_round_trips(tx, replies, args.items, quiet, |reply: &Vec<&str>| {
+                reply.first().copied().unwrap_or("dropped")
+            })
+            .await?;
         } else {
             for n in 1..=args.items {
                 announce(n, quiet);
@@ -191,28 +202,12 @@ fn run_pipelined(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>
     let (producer, handle) = consumer(args.quiet)
         .capacity(args.capacity)
         .spawn_local(&ex);
-    let (mut tx, mut replies) = producer.pipelined(4096)?;
+    let (tx, replies) = producer.pipelined(4096)?;
     drop(producer);
-    let quiet = args.quiet;
     future::block_on(ex.run(async {
-        let send = async move {
-            for n in 1..=args.items {
-                announce(n, quiet);
-                tx.send(n).await?;
-            }
-            tx.close().await;
-            Ok::<_, SendError<u64>>(())
-        };
-        let read = async move {
-            let mut tally = Tally::default();
-            while let Some((ticket, reply)) = futures_lite::StreamExt::next(&mut replies).await {
-                tally.add(ticket + 1, reply?, quiet);
-            }
-            Ok::<_, SendError<u64>>(tally)
-        };
-        let (sent, tally) = future::zip(send, read).await;
-        sent?;
-        Ok((tally?, handle.await?))
+        let tally =
+            pipelined_round_trips(tx, replies, args.items, args.quiet, |r: &&str| r).await?;
+        Ok((tally, handle.await?))
     }))
 }
 

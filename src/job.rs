@@ -8,8 +8,8 @@ use std::task::{Context, Poll};
 use futures_lite::future;
 use smol::{Executor, LocalExecutor, Task};
 
+use crate::join::guard;
 use crate::join::{BoxFuture, Join, SinkFuture, StageFuture};
-use crate::pipeline::guard;
 use crate::Error;
 
 /// A stage running as a task.

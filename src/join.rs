@@ -1,9 +1,13 @@
 //! Driving a pipeline's stages to the end and combining their results.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use futures_lite::FutureExt;
+
+use crate::error::panic_message;
 use crate::Error;
 
 /// A boxed future, as every stage is stored once built.
@@ -150,4 +154,21 @@ where
     pub(crate) fn into_parts(self) -> (impl Iterator<Item = F>, Option<S>) {
         (self.stages.into_inner(), self.sink)
     }
+}
+
+/// Runs `fut` as the stage called `name`, turning a panic into
+/// [`Error::StagePanicked`].
+pub(crate) fn guard<T: 'static>(
+    name: String,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> BoxFuture<Result<T, Error>> {
+    Box::pin(async move {
+        AssertUnwindSafe(fut)
+            .catch_unwind()
+            .await
+            .map_err(|payload| Error::StagePanicked {
+                stage: name,
+                message: panic_message(payload),
+            })
+    })
 }

@@ -2,13 +2,11 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 
-use futures_lite::{FutureExt, Stream};
+use futures_lite::Stream;
 
-use crate::error::panic_message;
 use crate::hop::{hop, Inlet, Outlet};
-use crate::join::{BoxFuture, StageFuture};
+use crate::join::{guard, BoxFuture, StageFuture};
 use crate::{stage, Error};
 
 /// The capacity of a hop, in items, unless set with [`Pipeline::capacity`].
@@ -427,21 +425,4 @@ impl<T> fmt::Debug for Pipeline<T> {
             .field("error", &self.error)
             .finish()
     }
-}
-
-/// Runs `fut` as the stage called `name`, turning a panic into
-/// [`Error::StagePanicked`].
-pub(crate) fn guard<T: 'static>(
-    name: String,
-    fut: impl Future<Output = T> + Send + 'static,
-) -> BoxFuture<Result<T, Error>> {
-    Box::pin(async move {
-        AssertUnwindSafe(fut)
-            .catch_unwind()
-            .await
-            .map_err(|payload| Error::StagePanicked {
-                stage: name,
-                message: panic_message(payload),
-            })
-    })
 }
