@@ -1,6 +1,9 @@
 //! The errors flowgate returns.
 
 use std::any::Any;
+use std::time::Duration;
+
+use crate::Report;
 
 /// Why a pipeline could not be built or did not finish.
 ///
@@ -64,6 +67,88 @@ pub enum Error {
         /// The panic's message, when it was a string.
         message: String,
     },
+
+    /// An item failed in a fallible stage whose policy is to fail fast (the
+    /// default), or whose retries ran out. The other stages were stopped.
+    #[error("stage `{stage}` failed")]
+    Stage {
+        /// The stage whose item failed.
+        stage: String,
+        /// The item's error: the stage's own error type, or
+        /// [`TimedOut`](crate::TimedOut).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
+    /// The pipeline was cancelled through its [`Control`](crate::Control) or
+    /// handle. The report says what became of every item.
+    #[error("the pipeline was cancelled")]
+    Cancelled {
+        /// The account of the run up to the cancel.
+        report: Box<Report>,
+    },
+
+    /// The run's deadline passed before it finished, so it was cancelled.
+    /// The report says what became of every item.
+    #[error("the pipeline did not finish within its deadline of {after:?}")]
+    DeadlineElapsed {
+        /// The deadline that was set.
+        after: Duration,
+        /// The account of the run up to the deadline.
+        report: Box<Report>,
+    },
+
+    /// A retry policy was given 0 attempts. An item gets at least one.
+    #[error("stage `{stage}` has a retry policy of 0 attempts; at least 1 is needed")]
+    ZeroAttempts {
+        /// The stage whose policy was set.
+        stage: String,
+    },
+
+    /// A backoff's growth factor was below 1, not a number, or infinite,
+    /// which would make the waits shrink, or be undefined.
+    #[error("stage `{stage}` has a backoff factor of {factor}; it must be a finite number of at least 1")]
+    BadBackoff {
+        /// The stage whose policy was set.
+        stage: String,
+        /// The factor that was given.
+        factor: f64,
+    },
+}
+
+impl Error {
+    /// The report carried by a cancelled or timed-out run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = flowgate::Error::ZeroThreads;
+    /// assert!(err.report().is_none());
+    /// ```
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            Error::Cancelled { report } | Error::DeadlineElapsed { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+}
+
+/// An item took longer than its stage's timeout. It goes to the stage's
+/// error policy like any other failure.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let err = flowgate::TimedOut { after: Duration::from_millis(5) };
+/// assert_eq!(err.to_string(), "an item took longer than its timeout of 5ms");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an item took longer than its timeout of {after:?}")]
+pub struct TimedOut {
+    /// The timeout that was set.
+    pub after: Duration,
 }
 
 /// Turns a caught panic payload into the text it carried.

@@ -10,12 +10,14 @@
 //! chunk, and every receive rings it, which wakes a sender waiting for room.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_channel::{Receiver, Sender, TryRecvError};
 use futures_lite::Stream;
+
+use crate::run::Cell;
 
 /// The most chunks one hop holds at once, whatever its item capacity.
 ///
@@ -28,12 +30,16 @@ const MAX_CHUNKS: usize = 64;
 pub(crate) struct Closed;
 
 /// Creates a hop holding at most `capacity` items, sent in chunks of at most
-/// `chunk_limit` items.
+/// `chunk_limit` items, by the stage whose counters are in `cell`.
 ///
 /// Both must be at least 1; the builder checks this before calling. A chunk
 /// limit above the capacity is lowered to it, as a larger chunk could never
-/// fit.
-pub(crate) fn hop<T>(capacity: usize, chunk_limit: usize) -> (Outlet<T>, Inlet<T>) {
+/// fit. The receiving stage attaches its own cell with [`Inlet::attach`].
+pub(crate) fn hop<T>(
+    capacity: usize,
+    chunk_limit: usize,
+    cell: Arc<Cell>,
+) -> (Outlet<T>, Inlet<T>) {
     debug_assert!(capacity > 0 && chunk_limit > 0);
     let slots = capacity.min(MAX_CHUNKS);
     let (chunk_tx, chunk_rx) = async_channel::bounded(slots);
@@ -49,12 +55,16 @@ pub(crate) fn hop<T>(capacity: usize, chunk_limit: usize) -> (Outlet<T>, Inlet<T
         capacity,
         limit,
         buf: Vec::new(),
+        cell,
+        source: false,
+        passing: 0,
     };
     let inlet = Inlet {
         chunks: Box::pin(chunk_rx),
         spares: spare_tx,
         items,
         spare: Vec::new(),
+        cell: None,
     };
     (outlet, inlet)
 }
@@ -62,7 +72,7 @@ pub(crate) fn hop<T>(capacity: usize, chunk_limit: usize) -> (Outlet<T>, Inlet<T
 /// The sending side of a hop, owned by the upstream stage.
 ///
 /// Items are pushed into a local buffer; [`Outlet::flush`] sends the buffer
-/// as one chunk.
+/// as one chunk, and counts it in the stage's cell once it is sent.
 pub(crate) struct Outlet<T> {
     chunks: Sender<Vec<T>>,
     spares: Receiver<Vec<T>>,
@@ -70,9 +80,40 @@ pub(crate) struct Outlet<T> {
     capacity: usize,
     limit: usize,
     buf: Vec<T>,
+    cell: Arc<Cell>,
+    /// A source's outlet also counts the items it sends as received.
+    source: bool,
+    /// Inputs of an expanding stage whose outputs are all in `buf`: they
+    /// count as passed once `buf` is sent.
+    passing: u64,
 }
 
 impl<T> Outlet<T> {
+    /// Makes this the outlet of a source, which counts every item pushed
+    /// into it as received, even if the item is never sent.
+    pub(crate) fn into_source(mut self) -> Self {
+        self.source = true;
+        self
+    }
+
+    /// The counters of the stage that owns this outlet.
+    pub(crate) fn cell(&self) -> &Cell {
+        &self.cell
+    }
+
+    /// How many items the chunk being built holds.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Records that one input of an expanding stage has all its outputs in
+    /// the chunk being built.
+    #[inline]
+    pub(crate) fn pass_one(&mut self) {
+        self.passing += 1;
+    }
+
     /// Adds an item to the chunk being built. Returns `true` when the chunk
     /// has reached the chunk limit and must be flushed before the next push.
     #[inline]
@@ -123,8 +164,10 @@ impl<T> Outlet<T> {
     pub(crate) async fn flush(&mut self) -> Result<(), Closed> {
         let n = self.buf.len();
         if n == 0 {
+            self.commit(0);
             return Ok(());
         }
+
         let mut spare = None;
         let capacity = self.capacity;
         while self
@@ -136,7 +179,10 @@ impl<T> Outlet<T> {
         {
             // No room: wait for the receiver to take a chunk. Each receive
             // rings the doorbell, so this cannot sleep through a free-up.
-            let returned = self.spares.recv().await.map_err(|_| Closed)?;
+            let Ok(returned) = self.spares.recv().await else {
+                self.cut_off();
+                return Err(Closed);
+            };
             if returned.capacity() > 0 {
                 spare = Some(returned);
             }
@@ -147,7 +193,45 @@ impl<T> Outlet<T> {
         };
         next.reserve(self.limit);
         let chunk = std::mem::replace(&mut self.buf, next);
-        self.chunks.send(chunk).await.map_err(|_| Closed)
+        if self.source {
+            // From here the items are in `chunk`, no longer in `buf`, where
+            // dropping the outlet would count them.
+            Cell::add(&self.cell.received, n);
+        }
+        match self.chunks.send(chunk).await {
+            Ok(()) => {
+                self.commit(n);
+                Ok(())
+            }
+            Err(_) => {
+                self.cut_off();
+                Err(Closed)
+            }
+        }
+    }
+
+    /// Counts `n` items as handed on, with the inputs that made them.
+    #[inline]
+    fn commit(&mut self, n: usize) {
+        Cell::add(&self.cell.emitted, n);
+        if self.passing > 0 {
+            self.cell.passed.fetch_add(self.passing, Relaxed);
+            self.passing = 0;
+        }
+    }
+
+    /// Records that the receiving stage has gone.
+    fn cut_off(&self) {
+        self.cell.cut_off.store(true, Relaxed);
+    }
+}
+
+impl<T> Drop for Outlet<T> {
+    fn drop(&mut self) {
+        if self.source {
+            // Taken from the source's input, never sent: dropped.
+            Cell::add(&self.cell.received, self.buf.len());
+        }
     }
 }
 
@@ -159,9 +243,16 @@ pub(crate) struct Inlet<T> {
     items: Arc<AtomicUsize>,
     /// An emptied buffer, handed back to the sender on the next receive.
     spare: Vec<T>,
+    /// The receiving stage's counters.
+    cell: Option<Arc<Cell>>,
 }
 
 impl<T> Inlet<T> {
+    /// Counts what this inlet receives in `cell`, the receiving stage's.
+    pub(crate) fn attach(&mut self, cell: &Arc<Cell>) {
+        self.cell = Some(Arc::clone(cell));
+    }
+
     /// Waits for the next chunk. Returns `None` once the hop is closed and
     /// empty.
     pub(crate) async fn recv(&mut self) -> Option<Vec<T>> {
@@ -197,9 +288,26 @@ impl<T> Inlet<T> {
 
     /// Accounts for `n` items leaving the hop and rings the doorbell.
     fn took(&mut self, n: usize) {
+        if let Some(cell) = &self.cell {
+            Cell::add(&cell.received, n);
+        }
         self.items.fetch_sub(n, SeqCst);
         // The doorbell has a slot for every chunk that can be in flight, so
         // this only fails once the sender is gone, and then nobody listens.
         let _ = self.spares.try_send(std::mem::take(&mut self.spare));
+    }
+}
+
+impl<T> Drop for Inlet<T> {
+    /// Closes the hop and takes the chunks still in it, so that they count
+    /// as received, and so dropped, by the stage that owned this inlet. A
+    /// chunk sent after the close fails to send and stays with its sender.
+    fn drop(&mut self) {
+        self.chunks.close();
+        while let Ok(chunk) = self.chunks.try_recv() {
+            if let Some(cell) = &self.cell {
+                Cell::add(&cell.received, chunk.len());
+            }
+        }
     }
 }

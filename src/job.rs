@@ -3,14 +3,23 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_lite::future;
 use smol::{Executor, LocalExecutor, Task};
 
-use crate::join::guard;
-use crate::join::{BoxFuture, Join, SinkFuture, StageFuture};
-use crate::Error;
+use crate::join::{Join, SinkFuture, StageFuture};
+use crate::run::{drive, Cell, Ctx};
+use crate::{Control, Error, Report, State};
+
+/// The stages and the sink ready to run, or the configuration error that
+/// stops the run.
+type Started<O> = Result<(Vec<StageFuture>, SinkFuture<O>), Error>;
+
+/// Starts the sink once its cell exists.
+pub(crate) type SinkStart<O> = Box<dyn FnOnce(Arc<Cell>) -> SinkFuture<O> + Send>;
 
 /// A stage running as a task.
 type StageTask = Task<Result<(), Error>>;
@@ -41,23 +50,101 @@ type StageTask = Task<Result<(), Error>>;
 #[must_use = "a job does nothing until it runs"]
 pub struct Job<O> {
     stages: Vec<StageFuture>,
-    sink_name: String,
-    sink: BoxFuture<O>,
+    cells: Vec<Arc<Cell>>,
+    ctx: Arc<Ctx>,
     error: Option<Error>,
+    sink_name: String,
+    sink: SinkStart<O>,
+    deadline: Option<Duration>,
 }
 
 impl<O: Send + 'static> Job<O> {
     pub(crate) fn new(
         stages: Vec<StageFuture>,
-        sink_name: String,
-        sink: BoxFuture<O>,
+        cells: Vec<Arc<Cell>>,
+        ctx: Arc<Ctx>,
         error: Option<Error>,
+        sink_name: String,
+        sink: SinkStart<O>,
     ) -> Self {
         Job {
             stages,
+            cells,
+            ctx,
+            error,
             sink_name,
             sink,
+            deadline: None,
+        }
+    }
+
+    /// A [`Control`] for this job's run: its state, its report, and cancel
+    /// and shutdown, usable from any thread while the job runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let job = flowgate::from_iter(0..3u8).count();
+    /// let control = job.control();
+    /// job.run()?;
+    /// println!("{}", control.report());
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn control(&self) -> Control {
+        Control::new(Arc::clone(&self.ctx))
+    }
+
+    /// Gives the whole run a deadline, like Python's `asyncio.timeout`: if
+    /// it has not finished `after` the run starts, every stage is cancelled
+    /// and the run fails with [`Error::DeadlineElapsed`], which carries the
+    /// report of what got done.
+    ///
+    /// The clock runs on smol's timers. A deadline of zero lets the run
+    /// start and then cancels it at once, as `asyncio.wait_for(x, 0)` does:
+    /// only a pipeline that finishes in its first poll can succeed. A
+    /// deadline too far away to represent never fires.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let err = flowgate::from_iter(0u64..) // endless
+    ///     .count()
+    ///     .deadline(Duration::from_millis(20))
+    ///     .run()
+    ///     .unwrap_err();
+    /// let report = err.report().expect("a deadline error carries the report");
+    /// assert!(report.is_balanced());
+    /// assert_eq!(err.to_string(), "the pipeline did not finish within its deadline of 20ms");
+    /// ```
+    pub fn deadline(mut self, after: Duration) -> Self {
+        self.deadline = Some(after);
+        self
+    }
+
+    /// Wires the sink to its cell, and gives the stages and the sink ready
+    /// to run, or the configuration error that stops the run.
+    fn start(self) -> (Started<O>, Arc<Ctx>) {
+        let Job {
+            stages,
+            mut cells,
+            ctx,
             error,
+            sink_name,
+            sink,
+            deadline,
+        } = self;
+        let cell = Cell::new(sink_name, false);
+        let sink = drive(Arc::clone(&cell), Arc::clone(&ctx), sink(Arc::clone(&cell)));
+        cells.push(cell);
+        ctx.set_cells(cells);
+        if let Some(after) = deadline {
+            ctx.set_deadline(after);
+        }
+        match error {
+            Some(err) => (Err(err), ctx),
+            None => (Ok((stages, sink)), ctx),
         }
     }
 
@@ -198,16 +285,14 @@ impl<O: Send + 'static> Job<O> {
         mut spawn_stage: impl FnMut(StageFuture) -> StageTask,
         spawn_sink: impl FnOnce(SinkFuture<O>) -> Task<Result<O, Error>>,
     ) -> JobHandle<O> {
-        if let Some(err) = self.error {
-            return JobHandle {
-                join: Join::failed(err),
-            };
-        }
-        let tasks = self.stages.into_iter().map(&mut spawn_stage).collect();
-        let sink = spawn_sink(guard(self.sink_name, self.sink));
-        JobHandle {
-            join: Join::new(tasks, sink),
-        }
+        let join = match self.start() {
+            (Err(err), ctx) => Join::failed(err, ctx),
+            (Ok((stages, sink)), ctx) => {
+                let tasks = stages.into_iter().map(&mut spawn_stage).collect();
+                Join::new(tasks, spawn_sink(sink), ctx)
+            }
+        };
+        JobHandle { join }
     }
 }
 
@@ -227,9 +312,9 @@ impl<O: Send + 'static> IntoFuture for Job<O> {
     /// # Ok::<(), flowgate::Error>(())
     /// ```
     fn into_future(self) -> JobFuture<O> {
-        let join = match self.error {
-            Some(err) => Join::failed(err),
-            None => Join::new(self.stages, guard(self.sink_name, self.sink)),
+        let join = match self.start() {
+            (Err(err), ctx) => Join::failed(err, ctx),
+            (Ok((stages, sink)), ctx) => Join::new(stages, sink, ctx),
         };
         JobFuture { join }
     }
@@ -240,6 +325,7 @@ impl<O> fmt::Debug for Job<O> {
         f.debug_struct("Job")
             .field("stages", &(self.stages.len() + 1))
             .field("sink", &self.sink_name)
+            .field("deadline", &self.deadline)
             .field("error", &self.error)
             .finish()
     }
@@ -281,8 +367,13 @@ impl<O> fmt::Debug for JobFuture<O> {
 /// A pipeline running as tasks on an executor: a future of its result.
 ///
 /// Made by [`Job::spawn`], [`Job::spawn_local`] or [`Job::spawn_global`].
-/// Dropping the handle cancels every stage; [`detach`](JobHandle::detach)
-/// lets them run on unobserved instead.
+/// The handle reports the pipeline's state and a live report, and can shut
+/// the pipeline down or cancel it; [`control`](JobHandle::control) gives the
+/// same powers to another task.
+///
+/// Dropping the handle cancels every stage: a pipeline nobody awaits does
+/// not run on for ever. [`detach`](JobHandle::detach) lets it run on
+/// unobserved instead; a [`Control`] taken before still watches it.
 ///
 /// # Examples
 ///
@@ -298,6 +389,48 @@ pub struct JobHandle<O> {
 }
 
 impl<O: Send + 'static> JobHandle<O> {
+    /// A [`Control`] for this pipeline, to watch or stop it from another
+    /// task.
+    pub fn control(&self) -> Control {
+        Control::new(Arc::clone(self.join.ctx()))
+    }
+
+    /// The pipeline's state, live.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::State;
+    ///
+    /// let ex = smol::LocalExecutor::new();
+    /// let handle = flowgate::from_iter(0..4u8).count().spawn_local(&ex);
+    /// assert_eq!(handle.state(), State::Pending); // nothing has run yet
+    /// let control = handle.control();
+    /// assert_eq!(smol::block_on(ex.run(handle))?, 4);
+    /// assert_eq!(control.state(), State::Done);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn state(&self) -> State {
+        self.control().state()
+    }
+
+    /// A live report of every stage; see [`Control::report`].
+    pub fn report(&self) -> Report {
+        self.control().report()
+    }
+
+    /// Stops the pipeline promptly; see [`Control::cancel`]. Awaiting the
+    /// handle then gives [`Error::Cancelled`] with the report.
+    pub fn cancel(&self) -> bool {
+        self.control().cancel()
+    }
+
+    /// Closes the pipeline's input and lets the items in flight drain; see
+    /// [`Control::shutdown`]. Awaiting the handle gives the normal result.
+    pub fn shutdown(&self) -> bool {
+        self.control().shutdown()
+    }
+
     /// Lets the pipeline run to its end without anyone awaiting it. Its
     /// result, and any error, are dropped.
     ///

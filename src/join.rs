@@ -1,14 +1,16 @@
 //! Driving a pipeline's stages to the end and combining their results.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_lite::FutureExt;
+use smol::Timer;
 
-use crate::error::panic_message;
-use crate::Error;
+use crate::report::State;
+use crate::run::{is_stopped, Ctx};
+use crate::{Control, Error};
 
 /// A boxed future, as every stage is stored once built.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -19,15 +21,19 @@ pub(crate) type StageFuture = BoxFuture<Result<(), Error>>;
 /// A built sink: it ends with the pipeline's output.
 pub(crate) type SinkFuture<O> = BoxFuture<Result<O, Error>>;
 
-/// Polls a set of stage futures (or the tasks running them) until all are
-/// done, or until one fails.
+/// Polls a set of stage futures (or the tasks running them) until every one
+/// has ended.
 ///
-/// On the first failure every other stage is dropped, which cancels it: a
-/// stage waiting on a source that never ends must not keep the pipeline
-/// alive after another stage has failed.
+/// The first failure raises the run's cancel signal, which stops every other
+/// stage promptly; they are still polled to their end, so that each records
+/// what it held when it stopped, and the report is exact.
 pub(crate) struct Stages<F> {
     slots: Vec<Option<F>>,
     live: usize,
+    /// The first real failure (not a stage that was merely stopped).
+    error: Option<Error>,
+    /// Whether any stage was stopped before the end of its input.
+    stopped: bool,
 }
 
 impl<F> Stages<F>
@@ -39,12 +45,14 @@ where
         Stages {
             slots: stages.into_iter().map(Some).collect(),
             live,
+            error: None,
+            stopped: false,
         }
     }
 
-    /// Polls every stage that has not finished, upstream first. Ready with
-    /// `Ok` once all have finished, with `Err` as soon as one fails.
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    /// Polls every stage that has not ended, upstream first. Ready once all
+    /// have ended.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>, ctx: &Ctx) -> Poll<()> {
         for slot in &mut self.slots {
             let Some(stage) = slot else { continue };
             if let Poll::Ready(result) = Pin::new(stage).poll(cx) {
@@ -53,37 +61,69 @@ where
                 *slot = None;
                 self.live -= 1;
                 if let Err(err) = result {
-                    self.cancel();
-                    return Poll::Ready(Err(err));
+                    record(&mut self.error, &mut self.stopped, err, ctx);
                 }
             }
         }
         if self.live == 0 {
-            Poll::Ready(Ok(()))
+            Poll::Ready(())
         } else {
             Poll::Pending
         }
-    }
-
-    /// Drops every stage that is still running.
-    pub(crate) fn cancel(&mut self) {
-        self.slots.clear();
-        self.live = 0;
     }
 
     /// Takes the stages out, for handing them to someone else.
     pub(crate) fn into_inner(self) -> impl Iterator<Item = F> {
         self.slots.into_iter().flatten()
     }
+
+    /// The run's error, once every stage has ended and the sink (if any)
+    /// gave no output: the first failure, or else a cancel with its report.
+    pub(crate) fn outcome(&mut self, ctx: &Arc<Ctx>, sink_ok: bool) -> Result<(), Error> {
+        if let Some(err) = self.error.take() {
+            ctx.set_verdict(State::Failed);
+            return Err(err);
+        }
+        if sink_ok && !self.stopped {
+            ctx.set_verdict(State::Done);
+            return Ok(());
+        }
+        ctx.set_verdict(State::Cancelled);
+        let report = Box::new(Control::new(Arc::clone(ctx)).report());
+        match ctx.deadline() {
+            Some(after) if !ctx.cancelled_by_user.load(Relaxed) => {
+                Err(Error::DeadlineElapsed { after, report })
+            }
+            _ => Err(Error::Cancelled { report }),
+        }
+    }
+
+    /// Records the error of a stage that ran outside this set (the sink).
+    pub(crate) fn record(&mut self, err: Error, ctx: &Ctx) {
+        record(&mut self.error, &mut self.stopped, err, ctx);
+    }
 }
 
-/// A whole pipeline in motion: its stages and its sink, plus any
-/// configuration error found while building it.
+/// Keeps the first real failure, and stops every stage on any error.
+fn record(first: &mut Option<Error>, stopped: &mut bool, err: Error, ctx: &Ctx) {
+    if is_stopped(&err) {
+        *stopped = true;
+    } else if first.is_none() {
+        *first = Some(err);
+    }
+    ctx.cancel.raise();
+}
+
+/// A whole pipeline in motion: its stages and its sink, the run's deadline,
+/// and any configuration error found while building it.
 pub(crate) struct Join<F, S, O> {
     stages: Stages<F>,
     sink: Option<S>,
     output: Option<O>,
+    ctx: Arc<Ctx>,
+    /// A configuration error, returned at once: the pipeline never starts.
     failed: Option<Error>,
+    deadline: Option<Timer>,
 }
 
 // The output is only ever moved out whole, never pinned.
@@ -94,81 +134,75 @@ where
     F: Future<Output = Result<(), Error>> + Unpin,
     S: Future<Output = Result<O, Error>> + Unpin,
 {
-    pub(crate) fn new(stages: Vec<F>, sink: S) -> Self {
+    pub(crate) fn new(stages: Vec<F>, sink: S, ctx: Arc<Ctx>) -> Self {
+        let deadline = ctx.deadline().map(Timer::after);
         Join {
             stages: Stages::new(stages),
             sink: Some(sink),
             output: None,
+            ctx,
             failed: None,
+            deadline,
         }
     }
 
     /// A join that fails at once, for a pipeline that was badly configured.
-    pub(crate) fn failed(err: Error) -> Self {
+    pub(crate) fn failed(err: Error, ctx: Arc<Ctx>) -> Self {
+        ctx.set_verdict(State::Failed);
         Join {
             stages: Stages::new(Vec::new()),
             sink: None,
             output: None,
+            ctx,
             failed: Some(err),
+            deadline: None,
         }
     }
 
     /// Ready with the sink's output once every stage and the sink are done,
-    /// or with the first error. A sink that finishes while a stage is still
-    /// running (as after a stage panicked) waits for that stage's result, so
-    /// a failure is never hidden behind a short output.
+    /// or with the first error once every stage has stopped. A sink that
+    /// finishes while a stage is still running (as after a stage panicked)
+    /// waits for that stage's result, so a failure is never hidden behind a
+    /// short output.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<O, Error>> {
         if let Some(err) = self.failed.take() {
             return Poll::Ready(Err(err));
         }
-        let stages_done = match self.stages.poll(cx) {
-            Poll::Ready(Err(err)) => {
-                self.sink = None;
-                return Poll::Ready(Err(err));
+        if let Some(timer) = &mut self.deadline {
+            if Pin::new(timer).poll(cx).is_ready() {
+                self.deadline = None;
+                self.ctx.deadline_passed.store(true, Relaxed);
+                self.ctx.cancel.raise();
             }
-            Poll::Ready(Ok(())) => true,
-            Poll::Pending => false,
-        };
+        }
+        let stages_done = self.stages.poll(cx, &self.ctx).is_ready();
         if let Some(sink) = &mut self.sink {
             if let Poll::Ready(result) = Pin::new(sink).poll(cx) {
                 self.sink = None;
                 match result {
                     Ok(output) => self.output = Some(output),
-                    Err(err) => {
-                        self.stages.cancel();
-                        return Poll::Ready(Err(err));
-                    }
+                    Err(err) => self.stages.record(err, &self.ctx),
                 }
             }
         }
-        match self.output.take() {
-            Some(output) if stages_done => Poll::Ready(Ok(output)),
-            output => {
-                self.output = output;
-                Poll::Pending
-            }
+        if !stages_done || self.sink.is_some() {
+            return Poll::Pending;
         }
+        let output = self.output.take();
+        Poll::Ready(
+            self.stages
+                .outcome(&self.ctx, output.is_some())
+                .and_then(|()| output.ok_or_else(crate::run::stopped)),
+        )
+    }
+
+    /// The run's shared state.
+    pub(crate) fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
     }
 
     /// Takes the stages and the sink out, for handing them to someone else.
     pub(crate) fn into_parts(self) -> (impl Iterator<Item = F>, Option<S>) {
         (self.stages.into_inner(), self.sink)
     }
-}
-
-/// Runs `fut` as the stage called `name`, turning a panic into
-/// [`Error::StagePanicked`].
-pub(crate) fn guard<T: 'static>(
-    name: String,
-    fut: impl Future<Output = T> + Send + 'static,
-) -> BoxFuture<Result<T, Error>> {
-    Box::pin(async move {
-        AssertUnwindSafe(fut)
-            .catch_unwind()
-            .await
-            .map_err(|payload| Error::StagePanicked {
-                stage: name,
-                message: panic_message(payload),
-            })
-    })
 }

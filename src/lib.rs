@@ -128,17 +128,20 @@ mod hop;
 mod inline;
 mod job;
 mod join;
+mod ops;
 mod pipeline;
 mod pipelined;
 mod producer;
 mod replies;
+mod report;
+mod run;
 mod service;
 mod sink;
 mod stage;
 mod stream;
 
 pub use consumer::{Consumer, ConsumerHandle, DEFAULT_CONSUMER_CAPACITY};
-pub use error::{Error, SendError, TrySendError};
+pub use error::{Error, SendError, TimedOut, TrySendError};
 pub use handler::{AsyncHandler, Handler, SyncHandler};
 pub use inline::InlineConsumer;
 pub use job::{Job, JobFuture, JobHandle};
@@ -146,6 +149,8 @@ pub use pipeline::{from_iter, from_stream, Pipeline, DEFAULT_CAPACITY, DEFAULT_C
 pub use pipelined::PipelinedSender;
 pub use producer::Producer;
 pub use replies::{Replies, ReplyChunk};
+pub use report::{Report, StageReport, State};
+pub use run::Control;
 pub use service::{service, Service};
 pub use stream::PipelineStream;
 

@@ -1,13 +1,18 @@
 //! The typed pipeline builder.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_lite::Stream;
 
 use crate::hop::{hop, Inlet, Outlet};
-use crate::join::{guard, BoxFuture, StageFuture};
-use crate::{stage, Error};
+use crate::join::{BoxFuture, StageFuture};
+use crate::run::{drive, Cell, Ctx};
+use crate::{stage, Control, Error};
 
 /// The capacity of a hop, in items, unless set with [`Pipeline::capacity`].
 ///
@@ -56,7 +61,10 @@ where
     I::Item: Send + 'static,
 {
     let iter = iter.into_iter();
-    Pipeline::source(move |out| stage::from_iter(iter, out))
+    Pipeline::source(move |out, ctx| async move {
+        stage::from_iter(iter, out, &ctx.shutdown).await;
+        Ok(())
+    })
 }
 
 /// Starts a pipeline whose source drains a [`Stream`].
@@ -81,7 +89,10 @@ where
     S: Stream + Send + 'static,
     S::Item: Send + 'static,
 {
-    Pipeline::source(move |out| stage::from_stream(stream, out))
+    Pipeline::source(move |out, ctx| async move {
+        stage::from_stream(stream, out, &ctx.shutdown).await;
+        Ok(())
+    })
 }
 
 /// A pipeline under construction, whose last stage gives items of type `T`.
@@ -113,41 +124,102 @@ where
 /// assert_eq!(words, 6);
 /// # Ok::<(), flowgate::Error>(())
 /// ```
+///
+/// The second type parameter is `()` except right after a fallible stage
+/// such as [`try_map`](Pipeline::try_map), when it records that stage's input
+/// and error types so that [`on_error`](Pipeline::on_error) can be typed.
 #[must_use = "a pipeline does nothing until it ends in a sink and runs"]
-pub struct Pipeline<T> {
+pub struct Pipeline<T, S = ()> {
     /// Stages already wired to their output hop.
     stages: Vec<StageFuture>,
+    /// The counters of every stage wired so far.
+    cells: Vec<Arc<Cell>>,
     /// The newest stage, waiting for its output hop.
     head: Head<T>,
     /// The first configuration error, reported when the pipeline runs.
     error: Option<Error>,
+    ctx: Arc<Ctx>,
+    _newest: PhantomData<fn() -> S>,
 }
 
 /// Starts a stage once its output hop exists.
-type Start<T> = Box<dyn FnOnce(Outlet<T>) -> BoxFuture<()> + Send>;
+type Start<T> = Box<dyn FnOnce(Wired<T>) -> BoxFuture<Result<(), Error>> + Send>;
+
+/// What a stage gets when it starts.
+pub(crate) struct Wired<T> {
+    pub(crate) out: Outlet<T>,
+    pub(crate) ctx: Arc<Ctx>,
+    pub(crate) cell: Arc<Cell>,
+    /// The stage's error policy, if one was set; its type is the stage's.
+    pub(crate) policy: Option<Box<dyn Any + Send>>,
+    pub(crate) timeout: Option<Duration>,
+}
 
 /// The newest stage and the settings of its output hop.
 struct Head<T> {
     name: String,
     capacity: usize,
     chunk_limit: usize,
+    /// Whether one input may make many outputs.
+    expands: bool,
+    policy: Option<Box<dyn Any + Send>>,
+    timeout: Option<Duration>,
     start: Start<T>,
+}
+
+/// The parts of a pipeline once its newest stage is wired to its hop.
+pub(crate) struct Wiring<T> {
+    pub(crate) stages: Vec<StageFuture>,
+    pub(crate) cells: Vec<Arc<Cell>>,
+    pub(crate) inlet: Inlet<T>,
+    pub(crate) error: Option<Error>,
+    pub(crate) ctx: Arc<Ctx>,
 }
 
 impl<T: Send + 'static> Pipeline<T> {
     pub(crate) fn source<F, Fut>(start: F) -> Self
     where
-        F: FnOnce(Outlet<T>) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
+        F: FnOnce(Outlet<T>, Arc<Ctx>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Error>> + Send + 'static,
     {
         Pipeline {
             stages: Vec::new(),
+            cells: Vec::new(),
             head: Head::new(
                 "source".to_owned(),
-                Box::new(move |out| Box::pin(start(out))),
+                Box::new(move |w: Wired<T>| Box::pin(start(w.out, w.ctx))),
             ),
             error: None,
+            ctx: Ctx::new(),
+            _newest: PhantomData,
         }
+    }
+}
+
+impl<T: Send + 'static, S> Pipeline<T, S> {
+    /// A [`Control`] for the run this pipeline will make: its state, its
+    /// report, and cancel and shutdown. A stage may hold one, to stop its
+    /// own pipeline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let source = flowgate::from_iter(0u32..);
+    /// let control = source.control();
+    /// let stop = control.clone();
+    /// // An endless source, shut down by the sink: items in flight drain.
+    /// let seen = source
+    ///     .map(|x| x * 2)
+    ///     .fold(0u32, move |n, _| { if n == 99 { stop.shutdown(); } n + 1 })
+    ///     .run()?;
+    /// assert!(seen >= 100);
+    /// let report = control.report();
+    /// assert_eq!(report.dropped(), 0);
+    /// assert_eq!(report.delivered(), u64::from(seen));
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn control(&self) -> Control {
+        Control::new(Arc::clone(&self.ctx))
     }
 
     /// Names the newest stage. Names appear in errors.
@@ -210,183 +282,107 @@ impl<T: Send + 'static> Pipeline<T> {
         self
     }
 
-    /// Adds a stage that transforms each item with `f`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let out: Vec<String> = flowgate::from_iter(1..=3).map(|x: i32| x.to_string()).collect().run()?;
-    /// assert_eq!(out, ["1", "2", "3"]);
-    /// # Ok::<(), flowgate::Error>(())
-    /// ```
-    pub fn map<U, F>(self, mut f: F) -> Pipeline<U>
-    where
-        U: Send + 'static,
-        F: FnMut(T) -> U + Send + 'static,
-    {
-        self.each("map", move |items, out| out.extend(items.map(&mut f)))
-    }
-
-    /// Adds a stage that keeps only the items for which `f` returns `true`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let odd: Vec<u32> = flowgate::from_iter(0..6u32).filter(|x| x % 2 == 1).collect().run()?;
-    /// assert_eq!(odd, [1, 3, 5]);
-    /// # Ok::<(), flowgate::Error>(())
-    /// ```
-    pub fn filter<F>(self, mut f: F) -> Pipeline<T>
-    where
-        F: FnMut(&T) -> bool + Send + 'static,
-    {
-        self.each("filter", move |items, out| out.extend(items.filter(&mut f)))
-    }
-
-    /// Adds a stage that maps each item to an `Option`, keeping the `Some`s.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let nums: Vec<i32> = flowgate::from_iter(["1", "x", "3"])
-    ///     .filter_map(|s| s.parse::<i32>().ok())
-    ///     .collect()
-    ///     .run()?;
-    /// assert_eq!(nums, [1, 3]);
-    /// # Ok::<(), flowgate::Error>(())
-    /// ```
-    pub fn filter_map<U, F>(self, mut f: F) -> Pipeline<U>
-    where
-        U: Send + 'static,
-        F: FnMut(T) -> Option<U> + Send + 'static,
-    {
-        self.each("filter_map", move |items, out| {
-            out.extend(items.filter_map(&mut f))
-        })
-    }
-
-    /// Adds a stage that turns each item into any number of items.
-    ///
-    /// The outputs are sent in chunks as they are made, so one item that
-    /// expands into millions still respects the next hop's capacity.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let out: Vec<u32> = flowgate::from_iter(1..=3u32).flat_map(|n| 0..n).collect().run()?;
-    /// assert_eq!(out, [0, 0, 1, 0, 1, 2]);
-    /// # Ok::<(), flowgate::Error>(())
-    /// ```
-    pub fn flat_map<U, I, F>(self, f: F) -> Pipeline<U>
-    where
-        U: Send + 'static,
-        I: IntoIterator<Item = U> + 'static,
-        I::IntoIter: Send,
-        F: FnMut(T) -> I + Send + 'static,
-    {
-        self.chain("flat_map", move |input, out| stage::flat_map(input, out, f))
-    }
-
-    /// Adds a stage that calls `f` on a reference to each item and passes
-    /// the item on unchanged.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::atomic::{AtomicU32, Ordering};
-    /// use std::sync::Arc;
-    ///
-    /// let seen = Arc::new(AtomicU32::new(0));
-    /// let counter = Arc::clone(&seen);
-    /// let n = flowgate::from_iter(0..4u8)
-    ///     .inspect(move |_| { counter.fetch_add(1, Ordering::Relaxed); })
-    ///     .count()
-    ///     .run()?;
-    /// assert_eq!((n, seen.load(Ordering::Relaxed)), (4, 4));
-    /// # Ok::<(), flowgate::Error>(())
-    /// ```
-    pub fn inspect<F>(self, mut f: F) -> Pipeline<T>
-    where
-        F: FnMut(&T) + Send + 'static,
-    {
-        self.each("inspect", move |items, out| {
-            out.extend(items.inspect(&mut f))
-        })
-    }
-
-    /// Adds a stage that maps each item with an async function, one item at
-    /// a time, in order.
-    ///
-    /// While a call waits (on a timer, a socket), the outputs already made
-    /// are sent on, so waiting never holds finished items back.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let out: Vec<u32> = flowgate::from_iter(1..=3u32)
-    ///     .then(|x| async move {
-    ///         smol::Timer::after(Duration::from_millis(1)).await;
-    ///         x * 2
-    ///     })
-    ///     .collect()
-    ///     .run()?;
-    /// assert_eq!(out, [2, 4, 6]);
-    /// # Ok::<(), flowgate::Error>(())
-    /// ```
-    pub fn then<U, Fut, F>(self, f: F) -> Pipeline<U>
-    where
-        U: Send + 'static,
-        Fut: Future<Output = U> + Send + 'static,
-        F: FnMut(T) -> Fut + Send + 'static,
-    {
-        self.chain("then", move |input, out| stage::then(input, out, f))
-    }
-
-    /// Adds a stage that gives at most one output per input; `apply` moves
-    /// a run of inputs into the output chunk.
-    fn each<U, F>(self, kind: &'static str, apply: F) -> Pipeline<U>
-    where
-        U: Send + 'static,
-        F: FnMut(std::vec::Drain<'_, T>, &mut Outlet<U>) + Send + 'static,
-    {
-        self.chain(kind, move |input, out| stage::each(input, out, apply))
-    }
-
     /// Wires the newest stage to a new hop and adds the stage that `make`
-    /// builds on the far side of it.
-    fn chain<U, F, Fut>(self, kind: &'static str, make: F) -> Pipeline<U>
+    /// builds on the far side of it. `expands` says whether one input may
+    /// make many outputs.
+    pub(crate) fn chain<U, S2, F, Fut>(
+        self,
+        kind: &'static str,
+        expands: bool,
+        make: F,
+    ) -> Pipeline<U, S2>
     where
         U: Send + 'static,
-        F: FnOnce(Inlet<T>, Outlet<U>) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
+        F: FnOnce(Inlet<T>, Wired<U>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Error>> + Send + 'static,
     {
-        let (stages, inlet, error) = self.wire();
+        let Wiring {
+            stages,
+            cells,
+            mut inlet,
+            error,
+            ctx,
+        } = self.wire();
         let name = format!("{kind}#{}", stages.len());
-        let start: Start<U> = Box::new(move |out| Box::pin(make(inlet, out)));
+        let start: Start<U> = Box::new(move |w: Wired<U>| {
+            inlet.attach(&w.cell);
+            Box::pin(make(inlet, w))
+        });
+        let mut head = Head::new(name, start);
+        head.expands = expands;
         Pipeline {
             stages,
-            head: Head::new(name, start),
+            cells,
+            head,
             error,
+            ctx,
+            _newest: PhantomData,
         }
     }
 
+    /// Records a configuration error, to be reported when the pipeline
+    /// runs; the first one wins.
+    pub(crate) fn fail(mut self, err: Error) -> Self {
+        self.error.get_or_insert(err);
+        self
+    }
+
+    /// The newest stage's name.
+    pub(crate) fn newest_name(&self) -> &str {
+        &self.head.name
+    }
+
+    /// Sets the newest stage's error policy and item timeout.
+    pub(crate) fn configure(
+        mut self,
+        policy: Option<Box<dyn Any + Send>>,
+        timeout: Option<Duration>,
+    ) -> Self {
+        if policy.is_some() {
+            self.head.policy = policy;
+        }
+        if timeout.is_some() {
+            self.head.timeout = timeout;
+        }
+        self
+    }
+
     /// Creates the newest stage's output hop and starts the stage on it.
-    /// Returns the finished stages, the far end of the hop, and the first
-    /// configuration error.
-    pub(crate) fn wire(self) -> (Vec<StageFuture>, Inlet<T>, Option<Error>) {
+    pub(crate) fn wire(self) -> Wiring<T> {
         let Pipeline {
             mut stages,
+            mut cells,
             head,
             error,
+            ctx,
+            _newest,
         } = self;
         let error = error.or_else(|| head.check().err());
         // A bad setting has been recorded above; the hop is still made, with
         // a valid size, so the types line up, but the pipeline never runs.
-        let (outlet, inlet) = hop(head.capacity.max(1), head.chunk_limit.max(1));
-        stages.push(guard(head.name, (head.start)(outlet)));
-        (stages, inlet, error)
+        let cell = Cell::new(head.name, head.expands);
+        let (out, inlet) = hop(
+            head.capacity.max(1),
+            head.chunk_limit.max(1),
+            Arc::clone(&cell),
+        );
+        let wired = Wired {
+            out,
+            ctx: Arc::clone(&ctx),
+            cell: Arc::clone(&cell),
+            policy: head.policy,
+            timeout: head.timeout,
+        };
+        let stage = (head.start)(wired);
+        stages.push(drive(Arc::clone(&cell), Arc::clone(&ctx), stage));
+        cells.push(cell);
+        Wiring {
+            stages,
+            cells,
+            inlet,
+            error,
+            ctx,
+        }
     }
 }
 
@@ -396,6 +392,9 @@ impl<T> Head<T> {
             name,
             capacity: DEFAULT_CAPACITY,
             chunk_limit: DEFAULT_CHUNK_LIMIT,
+            expands: false,
+            policy: None,
+            timeout: None,
             start,
         }
     }
@@ -415,7 +414,7 @@ impl<T> Head<T> {
     }
 }
 
-impl<T> fmt::Debug for Pipeline<T> {
+impl<T, S> fmt::Debug for Pipeline<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
             .field("stages", &(self.stages.len() + 1))

@@ -14,8 +14,11 @@ use std::sync::Arc;
 
 use async_channel::{Receiver, Sender};
 
+use futures_lite::FutureExt;
+
 use crate::ack::{close_and_answer, Doorbell, Failure, Inbox, Request};
 use crate::hop::{Inlet, Outlet};
+use crate::run::{Cell, Signal};
 use crate::stage::{Batches, Budget};
 use crate::{Job, Pipeline, Producer, DEFAULT_CONSUMER_CAPACITY};
 
@@ -86,11 +89,15 @@ where
         requests: inbox,
         bell: bell.clone(),
     };
-    let source = Pipeline::source(move |out| front(inbox, out, route_tx));
+    let source = Pipeline::source(move |out, ctx| async move {
+        front(inbox, out, route_tx, &ctx.shutdown).await;
+        Ok(())
+    });
     let built = build(Service { inner: source });
-    let job = built
-        .inner
-        .sink("reply", move |input| reply_sink(input, route_rx));
+    let job = built.inner.sink("reply", move |input, cell| async move {
+        reply_sink(input, route_rx, &cell).await;
+        Ok(())
+    });
     (Producer::new(requests, bell, Arc::from("service")), job)
 }
 
@@ -339,13 +346,27 @@ impl<I: Iterator> Iterator for Expand<I> {
 
 /// The first stage: takes requests from producers, sends their routing to
 /// the reply sink, and their items down the pipeline.
+///
+/// Shutdown closes the producers' queue: the requests already queued are
+/// still handled, later sends get their items back.
 async fn front<In, Out>(
     inbox: Inbox<In, Vec<Out>>,
-    mut out: Outlet<Msg<In>>,
+    out: Outlet<Msg<In>>,
     routes: Sender<Routes<In, Out>>,
+    shutdown: &Signal,
 ) {
+    let mut out = out.into_source();
     let mut budget = Budget::new();
-    while let Some(mut request) = inbox.recv().await {
+    loop {
+        let close = async {
+            shutdown.wait().await;
+            // Closed once; the queue then drains and `recv` ends.
+            inbox.requests.close();
+            std::future::pending().await
+        };
+        let Some(mut request) = inbox.recv().or(close).await else {
+            break;
+        };
         let items = request.take_items();
         let n = items.len();
         // The routing goes first, so the sink knows whom each input is for
@@ -386,7 +407,11 @@ impl<In, Out> Drop for RouteQueue<In, Out> {
 
 /// The last stage: collects each input's outputs and answers its request
 /// once every input of the request is done.
-async fn reply_sink<In, Out>(input: Inlet<Msg<Out>>, routes: Receiver<Routes<In, Out>>) {
+async fn reply_sink<In, Out>(
+    input: Inlet<Msg<Out>>,
+    routes: Receiver<Routes<In, Out>>,
+    cell: &Cell,
+) {
     let routes = RouteQueue(routes);
     let routes = &routes.0;
     let mut current: Option<Routes<In, Out>> = None;
@@ -415,6 +440,7 @@ async fn reply_sink<In, Out>(input: Inlet<Msg<Out>>, routes: Receiver<Routes<In,
                     current = Some(request);
                 }
             }
+            Cell::add(&cell.emitted, n);
             next = batches.next(chunk, n);
         }
         batches.end().await;

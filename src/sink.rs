@@ -1,11 +1,13 @@
 //! The sinks that end a pipeline and make it a [`Job`].
 
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::hop::Inlet;
-use crate::{stage, Job, Pipeline, PipelineStream};
+use crate::run::Cell;
+use crate::{stage, Error, Job, Pipeline, PipelineStream};
 
-impl<T: Send + 'static> Pipeline<T> {
+impl<T: Send + 'static, S> Pipeline<T, S> {
     /// Ends the pipeline in a sink that calls `f` on every item.
     ///
     /// # Examples
@@ -50,8 +52,9 @@ impl<T: Send + 'static> Pipeline<T> {
         Fut: Future<Output = ()> + Send + 'static,
         F: FnMut(T) -> Fut + Send + 'static,
     {
-        self.sink("for_each_async", move |input| {
-            stage::for_each_async(input, f)
+        self.sink("for_each_async", move |input, cell| async move {
+            stage::for_each_async(input, &cell, f).await;
+            Ok(())
         })
     }
 
@@ -131,28 +134,41 @@ impl<T: Send + 'static> Pipeline<T> {
     /// # }).unwrap();
     /// ```
     pub fn into_stream(self) -> PipelineStream<T> {
-        let (stages, inlet, error) = self.wire();
-        PipelineStream::new(stages, inlet, error)
+        PipelineStream::new(self.wire())
     }
 
     /// Ends the pipeline in a sink that folds whole chunks.
-    fn fold_chunks<S, F>(self, kind: &'static str, init: S, f: F) -> Job<S>
+    fn fold_chunks<B, F>(self, kind: &'static str, init: B, f: F) -> Job<B>
     where
-        S: Send + 'static,
-        F: FnMut(S, std::vec::Drain<'_, T>) -> S + Send + 'static,
+        B: Send + 'static,
+        F: FnMut(B, std::vec::Drain<'_, T>) -> B + Send + 'static,
     {
-        self.sink(kind, move |input| stage::fold_chunks(input, init, f))
+        self.sink(kind, move |input, cell| async move {
+            Ok(stage::fold_chunks(input, &cell, init, f).await)
+        })
     }
 
     /// Ends the pipeline in the sink that `make` builds.
     pub(crate) fn sink<O, F, Fut>(self, kind: &'static str, make: F) -> Job<O>
     where
         O: Send + 'static,
-        F: FnOnce(Inlet<T>) -> Fut,
-        Fut: Future<Output = O> + Send + 'static,
+        F: FnOnce(Inlet<T>, Arc<Cell>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<O, Error>> + Send + 'static,
     {
-        let (stages, inlet, error) = self.wire();
-        let name = format!("{kind}#{}", stages.len());
-        Job::new(stages, name, Box::pin(make(inlet)), error)
+        let wiring = self.wire();
+        let name = format!("{kind}#{}", wiring.stages.len());
+        let mut inlet = wiring.inlet;
+        let start = Box::new(move |cell: Arc<Cell>| {
+            inlet.attach(&cell);
+            Box::pin(make(inlet, cell)) as crate::join::SinkFuture<O>
+        });
+        Job::new(
+            wiring.stages,
+            wiring.cells,
+            wiring.ctx,
+            wiring.error,
+            name,
+            start,
+        )
     }
 }

@@ -8,9 +8,10 @@ use std::future::Future;
 use std::pin::pin;
 
 use futures_lite::future::{poll_once, yield_now};
-use futures_lite::{Stream, StreamExt};
+use futures_lite::{FutureExt, Stream, StreamExt};
 
 use crate::hop::{Inlet, Outlet};
+use crate::run::{Cell, Signal};
 
 /// Items a stage may process without giving its thread back to the executor.
 const YIELD_BUDGET: usize = 4096;
@@ -79,11 +80,12 @@ impl<I> Batches<I> {
     }
 }
 
-/// A source that drains an iterator.
-pub(crate) async fn from_iter<I: Iterator>(mut iter: I, mut out: Outlet<I::Item>) {
+/// A source that drains an iterator, until it ends or `shutdown` is raised.
+pub(crate) async fn from_iter<I: Iterator>(mut iter: I, out: Outlet<I::Item>, shutdown: &Signal) {
+    let mut out = out.into_source();
     let mut budget = Budget::new();
     // `fill` stops short of a full chunk only when the iterator has ended.
-    while out.fill(iter.by_ref()) {
+    while !shutdown.is_raised() && out.fill(iter.by_ref()) {
         if out.flush().await.is_err() {
             return;
         }
@@ -95,17 +97,26 @@ pub(crate) async fn from_iter<I: Iterator>(mut iter: I, mut out: Outlet<I::Item>
 }
 
 /// A source that drains a stream, taking every item it has ready before it
-/// flushes.
-pub(crate) async fn from_stream<S: Stream>(stream: S, mut out: Outlet<S::Item>) {
+/// flushes, until the stream ends or `shutdown` is raised.
+pub(crate) async fn from_stream<S: Stream>(stream: S, out: Outlet<S::Item>, shutdown: &Signal) {
+    let mut out = out.into_source();
     let mut stream = pin!(stream);
     let mut budget = Budget::new();
-    while let Some(first) = stream.next().await {
+    loop {
+        let stop = async {
+            shutdown.wait().await;
+            None
+        };
+        // `None` once shutdown is asked for, `Some(None)` at the stream's end.
+        let Some(Some(first)) = async { Some(stream.next().await) }.or(stop).await else {
+            break;
+        };
         let mut next = Some(first);
         while let Some(item) = next.take() {
             if out.push(item) && out.flush().await.is_err() {
                 return;
             }
-            if budget.spend(1) {
+            if budget.spend(1) || shutdown.is_raised() {
                 break;
             }
             match poll_once(stream.next()).await {
@@ -142,12 +153,18 @@ where
         let mut next = Some(first);
         while let Some(mut chunk) = next.take() {
             let n = chunk.len();
+            let mut filtered = 0;
             while !chunk.is_empty() {
                 if out.is_full() && out.flush().await.is_err() {
                     return;
                 }
                 let run = out.room().min(chunk.len());
+                let before = out.len();
                 apply(chunk.drain(..run), &mut out);
+                filtered += run - (out.len() - before);
+            }
+            if filtered > 0 {
+                Cell::add(&out.cell().filtered, filtered);
             }
             next = batches.next(chunk, n);
         }
@@ -178,6 +195,7 @@ where
                         return;
                     }
                 }
+                out.pass_one();
             }
             next = batches.next(chunk, n);
         }
@@ -222,7 +240,10 @@ where
 
 /// Awaits `fut`, flushing `out` first if `fut` is not ready at once.
 /// Returns `None` if the flush found the downstream stage gone.
-async fn run_async<O, T>(fut: impl Future<Output = T>, out: &mut Outlet<O>) -> Option<T> {
+pub(crate) async fn run_async<O, T>(
+    fut: impl Future<Output = T>,
+    out: &mut Outlet<O>,
+) -> Option<T> {
     let mut fut = pin!(fut);
     if let Some(value) = poll_once(fut.as_mut()).await {
         return Some(value);
@@ -232,7 +253,7 @@ async fn run_async<O, T>(fut: impl Future<Output = T>, out: &mut Outlet<O>) -> O
 }
 
 /// A sink that folds every chunk into a state and returns the final state.
-pub(crate) async fn fold_chunks<I, S, F>(input: Inlet<I>, mut state: S, mut f: F) -> S
+pub(crate) async fn fold_chunks<I, S, F>(input: Inlet<I>, cell: &Cell, mut state: S, mut f: F) -> S
 where
     F: FnMut(S, std::vec::Drain<'_, I>) -> S,
 {
@@ -242,6 +263,7 @@ where
         while let Some(mut chunk) = next.take() {
             let n = chunk.len();
             state = f(state, chunk.drain(..));
+            Cell::add(&cell.emitted, n);
             next = batches.next(chunk, n);
         }
         batches.end().await;
@@ -250,7 +272,7 @@ where
 }
 
 /// A sink that runs an async function on every item, one at a time.
-pub(crate) async fn for_each_async<I, Fut, F>(input: Inlet<I>, mut f: F)
+pub(crate) async fn for_each_async<I, Fut, F>(input: Inlet<I>, cell: &Cell, mut f: F)
 where
     F: FnMut(I) -> Fut,
     Fut: Future<Output = ()>,
@@ -262,6 +284,7 @@ where
             let n = chunk.len();
             for item in chunk.drain(..) {
                 f(item).await;
+                Cell::add(&cell.emitted, 1);
             }
             next = batches.next(chunk, n);
         }

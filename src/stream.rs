@@ -2,13 +2,16 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_lite::Stream;
 
 use crate::hop::Inlet;
 use crate::join::{StageFuture, Stages};
-use crate::Error;
+use crate::pipeline::Wiring;
+use crate::run::{Cell, Ctx};
+use crate::{Control, Error, State};
 
 /// The output of a pipeline as a [`Stream`] of `Result<T, Error>`, made by
 /// [`Pipeline::into_stream`](crate::Pipeline::into_stream).
@@ -39,11 +42,30 @@ pub struct PipelineStream<T> {
     /// A configuration error, or a stage's error once the output has ended.
     error: Option<Error>,
     ended: bool,
+    /// The counters of the stream's own end: items taken and given out.
+    cell: Arc<Cell>,
+    ctx: Arc<Ctx>,
+    /// Whether the stream has given its last item or error.
+    finished: bool,
 }
 
 impl<T> PipelineStream<T> {
-    pub(crate) fn new(stages: Vec<StageFuture>, inlet: Inlet<T>, error: Option<Error>) -> Self {
+    pub(crate) fn new(wiring: Wiring<T>) -> Self {
+        let Wiring {
+            stages,
+            mut cells,
+            mut inlet,
+            error,
+            ctx,
+        } = wiring;
+        let cell = Cell::new(format!("into_stream#{}", cells.len()), false);
+        inlet.attach(&cell);
+        cells.push(Arc::clone(&cell));
+        ctx.set_cells(cells);
         let failed = error.is_some();
+        if failed {
+            ctx.set_verdict(State::Failed);
+        }
         PipelineStream {
             // A badly configured pipeline never starts.
             stages: Stages::new(if failed { Vec::new() } else { stages }),
@@ -52,6 +74,40 @@ impl<T> PipelineStream<T> {
             chunk: Vec::new().into_iter(),
             error,
             ended: failed,
+            cell,
+            ctx,
+            finished: false,
+        }
+    }
+
+    /// A [`Control`] for the pipeline behind this stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_lite::StreamExt;
+    ///
+    /// let mut out = flowgate::from_iter(0u32..).into_stream();
+    /// let control = out.control();
+    /// # futures_lite::future::block_on(async {
+    /// assert_eq!(out.next().await.unwrap()?, 0);
+    /// control.cancel();
+    /// let rest: Vec<_> = out.collect().await;
+    /// assert!(matches!(rest.last(), Some(Err(flowgate::Error::Cancelled { .. }))));
+    /// # Ok::<(), flowgate::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn control(&self) -> Control {
+        Control::new(Arc::clone(&self.ctx))
+    }
+}
+
+impl<T> Drop for PipelineStream<T> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Dropped before its end: the pipeline is cancelled with it.
+            self.ctx.cancel.raise();
+            self.cell.end(&self.ctx, State::Cancelled);
         }
     }
 }
@@ -65,21 +121,24 @@ impl<T> Stream for PipelineStream<T> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        if this.cell.state() == State::Pending {
+            this.cell.begin(&this.ctx);
+        }
         loop {
             if let Some(item) = this.chunk.next() {
+                Cell::add(&this.cell.emitted, 1);
                 return Poll::Ready(Some(Ok(item)));
             }
-            if !this.stages_done {
-                match this.stages.poll(cx) {
-                    Poll::Ready(Ok(())) => this.stages_done = true,
-                    Poll::Ready(Err(err)) => {
-                        // The items already on their way are dropped with the
-                        // stages; the error says the output is incomplete.
-                        this.stages_done = true;
-                        this.ended = true;
-                        this.error = Some(err);
-                    }
-                    Poll::Pending => {}
+            if !this.stages_done && this.stages.poll(cx, &this.ctx).is_ready() {
+                this.stages_done = true;
+                if let Err(err) = this.stages.outcome(&this.ctx, true) {
+                    // The items already on their way were dropped by the
+                    // stages; the error says the output is incomplete.
+                    this.ended = true;
+                    this.error = Some(err);
                 }
             }
             if !this.ended {
@@ -96,7 +155,15 @@ impl<T> Stream for PipelineStream<T> {
             if !this.stages_done {
                 return Poll::Pending;
             }
-            return Poll::Ready(this.error.take().map(Err));
+            this.finished = true;
+            let error = this.error.take();
+            let state = match &error {
+                None => State::Done,
+                Some(Error::Cancelled { .. } | Error::DeadlineElapsed { .. }) => State::Cancelled,
+                Some(_) => State::Failed,
+            };
+            this.cell.end(&this.ctx, state);
+            return Poll::Ready(error.map(Err));
         }
     }
 }
