@@ -298,16 +298,22 @@ impl<T> Inlet<T> {
     }
 }
 
-impl<T> Drop for Inlet<T> {
+impl<T> Inlet<T> {
     /// Closes the hop and takes the chunks still in it, so that they count
-    /// as received, and so dropped, by the stage that owned this inlet. A
+    /// as received, and so dropped, by the stage that owns this inlet. A
     /// chunk sent after the close fails to send and stays with its sender.
-    fn drop(&mut self) {
+    pub(crate) fn discard(&mut self) {
         self.chunks.close();
         while let Ok(chunk) = self.chunks.try_recv() {
             if let Some(cell) = &self.cell {
                 Cell::add(&cell.received, chunk.len());
             }
         }
+    }
+}
+
+impl<T> Drop for Inlet<T> {
+    fn drop(&mut self) {
+        self.discard();
     }
 }

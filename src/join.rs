@@ -72,6 +72,11 @@ where
         }
     }
 
+    /// Whether no stage has failed or been stopped so far.
+    pub(crate) fn is_clean(&self) -> bool {
+        self.error.is_none() && !self.stopped
+    }
+
     /// Takes the stages out, for handing them to someone else.
     pub(crate) fn into_inner(self) -> impl Iterator<Item = F> {
         self.slots.into_iter().flatten()

@@ -141,6 +141,7 @@ mod service;
 mod sink;
 mod stage;
 mod stream;
+mod timeout;
 
 pub use consumer::{Consumer, ConsumerHandle, DEFAULT_CONSUMER_CAPACITY};
 pub use error::{Error, SendError, TimedOut, TrySendError};
@@ -157,6 +158,7 @@ pub use report::{Report, StageReport, State};
 pub use run::Control;
 pub use service::{service, Service};
 pub use stream::PipelineStream;
+pub use timeout::SendTimeoutError;
 
 /// The README's Rust snippets, compiled and run as doctests so that the
 /// README and the code cannot drift apart.

@@ -40,10 +40,10 @@ use crate::{Error, SendError, TrySendError};
 /// # }).unwrap();
 /// ```
 pub struct Producer<T, R> {
-    requests: Sender<Request<T, R>>,
+    pub(crate) requests: Sender<Request<T, R>>,
     /// Wakes the consumer after a request is queued.
-    bell: Doorbell,
-    answers: Receiver<Answer<T, R>>,
+    pub(crate) bell: Doorbell,
+    pub(crate) answers: Receiver<Answer<T, R>>,
     answer_to: Sender<Answer<T, R>>,
     /// Buffers that come back with each answer, reused for the next send.
     items: Vec<T>,
@@ -51,7 +51,7 @@ pub struct Producer<T, R> {
     /// Set while a send is between handing over its request and reading the
     /// answer. Still set at the next send means that send was dropped, and
     /// its answer may yet arrive: the next send uses a fresh answer channel.
-    owed: bool,
+    pub(crate) owed: bool,
     name: Arc<str>,
 }
 
@@ -253,7 +253,7 @@ impl<T, R> Producer<T, R> {
     }
 
     /// Builds the request for one item from the reusable buffers.
-    fn request(&mut self, item: T, waiter: Waker) -> Request<T, R> {
+    pub(crate) fn request(&mut self, item: T, waiter: Waker) -> Request<T, R> {
         if self.owed {
             // A dropped send may still be answered on the old channel.
             let (answer_to, answers) = async_channel::bounded(1);
@@ -272,7 +272,7 @@ impl<T, R> Producer<T, R> {
     }
 
     /// Takes the item back out of a request that was never handed over.
-    fn take_back(&mut self, request: Request<T, R>) -> SendError<T> {
+    pub(crate) fn take_back(&mut self, request: Request<T, R>) -> SendError<T> {
         self.owed = false;
         let (mut items, replies) = request.into_parts();
         let item = items.pop();
@@ -285,7 +285,7 @@ impl<T, R> Producer<T, R> {
 
     /// Waits for the answer to the request just sent, whose request
     /// carries `waiter`.
-    async fn await_answer(&mut self, waiter: &Waker) -> Result<R, SendError<T>> {
+    pub(crate) async fn await_answer(&mut self, waiter: &Waker) -> Result<R, SendError<T>> {
         // The consumer wakes `waiter` once the answer is in, so waiting
         // needs no listener on the channel. If this future is polled with
         // another waker, that wake-up would go astray: wait on the channel.
@@ -343,7 +343,7 @@ pub(crate) fn release<T, R>(requests: &mut Sender<Request<T, R>>, bell: &Doorbel
 }
 
 /// The waker of the task polling the caller.
-async fn current_waker() -> Waker {
+pub(crate) async fn current_waker() -> Waker {
     std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await
 }
 

@@ -134,6 +134,13 @@ impl<T> Stream for PipelineStream<T> {
             }
             if !this.stages_done && this.stages.poll(cx, &this.ctx).is_ready() {
                 this.stages_done = true;
+                if !this.stages.is_clean() {
+                    // The output is cut short: what the stream has not given
+                    // out yet is dropped now, so the report is final.
+                    this.chunk = Vec::new().into_iter();
+                    this.inlet.discard();
+                    this.cell.end(&this.ctx, State::Cancelled);
+                }
                 if let Err(err) = this.stages.outcome(&this.ctx, true) {
                     // The items already on their way were dropped by the
                     // stages; the error says the output is incomplete.
@@ -157,12 +164,14 @@ impl<T> Stream for PipelineStream<T> {
             }
             this.finished = true;
             let error = this.error.take();
-            let state = match &error {
-                None => State::Done,
-                Some(Error::Cancelled { .. } | Error::DeadlineElapsed { .. }) => State::Cancelled,
-                Some(_) => State::Failed,
-            };
-            this.cell.end(&this.ctx, state);
+            if !this.cell.state().is_finished() {
+                let state = if error.is_some() {
+                    State::Failed
+                } else {
+                    State::Done
+                };
+                this.cell.end(&this.ctx, state);
+            }
             return Poll::Ready(error.map(Err));
         }
     }

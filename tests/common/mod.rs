@@ -11,13 +11,21 @@ pub const WATCHDOG: Duration = Duration::from_secs(20);
 /// Runs `f` on its own thread and fails the test if it has not finished
 /// within [`WATCHDOG`], so a hang fails fast instead of stalling CI.
 pub fn watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    watchdog_for(WATCHDOG, f)
+}
+
+/// Like [`watchdog`], with a limit of `limit`.
+pub fn watchdog_for<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (tx, rx) = mpsc::channel();
     let worker = std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    match rx.recv_timeout(WATCHDOG) {
+    match rx.recv_timeout(limit) {
         Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("hung: no result within {WATCHDOG:?}"),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("hung: no result within {limit:?}"),
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             // The closure panicked: re-raise its panic here.
             match worker.join() {
@@ -32,4 +40,33 @@ pub fn watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T 
 /// observe a pipeline at rest without sleeping.
 pub fn settle(ex: &smol::LocalExecutor<'_>) {
     while ex.try_tick() {}
+}
+
+/// Checks that a finished run's report accounts for every item: each stage
+/// balances, every hop delivered what was sent into it, and no count is
+/// left in hand.
+pub fn assert_accounted(report: &flowgate::Report) {
+    assert!(report.state.is_finished(), "{report}");
+    for stage in &report.stages {
+        assert!(
+            stage.state.is_finished(),
+            "stage {} still {}\n{report}",
+            stage.name,
+            stage.state
+        );
+        assert!(
+            stage.is_balanced(),
+            "stage {} does not balance\n{report}",
+            stage.name
+        );
+        assert_eq!(stage.in_hand, 0, "{report}");
+    }
+    for pair in report.stages.windows(2) {
+        assert_eq!(
+            pair[0].emitted, pair[1].received,
+            "items lost between {} and {}\n{report}",
+            pair[0].name, pair[1].name
+        );
+    }
+    assert!(report.is_balanced(), "{report}");
 }
