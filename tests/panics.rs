@@ -122,3 +122,79 @@ fn the_output_stream_ends_with_the_error() {
     }
     assert!(items.len() < 500);
 }
+
+/// A panic at `at` (0 = source, 1..=3 = a stage, 4 = the sink) fails the run
+/// within 2 s, names the stage, and leaves no stage running.
+#[test]
+fn a_panic_at_any_position_names_the_stage_and_stops_every_stage() {
+    use flowgate::State;
+    use std::time::Duration;
+
+    let boom = |at: u32, here: u32, x: u64| {
+        if at == here && x == 3_000 {
+            panic!("boom at {here}")
+        }
+    };
+    for at in 0..=4u32 {
+        let source = flowgate::from_iter((0..1_000_000u64).inspect(move |x| boom(at, 0, *x)));
+        let control = source.control();
+        let job = source
+            .name("src")
+            .map(move |x| {
+                boom(at, 1, x);
+                x
+            })
+            .name("one")
+            .then(move |x| async move {
+                boom(at, 2, x);
+                x
+            })
+            .name("two")
+            .filter(move |x| {
+                boom(at, 3, *x);
+                true
+            })
+            .name("three")
+            .for_each(move |x| boom(at, 4, x))
+            .name("sink");
+        let result = common::watchdog_for(Duration::from_secs(2), move || job.run());
+        let names = ["src", "one", "two", "three", "sink"];
+        assert_panicked(result, names[at as usize], &format!("boom at {at}"));
+        let report = control.report();
+        assert_eq!(report.state, State::Failed);
+        assert!(
+            report.stages.iter().all(|s| s.state.is_finished()),
+            "{report}"
+        );
+        assert_eq!(report.stages[at as usize].state, State::Failed, "{report}");
+        common::assert_accounted(&report);
+    }
+}
+
+#[test]
+fn a_panicking_consumer_is_reported_to_the_sender() {
+    let (first, second) = common::watchdog_for(std::time::Duration::from_secs(2), move || {
+        let ex = smol::LocalExecutor::new();
+        let (mut p, consumer) = flowgate::Consumer::new((), |_: &mut (), x: u8| {
+            if x == 2 {
+                panic!("no twos")
+            }
+            x
+        })
+        .name("picky")
+        .spawn_local(&ex);
+        futures_lite::future::block_on(ex.run(async {
+            let first = p.send(1).await;
+            let second = p.send(2).await;
+            drop(p);
+            let _ = consumer.await;
+            (first, second)
+        }))
+    });
+    assert_eq!(first.unwrap(), 1);
+    let err = second.unwrap_err();
+    assert!(
+        matches!(&err, flowgate::SendError::Panicked { stage, .. } if stage == "picky"),
+        "{err}"
+    );
+}
