@@ -272,7 +272,11 @@ pub(crate) fn drive<T: 'static>(
         };
         let (state, result) = match work.or(stop).await {
             None => (State::Cancelled, Err(stopped())),
-            Some(Ok(Ok(_))) if cell.cut_off.load(Relaxed) => (State::Cancelled, Err(stopped())),
+            // Its input ended or its output closed because the run is
+            // being stopped: the stage did not finish its real input.
+            Some(Ok(Ok(_))) if cell.cut_off.load(Relaxed) || ctx.cancel.is_raised() => {
+                (State::Cancelled, Err(stopped()))
+            }
             Some(Ok(Ok(value))) => (State::Done, Ok(value)),
             Some(Ok(Err(err))) if is_stopped(&err) => (State::Cancelled, Err(err)),
             Some(Ok(Err(err))) => (State::Failed, Err(err)),

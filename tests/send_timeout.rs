@@ -43,7 +43,7 @@ fn a_send_that_finds_no_room_in_time_gets_its_item_back() {
             let first = ex.spawn(async move { held.send(1).await });
             started_rx.recv().await.unwrap();
             let second = ex.spawn(async move { queued.send(2).await });
-            while p.len() < 1 {
+            while p.is_empty() {
                 futures_lite::future::yield_now().await;
             }
             let err = p
