@@ -7,17 +7,17 @@
 //! Python's generator `send` loop, the reference, is measured by
 //! `python3 ../shared/bench/gen_send.py`.
 
-use std::hint::black_box;
+use criterion::{criterion_group, criterion_main, Criterion};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+#[path = "shared/rows.rs"]
+mod rows;
 
 #[path = "shared/workloads.rs"]
 mod workloads;
 
-const N: u64 = 100_000;
+use rows::{bench_rows, Row};
 
-/// A named round-trip loop: takes N, gives the checksum of the replies.
-type Row = (&'static str, fn(u64) -> u64);
+const N: u64 = 100_000;
 
 fn ack(c: &mut Criterion) {
     let expected = (0..N)
@@ -30,14 +30,7 @@ fn ack(c: &mut Criterion) {
         ("flowgate-ack-pipelined", workloads::ack_pipelined),
         ("async-channel-ping-pong", workloads::ping_pong),
     ];
-    let mut group = c.benchmark_group("ack");
-    group.throughput(Throughput::Elements(N));
-    group.sample_size(20);
-    for (name, run) in rows {
-        assert_eq!(run(N), expected, "{name} gave a different checksum");
-        group.bench_function(name, |b| b.iter(|| run(black_box(N))));
-    }
-    group.finish();
+    bench_rows(c, "ack", N, expected, &rows);
 }
 
 criterion_group!(benches, ack);

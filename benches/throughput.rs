@@ -5,18 +5,18 @@
 //!
 //! Run with: cargo bench --bench throughput
 
-use std::hint::black_box;
+use criterion::{criterion_group, criterion_main, Criterion};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+#[path = "shared/rows.rs"]
+mod rows;
 
 #[path = "shared/workloads.rs"]
 mod workloads;
 
+use rows::{bench_rows, Row};
+
 const N: u64 = 1_000_000;
 const CAPACITY: usize = 1024;
-
-/// A named implementation of the workload: takes N, gives the checksum.
-type Row = (&'static str, fn(u64) -> u64);
 
 fn throughput(c: &mut Criterion) {
     let expected = workloads::fused(N);
@@ -32,14 +32,7 @@ fn throughput(c: &mut Criterion) {
         }),
         ("fused-iterator", workloads::fused),
     ];
-    let mut group = c.benchmark_group("throughput");
-    group.throughput(Throughput::Elements(N));
-    group.sample_size(20);
-    for (name, run) in rows {
-        assert_eq!(run(N), expected, "{name} gave a different checksum");
-        group.bench_function(name, |b| b.iter(|| run(black_box(N))));
-    }
-    group.finish();
+    bench_rows(c, "throughput", N, expected, &rows);
 }
 
 criterion_group!(benches, throughput);

@@ -96,7 +96,7 @@ where
         ctx.set_verdict(State::Cancelled);
         let report = Box::new(Control::new(Arc::clone(ctx)).report());
         match ctx.deadline() {
-            Some(after) if !ctx.cancelled_by_user.load(Relaxed) => {
+            Some(after) if ctx.deadline_passed.load(Relaxed) => {
                 Err(Error::DeadlineElapsed { after, report })
             }
             _ => Err(Error::Cancelled { report }),
@@ -176,8 +176,10 @@ where
         if let Some(timer) = &mut self.deadline {
             if Pin::new(timer).poll(cx).is_ready() {
                 self.deadline = None;
-                self.ctx.deadline_passed.store(true, Relaxed);
-                self.ctx.cancel.raise();
+                // Only a deadline that stops the run is reported as such.
+                if self.ctx.cancel.raise() {
+                    self.ctx.deadline_passed.store(true, Relaxed);
+                }
             }
         }
         let stages_done = self.stages.poll(cx, &self.ctx).is_ready();

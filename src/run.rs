@@ -56,9 +56,7 @@ pub(crate) struct Ctx {
     pub(crate) cancel: Signal,
     /// Raised to make the source stop taking input; the rest drains.
     pub(crate) shutdown: Signal,
-    /// Whether a user asked for the cancel, rather than a failure.
-    pub(crate) cancelled_by_user: AtomicBool,
-    /// Whether a run deadline passed.
+    /// Whether the run's deadline is what raised `cancel`.
     pub(crate) deadline_passed: AtomicBool,
     /// The pipeline's final state once the run has ended, as a `State`.
     verdict: AtomicU8,
@@ -77,7 +75,6 @@ impl Ctx {
             epoch: Instant::now(),
             cancel: Signal::new(),
             shutdown: Signal::new(),
-            cancelled_by_user: AtomicBool::new(false),
             deadline_passed: AtomicBool::new(false),
             verdict: AtomicU8::new(NO_VERDICT),
             cells: OnceLock::new(),
@@ -369,7 +366,6 @@ impl Control {
     /// assert_eq!(control.state(), State::Cancelled);
     /// ```
     pub fn cancel(&self) -> bool {
-        self.ctx.cancelled_by_user.store(true, Relaxed);
         self.ctx.cancel.raise()
     }
 

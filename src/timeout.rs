@@ -98,11 +98,9 @@ impl<T, R> Producer<T, R> {
         item: T,
         after: Duration,
     ) -> Result<R, SendTimeoutError<T>> {
-        let timer = || {
-            Instant::now()
-                .checked_add(after)
-                .map_or_else(Timer::never, Timer::at)
-        };
+        let mut expiry = Instant::now()
+            .checked_add(after)
+            .map_or_else(Timer::never, Timer::at);
         let waiter = current_waker().await;
         let request = self.request(item, waiter.clone());
         let request = match self.requests.try_send(request) {
@@ -112,7 +110,6 @@ impl<T, R> Producer<T, R> {
             }
             Err(ChannelTrySendError::Full(request)) => Some(request),
         };
-        let mut expiry = timer();
         if let Some(request) = request {
             if after.is_zero() {
                 return match self.take_back(request) {
