@@ -4,12 +4,11 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use smol::{Executor, LocalExecutor, Task};
 
 use crate::ack::{self, Inbox};
-use crate::{AsyncHandler, Error, Handler, InlineConsumer, Producer, SyncHandler};
+use crate::{AsyncHandler, ConsumerHandle, Error, Handler, InlineConsumer, Producer, SyncHandler};
 
 /// How many sends can wait for a task consumer, unless set with
 /// [`Consumer::capacity`].
@@ -358,60 +357,5 @@ impl<S, H> fmt::Debug for Consumer<S, H> {
             .field("name", &self.name)
             .field("capacity", &self.capacity)
             .finish_non_exhaustive()
-    }
-}
-
-/// A task consumer's handle: a future of its final state.
-///
-/// The consumer ends once every [`Producer`] has been dropped, or one has
-/// called [`close`](Producer::close) and the sends already queued have been
-/// answered. Its final state is then the handle's output, like a generator's
-/// return value. If the handler panicked, the output is
-/// [`Error::StagePanicked`].
-///
-/// Dropping the handle detaches the consumer: it goes on answering its
-/// producers until they close.
-///
-/// # Examples
-///
-/// ```
-/// let ex = smol::LocalExecutor::new();
-/// let (producer, consumer) = flowgate::Consumer::new(7u8, |_: &mut u8, x: u8| x).spawn_local(&ex);
-/// producer.close();
-/// assert_eq!(futures_lite::future::block_on(ex.run(consumer))?, 7);
-/// # Ok::<(), flowgate::Error>(())
-/// ```
-#[must_use = "the handle gives the consumer's final state"]
-pub struct ConsumerHandle<S> {
-    task: Option<Task<Result<S, Error>>>,
-}
-
-impl<S> Future for ConsumerHandle<S> {
-    type Output = Result<S, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Polled again after it was done: there is nothing more to give.
-        let Some(task) = self.task.as_mut() else {
-            return Poll::Pending;
-        };
-        let result = std::task::ready!(Pin::new(task).poll(cx));
-        self.task = None;
-        Poll::Ready(result)
-    }
-}
-
-impl<S> Drop for ConsumerHandle<S> {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.detach();
-        }
-    }
-}
-
-impl<S> fmt::Debug for ConsumerHandle<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConsumerHandle")
-            .field("done", &self.task.is_none())
-            .finish()
     }
 }

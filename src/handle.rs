@@ -1,4 +1,4 @@
-//! The handle of a pipeline spawned on an executor.
+//! Handles of work spawned on an executor: a pipeline's and a consumer's.
 
 use std::fmt;
 use std::future::Future;
@@ -14,7 +14,8 @@ use crate::{Control, Error, Report, State};
 
 /// A pipeline running as tasks on an executor: a future of its result.
 ///
-/// Made by [`Job::spawn`], [`Job::spawn_local`] or [`Job::spawn_global`].
+/// Made by [`Job::spawn`](crate::Job::spawn), [`Job::spawn_local`](crate::Job::spawn_local) or
+/// [`Job::spawn_global`](crate::Job::spawn_global).
 /// The handle reports the pipeline's state and a live report, and can shut
 /// the pipeline down or cancel it; [`control`](JobHandle::control) gives the
 /// same powers to another task.
@@ -119,5 +120,60 @@ impl<O> Future for JobHandle<O> {
 impl<O> fmt::Debug for JobHandle<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobHandle").finish_non_exhaustive()
+    }
+}
+
+/// A task consumer's handle: a future of its final state.
+///
+/// The consumer ends once every [`Producer`](crate::Producer) has been dropped, or one has
+/// called [`close`](crate::Producer::close) and the sends already queued have been
+/// answered. Its final state is then the handle's output, like a generator's
+/// return value. If the handler panicked, the output is
+/// [`Error::StagePanicked`].
+///
+/// Dropping the handle detaches the consumer: it goes on answering its
+/// producers until they close.
+///
+/// # Examples
+///
+/// ```
+/// let ex = smol::LocalExecutor::new();
+/// let (producer, consumer) = flowgate::Consumer::new(7u8, |_: &mut u8, x: u8| x).spawn_local(&ex);
+/// producer.close();
+/// assert_eq!(futures_lite::future::block_on(ex.run(consumer))?, 7);
+/// # Ok::<(), flowgate::Error>(())
+/// ```
+#[must_use = "the handle gives the consumer's final state"]
+pub struct ConsumerHandle<S> {
+    pub(crate) task: Option<Task<Result<S, Error>>>,
+}
+
+impl<S> Future for ConsumerHandle<S> {
+    type Output = Result<S, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Polled again after it was done: there is nothing more to give.
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Pending;
+        };
+        let result = std::task::ready!(Pin::new(task).poll(cx));
+        self.task = None;
+        Poll::Ready(result)
+    }
+}
+
+impl<S> Drop for ConsumerHandle<S> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<S> fmt::Debug for ConsumerHandle<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerHandle")
+            .field("done", &self.task.is_none())
+            .finish()
     }
 }

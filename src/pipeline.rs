@@ -7,12 +7,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::Stream;
-
 use crate::hop::{hop, Inlet, Outlet};
 use crate::join::{BoxFuture, StageFuture};
 use crate::run::{drive, Cell, Ctx};
-use crate::{stage, Control, Error};
+use crate::{Control, Error};
 
 /// The capacity of a hop, in items, unless set with [`Pipeline::capacity`].
 ///
@@ -39,65 +37,9 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 /// ```
 pub const DEFAULT_CHUNK_LIMIT: usize = 256;
 
-/// Starts a pipeline whose source drains an iterator.
-///
-/// The iterator runs in the source stage's task, so it may be long or
-/// endless: backpressure stops it from running ahead of the stages after it.
-///
-/// # Examples
-///
-/// ```
-/// let evens: Vec<u32> = flowgate::from_iter(1..=6u32)
-///     .filter(|x| x % 2 == 0)
-///     .collect()
-///     .run()?;
-/// assert_eq!(evens, [2, 4, 6]);
-/// # Ok::<(), flowgate::Error>(())
-/// ```
-pub fn from_iter<I>(iter: I) -> Pipeline<I::Item>
-where
-    I: IntoIterator,
-    I::IntoIter: Send + 'static,
-    I::Item: Send + 'static,
-{
-    let iter = iter.into_iter();
-    Pipeline::source(move |out, ctx| async move {
-        stage::from_iter(iter, out, &ctx.shutdown).await;
-        Ok(())
-    })
-}
-
-/// Starts a pipeline whose source drains a [`Stream`].
-///
-/// Every item the stream has ready is taken before the source sends, so a
-/// burst crosses the first hop as one chunk.
-///
-/// # Examples
-///
-/// ```
-/// use futures_lite::stream;
-///
-/// let total = flowgate::from_stream(stream::iter(vec![1u64, 2, 3]))
-///     .map(|x| x * 10)
-///     .fold(0, |sum, x| sum + x)
-///     .run()?;
-/// assert_eq!(total, 60);
-/// # Ok::<(), flowgate::Error>(())
-/// ```
-pub fn from_stream<S>(stream: S) -> Pipeline<S::Item>
-where
-    S: Stream + Send + 'static,
-    S::Item: Send + 'static,
-{
-    Pipeline::source(move |out, ctx| async move {
-        stage::from_stream(stream, out, &ctx.shutdown).await;
-        Ok(())
-    })
-}
-
 /// A pipeline under construction, whose last stage gives items of type `T`.
 ///
-/// Start one with [`from_iter`] or [`from_stream`], chain stages, and end it
+/// Start one with [`from_iter`](crate::from_iter) or [`from_stream`](crate::from_stream), chain stages, and end it
 /// in a sink such as [`collect`](Pipeline::collect), which gives a [`Job`](crate::Job)
 /// to run. Each stage runs as its own task, joined to the next by a bounded
 /// hop; items cross hops in chunks of up to
