@@ -48,23 +48,24 @@ pub(crate) fn hop<T>(
     let (spare_tx, spare_rx) = async_channel::bounded(slots + 1);
     let items = Arc::new(AtomicUsize::new(0));
     let limit = chunk_limit.min(capacity);
+    let inlet = Inlet {
+        chunks: Box::pin(chunk_rx),
+        spares: spare_tx,
+        items: Arc::clone(&items),
+        spare: Vec::new(),
+        cell: None,
+        from: Arc::clone(&cell),
+    };
     let outlet = Outlet {
         chunks: chunk_tx,
         spares: spare_rx,
-        items: Arc::clone(&items),
+        items,
         capacity,
         limit,
         buf: Vec::new(),
         cell,
         source: false,
         passing: 0,
-    };
-    let inlet = Inlet {
-        chunks: Box::pin(chunk_rx),
-        spares: spare_tx,
-        items,
-        spare: Vec::new(),
-        cell: None,
     };
     (outlet, inlet)
 }
@@ -245,12 +246,33 @@ pub(crate) struct Inlet<T> {
     spare: Vec<T>,
     /// The receiving stage's counters.
     cell: Option<Arc<Cell>>,
+    /// The sending stage's counters.
+    from: Arc<Cell>,
 }
 
 impl<T> Inlet<T> {
     /// Counts what this inlet receives in `cell`, the receiving stage's.
     pub(crate) fn attach(&mut self, cell: &Arc<Cell>) {
         self.cell = Some(Arc::clone(cell));
+    }
+
+    /// The counters of the stage that sends into this hop.
+    pub(crate) fn from(&self) -> &Arc<Cell> {
+        &self.from
+    }
+
+    /// Another receiving side of the same hop, for a competing consumer:
+    /// each chunk goes to whichever inlet takes it first. Closing any of
+    /// them closes the hop for all.
+    pub(crate) fn share(&self) -> Inlet<T> {
+        Inlet {
+            chunks: Box::pin((*self.chunks).clone()),
+            spares: self.spares.clone(),
+            items: Arc::clone(&self.items),
+            spare: Vec::new(),
+            cell: None,
+            from: Arc::clone(&self.from),
+        }
     }
 
     /// Waits for the next chunk. Returns `None` once the hop is closed and

@@ -11,6 +11,7 @@ use futures_lite::future;
 use smol::{Executor, LocalExecutor, Task};
 
 use crate::join::{Join, SinkFuture, StageFuture};
+use crate::pipeline::Upstream;
 use crate::run::{drive, Cell, Ctx};
 use crate::{Control, Error, JobHandle};
 
@@ -53,29 +54,73 @@ pub struct Job<O> {
     cells: Vec<Arc<Cell>>,
     ctx: Arc<Ctx>,
     error: Option<Error>,
-    sink_name: String,
-    sink: SinkStart<O>,
+    sink: Sink<O>,
     deadline: Option<Duration>,
+}
+
+/// A job's sink: one to start when the job runs, or the sinks of a fan-out's
+/// branches, started already and joined into one future.
+enum Sink<O> {
+    Unstarted {
+        name: String,
+        inputs: Vec<Arc<Cell>>,
+        start: SinkStart<O>,
+    },
+    Started(SinkFuture<O>),
 }
 
 impl<O: Send + 'static> Job<O> {
     pub(crate) fn new(
-        stages: Vec<StageFuture>,
-        cells: Vec<Arc<Cell>>,
-        ctx: Arc<Ctx>,
-        error: Option<Error>,
-        sink_name: String,
-        sink: SinkStart<O>,
+        up: Upstream,
+        name: String,
+        inputs: Vec<Arc<Cell>>,
+        start: SinkStart<O>,
     ) -> Self {
         Job {
-            stages,
-            cells,
-            ctx,
-            error,
-            sink_name,
-            sink,
+            stages: up.stages,
+            cells: up.cells,
+            ctx: up.ctx,
+            error: up.error,
+            sink: Sink::Unstarted {
+                name,
+                inputs,
+                start,
+            },
             deadline: None,
         }
+    }
+
+    /// A job made of `up`'s stages and a sink that is running already.
+    pub(crate) fn started(up: Upstream, sink: SinkFuture<O>, deadline: Option<Duration>) -> Self {
+        Job {
+            stages: up.stages,
+            cells: up.cells,
+            ctx: up.ctx,
+            error: up.error,
+            sink: Sink::Started(sink),
+            deadline,
+        }
+    }
+
+    /// Starts the sink on its cell, and gives everything else apart, for
+    /// joining this job into a larger one.
+    pub(crate) fn into_started(self) -> (Upstream, SinkFuture<O>, Option<Duration>) {
+        let Job {
+            stages,
+            mut cells,
+            ctx,
+            error,
+            sink,
+            deadline,
+        } = self;
+        let sink = start_sink(sink, &ctx, &mut cells);
+        let up = Upstream {
+            stages,
+            cells,
+            error,
+            ctx,
+        };
+        (up, sink, deadline)
     }
 
     /// A [`Control`] for this job's run: its state, its report, and cancel
@@ -126,18 +171,14 @@ impl<O: Send + 'static> Job<O> {
     /// Wires the sink to its cell, and gives the stages and the sink ready
     /// to run, or the configuration error that stops the run.
     fn start(self) -> (Started<O>, Arc<Ctx>) {
-        let Job {
+        let (up, sink, deadline) = self.into_started();
+        let Upstream {
             stages,
-            mut cells,
-            ctx,
+            cells,
             error,
-            sink_name,
-            sink,
-            deadline,
-        } = self;
-        let cell = Cell::new(sink_name, false);
-        let sink = drive(Arc::clone(&cell), Arc::clone(&ctx), sink(Arc::clone(&cell)));
-        cells.push(cell);
+            ctx,
+        } = up;
+        let ctx = ctx.root();
         ctx.set_cells(cells);
         if let Some(after) = deadline {
             ctx.set_deadline(after);
@@ -160,8 +201,14 @@ impl<O: Send + 'static> Job<O> {
     ///     .unwrap_err();
     /// assert_eq!(err.to_string(), "stage `writer` panicked: full");
     /// ```
+    ///
+    /// A job whose fan-out branches end in sinks of their own has no single
+    /// sink to name; this does nothing to it. Name each branch's sink
+    /// instead.
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.sink_name = name.into();
+        if let Sink::Unstarted { name: old, .. } = &mut self.sink {
+            *old = name.into();
+        }
         self
     }
 
@@ -324,10 +371,38 @@ impl<O> fmt::Debug for Job<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Job")
             .field("stages", &(self.stages.len() + 1))
-            .field("sink", &self.sink_name)
+            .field(
+                "sink",
+                &match &self.sink {
+                    Sink::Unstarted { name, .. } => name.as_str(),
+                    Sink::Started(_) => "(branches)",
+                },
+            )
             .field("deadline", &self.deadline)
             .field("error", &self.error)
             .finish()
+    }
+}
+
+/// Starts `sink` on a cell of its own, added to `cells`, unless it runs
+/// already.
+fn start_sink<O: Send + 'static>(
+    sink: Sink<O>,
+    ctx: &Arc<Ctx>,
+    cells: &mut Vec<Arc<Cell>>,
+) -> SinkFuture<O> {
+    match sink {
+        Sink::Started(fut) => fut,
+        Sink::Unstarted {
+            name,
+            inputs,
+            start,
+        } => {
+            let cell = Cell::new(name, false, inputs);
+            let fut = drive(Arc::clone(&cell), Arc::clone(ctx), start(Arc::clone(&cell)));
+            cells.push(cell);
+            fut
+        }
     }
 }
 

@@ -122,6 +122,7 @@
 
 mod ack;
 mod consumer;
+mod control;
 mod error;
 mod fallible;
 mod handle;
@@ -147,6 +148,7 @@ mod stream;
 mod timeout;
 
 pub use consumer::{Consumer, DEFAULT_CONSUMER_CAPACITY};
+pub use control::Control;
 pub use error::{Error, SendError, TimedOut, TrySendError};
 pub use fallible::{Fallible, TryMapped, TryThened};
 pub use handle::{ConsumerHandle, JobHandle};
@@ -159,7 +161,6 @@ pub use policy::{Backoff, DeadLetter, ItemError, OnError};
 pub use producer::Producer;
 pub use replies::{Replies, ReplyChunk};
 pub use report::{Report, StageReport, State};
-pub use run::Control;
 pub use service::{service, Service};
 pub use source::{from_iter, from_stream};
 pub use stream::PipelineStream;

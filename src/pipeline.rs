@@ -85,7 +85,33 @@ pub struct Pipeline<T, S = ()> {
 }
 
 /// Starts a stage once its output hop exists.
-type Start<T> = Box<dyn FnOnce(Wired<T>) -> BoxFuture<Result<(), Error>> + Send>;
+type Start<T> = Box<dyn FnOnce(Wired<T>) -> Parts + Send>;
+
+/// A started stage: the future that runs it and owns its state, and any
+/// helpers that run beside it as tasks of their own, such as the workers of
+/// a parallel stage (already wrapped by [`drive_helper`](crate::run::drive_helper)).
+pub(crate) struct Parts {
+    pub(crate) main: BoxFuture<Result<(), Error>>,
+    pub(crate) helpers: Vec<StageFuture>,
+}
+
+impl Parts {
+    pub(crate) fn single(main: BoxFuture<Result<(), Error>>) -> Self {
+        Parts {
+            main,
+            helpers: Vec::new(),
+        }
+    }
+}
+
+/// How the newest stage gets its output hop.
+enum Begin<T> {
+    /// A stage to start on a new hop.
+    Stage(Start<T>),
+    /// The hop exists already: this is a branch of a fan-out, and the
+    /// fan-out stage sends into it.
+    Wired(Inlet<T>),
+}
 
 /// What a stage gets when it starts.
 pub(crate) struct Wired<T> {
@@ -106,7 +132,9 @@ struct Head<T> {
     expands: bool,
     policy: Option<Box<dyn Any + Send>>,
     timeout: Option<Duration>,
-    start: Start<T>,
+    /// The stages whose output hops feed this one.
+    inputs: Vec<Arc<Cell>>,
+    begin: Begin<T>,
 }
 
 /// The parts of a pipeline once its newest stage is wired to its hop.
@@ -116,6 +144,46 @@ pub(crate) struct Wiring<T> {
     pub(crate) inlet: Inlet<T>,
     pub(crate) error: Option<Error>,
     pub(crate) ctx: Arc<Ctx>,
+}
+
+/// Everything wired so far, without the newest hop's far end.
+pub(crate) struct Upstream {
+    pub(crate) stages: Vec<StageFuture>,
+    pub(crate) cells: Vec<Arc<Cell>>,
+    pub(crate) error: Option<Error>,
+    pub(crate) ctx: Arc<Ctx>,
+}
+
+impl<T> Wiring<T> {
+    /// Splits off the newest hop's far end.
+    pub(crate) fn split(self) -> (Upstream, Inlet<T>) {
+        let Wiring {
+            stages,
+            cells,
+            inlet,
+            error,
+            ctx,
+        } = self;
+        let up = Upstream {
+            stages,
+            cells,
+            error,
+            ctx,
+        };
+        (up, inlet)
+    }
+}
+
+impl Upstream {
+    /// Adds `other`'s stages after these, joining its run to this one.
+    pub(crate) fn absorb(&mut self, other: Upstream) {
+        other.ctx.join(&self.ctx);
+        self.stages.extend(other.stages);
+        self.cells.extend(other.cells);
+        if self.error.is_none() {
+            self.error = other.error;
+        }
+    }
 }
 
 impl<T: Send + 'static> Pipeline<T> {
@@ -129,7 +197,10 @@ impl<T: Send + 'static> Pipeline<T> {
             cells: Vec::new(),
             head: Head::new(
                 "source".to_owned(),
-                Box::new(move |w: Wired<T>| Box::pin(start(w.out, w.ctx))),
+                Vec::new(),
+                Begin::Stage(Box::new(move |w: Wired<T>| {
+                    Parts::single(Box::pin(start(w.out, w.ctx)))
+                })),
             ),
             error: None,
             ctx: Ctx::new(),
@@ -225,8 +296,8 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     }
 
     /// Wires the newest stage to a new hop and adds the stage that `make`
-    /// builds on the far side of it. `expands` says whether one input may
-    /// make many outputs.
+    /// builds on the far side of it. `expands` says whether the stage's
+    /// outputs may outnumber, or be fewer than, the inputs it passed on.
     pub(crate) fn chain<U, S2, F, Fut>(
         self,
         kind: &'static str,
@@ -238,28 +309,28 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         F: FnOnce(Inlet<T>, Wired<U>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), Error>> + Send + 'static,
     {
-        let Wiring {
-            stages,
-            cells,
-            mut inlet,
-            error,
-            ctx,
-        } = self.wire();
-        let name = format!("{kind}#{}", stages.len());
-        let start: Start<U> = Box::new(move |w: Wired<U>| {
+        self.chain_parts(kind, expands, move |input, w| {
+            Parts::single(Box::pin(make(input, w)))
+        })
+    }
+
+    /// Like [`chain`](Pipeline::chain), for a stage made of several parts.
+    pub(crate) fn chain_parts<U, S2, F>(
+        self,
+        kind: &'static str,
+        expands: bool,
+        make: F,
+    ) -> Pipeline<U, S2>
+    where
+        U: Send + 'static,
+        F: FnOnce(Inlet<T>, Wired<U>) -> Parts + Send + 'static,
+    {
+        let (up, mut inlet) = self.wire().split();
+        let inputs = vec![Arc::clone(inlet.from())];
+        Pipeline::assemble(up, kind, expands, inputs, move |w: Wired<U>| {
             inlet.attach(&w.cell);
-            Box::pin(make(inlet, w))
-        });
-        let mut head = Head::new(name, start);
-        head.expands = expands;
-        Pipeline {
-            stages,
-            cells,
-            head,
-            error,
-            ctx,
-            _newest: PhantomData,
-        }
+            make(inlet, w)
+        })
     }
 
     /// Records a configuration error, to be reported when the pipeline
@@ -300,9 +371,21 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
             _newest,
         } = self;
         let error = error.or_else(|| head.check().err());
+        let start = match head.begin {
+            Begin::Stage(start) => start,
+            Begin::Wired(inlet) => {
+                return Wiring {
+                    stages,
+                    cells,
+                    inlet,
+                    error,
+                    ctx,
+                }
+            }
+        };
         // A bad setting has been recorded above; the hop is still made, with
         // a valid size, so the types line up, but the pipeline never runs.
-        let cell = Cell::new(head.name, head.expands);
+        let cell = Cell::new(head.name, head.expands, head.inputs);
         let (out, inlet) = hop(
             head.capacity.max(1),
             head.chunk_limit.max(1),
@@ -315,8 +398,9 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
             policy: head.policy,
             timeout: head.timeout,
         };
-        let stage = (head.start)(wired);
-        stages.push(drive(Arc::clone(&cell), Arc::clone(&ctx), stage));
+        let parts = start(wired);
+        stages.push(drive(Arc::clone(&cell), Arc::clone(&ctx), parts.main));
+        stages.extend(parts.helpers);
         cells.push(cell);
         Wiring {
             stages,
@@ -328,16 +412,60 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     }
 }
 
+impl<T: Send + 'static> Pipeline<T> {
+    /// A pipeline whose newest stage is the one `start` makes, after the
+    /// stages in `wiring`. The stage is named `kind#N` and fed by `inputs`.
+    pub(crate) fn assemble<S, F>(
+        up: Upstream,
+        kind: &str,
+        expands: bool,
+        inputs: Vec<Arc<Cell>>,
+        start: F,
+    ) -> Pipeline<T, S>
+    where
+        F: FnOnce(Wired<T>) -> Parts + Send + 'static,
+    {
+        let name = format!("{kind}#{}", up.cells.len());
+        let mut head = Head::new(name, inputs, Begin::Stage(Box::new(start)));
+        head.expands = expands;
+        Pipeline {
+            stages: up.stages,
+            cells: up.cells,
+            head,
+            error: up.error,
+            ctx: up.ctx,
+            _newest: PhantomData,
+        }
+    }
+
+    /// A branch of a fan-out: a pipeline with no stages of its own yet,
+    /// whose items come through `inlet`, a hop that already exists.
+    pub(crate) fn branch(inlet: Inlet<T>, ctx: Arc<Ctx>) -> Self {
+        let from = Arc::clone(inlet.from());
+        let mut head = Head::new(from.name.clone(), Vec::new(), Begin::Wired(inlet));
+        head.capacity = 0;
+        Pipeline {
+            stages: Vec::new(),
+            cells: Vec::new(),
+            head,
+            error: None,
+            ctx,
+            _newest: PhantomData,
+        }
+    }
+}
+
 impl<T> Head<T> {
-    fn new(name: String, start: Start<T>) -> Self {
+    fn new(name: String, inputs: Vec<Arc<Cell>>, begin: Begin<T>) -> Self {
         Head {
             name,
+            inputs,
             capacity: DEFAULT_CAPACITY,
             chunk_limit: DEFAULT_CHUNK_LIMIT,
             expands: false,
             policy: None,
             timeout: None,
-            start,
+            begin,
         }
     }
 

@@ -16,7 +16,7 @@ use futures_lite::FutureExt;
 
 use crate::error::panic_message;
 use crate::join::BoxFuture;
-use crate::report::{Report, State};
+use crate::report::State;
 use crate::Error;
 
 /// A one-way flag that tasks can wait on: raising it closes a channel, which
@@ -64,6 +64,9 @@ pub(crate) struct Ctx {
     cells: OnceLock<Box<[Arc<Cell>]>>,
     /// The run's deadline, if it has one.
     deadline: OnceLock<Duration>,
+    /// The run this one joined when its pipeline was merged into another:
+    /// from then on that run's signals and verdict are the ones that count.
+    joined: OnceLock<Arc<Ctx>>,
 }
 
 /// No verdict yet.
@@ -79,11 +82,31 @@ impl Ctx {
             verdict: AtomicU8::new(NO_VERDICT),
             cells: OnceLock::new(),
             deadline: OnceLock::new(),
+            joined: OnceLock::new(),
         })
     }
 
+    /// The run this one belongs to: itself, unless its pipeline was merged
+    /// into another one's.
+    pub(crate) fn root(self: &Arc<Self>) -> Arc<Ctx> {
+        let mut ctx = self;
+        while let Some(next) = ctx.joined.get() {
+            ctx = next;
+        }
+        Arc::clone(ctx)
+    }
+
+    /// Makes this run (and every run already joined to it) part of `into`.
+    /// Joining a run to itself does nothing.
+    pub(crate) fn join(self: &Arc<Self>, into: &Arc<Ctx>) {
+        let (from, into) = (self.root(), into.root());
+        if !Arc::ptr_eq(&from, &into) {
+            let _ = from.joined.set(into);
+        }
+    }
+
     /// Nanoseconds since the pipeline was built, plus one, so 0 means unset.
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos())
             .unwrap_or(u64::MAX - 1)
             .saturating_add(1)
@@ -110,7 +133,7 @@ impl Ctx {
         self.deadline.get().copied()
     }
 
-    fn cells(&self) -> &[Arc<Cell>] {
+    pub(crate) fn cells(&self) -> &[Arc<Cell>] {
         self.cells.get().map_or(&[], |cells| cells)
     }
 }
@@ -134,10 +157,12 @@ pub(crate) struct Cell {
     pub(crate) expands: bool,
     /// Set when the stage found the stage after it gone.
     pub(crate) cut_off: AtomicBool,
+    /// The stages whose output hops feed this one.
+    pub(crate) inputs: Vec<Arc<Cell>>,
 }
 
 impl Cell {
-    pub(crate) fn new(name: String, expands: bool) -> Arc<Self> {
+    pub(crate) fn new(name: String, expands: bool, inputs: Vec<Arc<Cell>>) -> Arc<Self> {
         Arc::new(Cell {
             name,
             state: AtomicU8::new(State::Pending as u8),
@@ -153,6 +178,7 @@ impl Cell {
             ended: AtomicU64::new(0),
             expands,
             cut_off: AtomicBool::new(false),
+            inputs,
         })
     }
 
@@ -251,6 +277,9 @@ pub(crate) fn drive<T: 'static>(
     fut: impl Future<Output = Result<T, Error>> + Send + 'static,
 ) -> BoxFuture<Result<T, Error>> {
     Box::pin(async move {
+        // Resolved now, once the graph is built: a merge may have joined
+        // this stage's run to another.
+        let ctx = ctx.root();
         let mut mark = Mark {
             cell: &cell,
             ctx: &ctx,
@@ -290,104 +319,32 @@ pub(crate) fn drive<T: 'static>(
     })
 }
 
-/// Watches and steers a pipeline from anywhere: its state, a live report,
-/// and the two ways to stop it.
-///
-/// Get one from the [`Pipeline`](crate::Pipeline) while building it (so a
-/// stage can hold one), from the [`Job`](crate::Job) before the run, or from
-/// a [`JobHandle`](crate::JobHandle) while it runs. It is cheap to clone,
-/// `Send` and `Sync`, and stays valid after the run, when
-/// [`report`](Control::report) gives the final account. Its report lists
-/// the stages once the pipeline has ended in a sink.
-///
-/// # Examples
-///
-/// ```
-/// use flowgate::State;
-///
-/// let job = flowgate::from_iter(0..100u32).filter(|x| x % 2 == 0).count();
-/// let control = job.control();
-/// assert_eq!(control.state(), State::Pending);
-/// assert_eq!(job.run()?, 50);
-/// assert_eq!(control.state(), State::Done);
-/// let report = control.report();
-/// assert_eq!(report.stages[1].filtered, 50);
-/// assert!(report.is_balanced());
-/// # Ok::<(), flowgate::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct Control {
+/// Runs `fut` as a helper of the stage called `stage`, such as one worker of
+/// a parallel stage. Like [`drive`], it stops on cancel and turns a panic
+/// into [`Error::StagePanicked`]; the stage's state is left to the future
+/// that owns it.
+pub(crate) fn drive_helper(
+    stage: String,
     ctx: Arc<Ctx>,
-}
-
-impl Control {
-    pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
-        Control { ctx }
-    }
-
-    /// The pipeline's state: `Pending` until a stage starts, `Running`
-    /// while any runs, then `Done`, `Failed` or `Cancelled`.
-    pub fn state(&self) -> State {
-        if let Some(verdict) = self.ctx.verdict() {
-            return verdict;
+    fut: impl Future<Output = ()> + Send + 'static,
+) -> BoxFuture<Result<(), Error>> {
+    Box::pin(async move {
+        let ctx = ctx.root();
+        if ctx.cancel.is_raised() {
+            return Err(stopped());
         }
-        let states = self.ctx.cells().iter().map(|cell| cell.state());
-        State::of_pipeline(states)
-    }
-
-    /// A report of every stage's counts and state: live while the pipeline
-    /// runs, final once it has ended.
-    pub fn report(&self) -> Report {
-        Report::collect(self.state(), &self.ctx, self.ctx.cells())
-    }
-
-    /// Stops the pipeline promptly: every stage drops the item it holds and
-    /// ends, without waiting for its input to end. The run then fails with
-    /// [`Error::Cancelled`], carrying the report. Returns `false` if the
-    /// pipeline was already stopping.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use flowgate::{Error, State};
-    ///
-    /// // An endless source, cancelled from inside a stage.
-    /// let source = flowgate::from_iter(0u64..);
-    /// let control = source.control();
-    /// let stop = control.clone();
-    /// let err = source
-    ///     .inspect(move |x| if *x == 1000 { stop.cancel(); })
-    ///     .count()
-    ///     .run()
-    ///     .unwrap_err();
-    /// let Error::Cancelled { report } = err else { panic!("{err}") };
-    /// assert_eq!(report.state, State::Cancelled);
-    /// assert!(report.is_balanced());
-    /// assert_eq!(control.state(), State::Cancelled);
-    /// ```
-    pub fn cancel(&self) -> bool {
-        self.ctx.cancel.raise()
-    }
-
-    /// Closes the pipeline's input: the source stops taking new items, and
-    /// every item already in flight is processed through to the sink. The
-    /// run then ends as it would have at the end of its input. Returns
-    /// `false` if shutdown was already asked for.
-    pub fn shutdown(&self) -> bool {
-        self.ctx.shutdown.raise()
-    }
-
-    /// Whether the pipeline has ended, for whatever reason.
-    pub fn is_finished(&self) -> bool {
-        self.state().is_finished()
-    }
-}
-
-impl std::fmt::Debug for Control {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Control")
-            .field("state", &self.state())
-            .field("stages", &self.ctx.cells().len())
-            .finish()
-    }
+        let work = async { Some(AssertUnwindSafe(fut).catch_unwind().await) };
+        let stop = async {
+            ctx.cancel.wait().await;
+            None
+        };
+        match work.or(stop).await {
+            Some(Ok(())) => Ok(()),
+            None => Err(stopped()),
+            Some(Err(payload)) => Err(Error::StagePanicked {
+                stage,
+                message: panic_message(payload),
+            }),
+        }
+    })
 }

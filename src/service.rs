@@ -84,7 +84,7 @@ where
         bell: bell.clone(),
     };
     let source = Pipeline::source(move |out, ctx| async move {
-        front(inbox, out, route_tx, &ctx.shutdown).await;
+        front(inbox, out, route_tx, &ctx.root().shutdown).await;
         Ok(())
     });
     let built = build(Service { inner: source });

@@ -155,20 +155,13 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         F: FnOnce(Inlet<T>, Arc<Cell>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<O, Error>> + Send + 'static,
     {
-        let wiring = self.wire();
-        let name = format!("{kind}#{}", wiring.stages.len());
-        let mut inlet = wiring.inlet;
+        let (up, mut inlet) = self.wire().split();
+        let name = format!("{kind}#{}", up.cells.len());
+        let inputs = vec![Arc::clone(inlet.from())];
         let start = Box::new(move |cell: Arc<Cell>| {
             inlet.attach(&cell);
             Box::pin(make(inlet, cell)) as crate::join::SinkFuture<O>
         });
-        Job::new(
-            wiring.stages,
-            wiring.cells,
-            wiring.ctx,
-            wiring.error,
-            name,
-            start,
-        )
+        Job::new(up, name, inputs, start)
     }
 }

@@ -27,7 +27,7 @@ where
 {
     let iter = iter.into_iter();
     Pipeline::source(move |out, ctx| async move {
-        stage::from_iter(iter, out, &ctx.shutdown).await;
+        stage::from_iter(iter, out, &ctx.root().shutdown).await;
         Ok(())
     })
 }
@@ -55,7 +55,7 @@ where
     S::Item: Send + 'static,
 {
     Pipeline::source(move |out, ctx| async move {
-        stage::from_stream(stream, out, &ctx.shutdown).await;
+        stage::from_stream(stream, out, &ctx.root().shutdown).await;
         Ok(())
     })
 }

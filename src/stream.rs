@@ -58,7 +58,9 @@ impl<T> PipelineStream<T> {
             error,
             ctx,
         } = wiring;
-        let cell = Cell::new(format!("into_stream#{}", cells.len()), false);
+        let inputs = vec![Arc::clone(inlet.from())];
+        let cell = Cell::new(format!("into_stream#{}", cells.len()), false, inputs);
+        let ctx = ctx.root();
         inlet.attach(&cell);
         cells.push(Arc::clone(&cell));
         ctx.set_cells(cells);

@@ -1,0 +1,110 @@
+//! [`Control`]: the handle that watches and steers a run from anywhere.
+
+use std::sync::Arc;
+
+use crate::report::{Report, State};
+use crate::run::Ctx;
+
+/// Watches and steers a pipeline from anywhere: its state, a live report,
+/// and the two ways to stop it.
+///
+/// Get one from the [`Pipeline`](crate::Pipeline) while building it (so a
+/// stage can hold one), from the [`Job`](crate::Job) before the run, or from
+/// a [`JobHandle`](crate::JobHandle) while it runs. It is cheap to clone,
+/// `Send` and `Sync`, and stays valid after the run, when
+/// [`report`](Control::report) gives the final account. Its report lists
+/// the stages once the pipeline has ended in a sink.
+///
+/// # Examples
+///
+/// ```
+/// use flowgate::State;
+///
+/// let job = flowgate::from_iter(0..100u32).filter(|x| x % 2 == 0).count();
+/// let control = job.control();
+/// assert_eq!(control.state(), State::Pending);
+/// assert_eq!(job.run()?, 50);
+/// assert_eq!(control.state(), State::Done);
+/// let report = control.report();
+/// assert_eq!(report.stages[1].filtered, 50);
+/// assert!(report.is_balanced());
+/// # Ok::<(), flowgate::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Control {
+    ctx: Arc<Ctx>,
+}
+
+impl Control {
+    pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
+        Control { ctx }
+    }
+
+    /// The pipeline's state: `Pending` until a stage starts, `Running`
+    /// while any runs, then `Done`, `Failed` or `Cancelled`.
+    pub fn state(&self) -> State {
+        let ctx = self.ctx.root();
+        if let Some(verdict) = ctx.verdict() {
+            return verdict;
+        }
+        let states = ctx.cells().iter().map(|cell| cell.state());
+        State::of_pipeline(states)
+    }
+
+    /// A report of every stage's counts and state: live while the pipeline
+    /// runs, final once it has ended.
+    pub fn report(&self) -> Report {
+        let ctx = self.ctx.root();
+        Report::collect(self.state(), &ctx, ctx.cells())
+    }
+
+    /// Stops the pipeline promptly: every stage drops the item it holds and
+    /// ends, without waiting for its input to end. The run then fails with
+    /// [`Error::Cancelled`], carrying the report. Returns `false` if the
+    /// pipeline was already stopping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::{Error, State};
+    ///
+    /// // An endless source, cancelled from inside a stage.
+    /// let source = flowgate::from_iter(0u64..);
+    /// let control = source.control();
+    /// let stop = control.clone();
+    /// let err = source
+    ///     .inspect(move |x| if *x == 1000 { stop.cancel(); })
+    ///     .count()
+    ///     .run()
+    ///     .unwrap_err();
+    /// let Error::Cancelled { report } = err else { panic!("{err}") };
+    /// assert_eq!(report.state, State::Cancelled);
+    /// assert!(report.is_balanced());
+    /// assert_eq!(control.state(), State::Cancelled);
+    /// ```
+    pub fn cancel(&self) -> bool {
+        self.ctx.root().cancel.raise()
+    }
+
+    /// Closes the pipeline's input: the source stops taking new items, and
+    /// every item already in flight is processed through to the sink. The
+    /// run then ends as it would have at the end of its input. Returns
+    /// `false` if shutdown was already asked for.
+    pub fn shutdown(&self) -> bool {
+        self.ctx.root().shutdown.raise()
+    }
+
+    /// Whether the pipeline has ended, for whatever reason.
+    pub fn is_finished(&self) -> bool {
+        self.state().is_finished()
+    }
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("state", &self.state())
+            .field("stages", &self.ctx.root().cells().len())
+            .finish()
+    }
+}
