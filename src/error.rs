@@ -114,6 +114,41 @@ pub enum Error {
         /// The factor that was given.
         factor: f64,
     },
+
+    /// A parallel stage was given 0 workers, so no item could ever be
+    /// processed.
+    #[error("stage `{stage}` has 0 workers; a parallel stage needs at least 1")]
+    ZeroWorkers {
+        /// The parallel stage.
+        stage: String,
+    },
+
+    /// A parallel stage was given more workers than
+    /// [`MAX_WORKERS`](crate::MAX_WORKERS). Each worker is a task, built
+    /// before the run starts.
+    #[error("stage `{stage}` has {workers} workers; at most {max} are allowed")]
+    TooManyWorkers {
+        /// The parallel stage.
+        stage: String,
+        /// The number asked for.
+        workers: usize,
+        /// The most allowed.
+        max: usize,
+    },
+
+    /// A batching stage was asked for batches of 0 items.
+    #[error("stage `{stage}` has a batch size of 0; a batch holds at least 1 item")]
+    ZeroBatchSize {
+        /// The batching stage.
+        stage: String,
+    },
+
+    /// A fan-out was asked for 0 branches.
+    #[error("stage `{stage}` has 0 branches; a fan-out needs at least 1")]
+    ZeroBranches {
+        /// The fan-out stage.
+        stage: String,
+    },
 }
 
 impl Error {

@@ -115,6 +115,13 @@ impl<T> Outlet<T> {
         self.passing += 1;
     }
 
+    /// Records that `n` inputs have all their outputs in the chunk being
+    /// built.
+    #[inline]
+    pub(crate) fn pass(&mut self, n: usize) {
+        self.passing += n as u64;
+    }
+
     /// Adds an item to the chunk being built. Returns `true` when the chunk
     /// has reached the chunk limit and must be flushed before the next push.
     #[inline]

@@ -121,6 +121,7 @@
 )]
 
 mod ack;
+mod batch;
 mod consumer;
 mod control;
 mod error;
@@ -132,6 +133,7 @@ mod inline;
 mod job;
 mod join;
 mod ops;
+mod parallel;
 mod pipeline;
 mod pipelined;
 mod policy;
@@ -146,6 +148,7 @@ mod source;
 mod stage;
 mod stream;
 mod timeout;
+mod workers;
 
 pub use consumer::{Consumer, DEFAULT_CONSUMER_CAPACITY};
 pub use control::Control;
@@ -155,6 +158,7 @@ pub use handle::{ConsumerHandle, JobHandle};
 pub use handler::{AsyncHandler, Handler, SyncHandler};
 pub use inline::InlineConsumer;
 pub use job::{Job, JobFuture};
+pub use parallel::MAX_WORKERS;
 pub use pipeline::{Pipeline, DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};
 pub use pipelined::PipelinedSender;
 pub use policy::{Backoff, DeadLetter, ItemError, OnError};

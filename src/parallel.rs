@@ -1,0 +1,310 @@
+//! Parallel stages: N workers on one stage, with outputs in input order, in
+//! completion order, or in order per key.
+
+use std::future::{ready, Future};
+use std::hash::Hash;
+use std::sync::Arc;
+
+use futures_lite::future::zip;
+
+use crate::pipeline::Parts;
+use crate::run::drive_helper;
+use crate::workers::{collect, dispatch, dispatch_keyed, worker};
+use crate::{Error, Pipeline};
+
+/// The most workers one parallel stage may have. Each worker is a task,
+/// built before the run starts, so a mistyped count fails with
+/// [`Error::TooManyWorkers`] instead of exhausting memory.
+///
+/// # Examples
+///
+/// ```
+/// let err = flowgate::from_iter(0..1u8)
+///     .par_map(flowgate::MAX_WORKERS + 1, |x| x)
+///     .count()
+///     .run()
+///     .unwrap_err();
+/// assert!(matches!(err, flowgate::Error::TooManyWorkers { .. }));
+/// ```
+pub const MAX_WORKERS: usize = 1 << 16;
+
+/// How a parallel stage orders its outputs.
+#[derive(Clone, Copy)]
+enum Order {
+    Input,
+    Completion,
+}
+
+impl<T: Send + 'static, S> Pipeline<T, S> {
+    /// Adds a stage that maps items with `f` on `workers` workers at once,
+    /// and hands the outputs on in input order, as `asyncio.gather` does.
+    ///
+    /// Each worker is a task of its own, so with
+    /// [`run_on_threads`](crate::Job::run_on_threads) CPU-heavy work spreads
+    /// over the threads. At most `workers` items are between this stage's
+    /// input and its output: an item that takes long holds back the outputs
+    /// after it, and once `workers` outputs wait behind it no new item
+    /// starts. 0 workers gives [`Error::ZeroWorkers`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let squares: Vec<u64> = flowgate::from_iter(1..=5u64)
+    ///     .par_map(2, |x| x * x)
+    ///     .collect()
+    ///     .run_on_threads(2)?;
+    /// assert_eq!(squares, [1, 4, 9, 16, 25]);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn par_map<U, F>(self, workers: usize, f: F) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        self.windowed("par_map", workers, Order::Input, move |x| ready(f(x)))
+    }
+
+    /// Like [`par_map`](Pipeline::par_map), but hands outputs on as soon as
+    /// they are made, whatever their order: a slow item holds back nothing
+    /// but itself, and `workers` items stay in flight.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut out: Vec<u32> = flowgate::from_iter(0..100u32)
+    ///     .par_map_unordered(4, |x| x + 1)
+    ///     .collect()
+    ///     .run()?;
+    /// out.sort();
+    /// assert_eq!(out, (1..=100).collect::<Vec<_>>());
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn par_map_unordered<U, F>(self, workers: usize, f: F) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        self.windowed("par_map_unordered", workers, Order::Completion, move |x| {
+            ready(f(x))
+        })
+    }
+
+    /// Like [`par_map`](Pipeline::par_map), but items with the same `key`
+    /// are worked on one at a time, in input order, while items with
+    /// different keys run on up to `workers` workers at once. Outputs with
+    /// the same key leave in input order; others leave as they are made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Events per account: each account's events stay in order.
+    /// let out: Vec<(char, u32)> = flowgate::from_iter([('a', 1), ('b', 1), ('a', 2), ('b', 2)])
+    ///     .par_map_by_key(2, |e| e.0, |e| e)
+    ///     .collect()
+    ///     .run()?;
+    /// let a: Vec<_> = out.iter().filter(|e| e.0 == 'a').collect();
+    /// assert_eq!(a, [&('a', 1), &('a', 2)]);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn par_map_by_key<U, K, KF, F>(self, workers: usize, key: KF, f: F) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        K: Hash + Eq + Clone + Send + 'static,
+        KF: FnMut(&T) -> K + Send + 'static,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        self.keyed("par_map_by_key", workers, key, move |x| ready(f(x)))
+    }
+
+    /// Adds a stage that runs the async function `f` on up to `workers`
+    /// items at once, and hands the outputs on in input order, as
+    /// `asyncio.gather` does.
+    ///
+    /// The calls keep running while the next stage is slow to take their
+    /// outputs: unlike a `buffered` stream, nothing waits for the consumer
+    /// to poll. At most `workers` items are between this stage's input and
+    /// its output. 0 workers gives [`Error::ZeroWorkers`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let start = Instant::now();
+    /// let out: Vec<u64> = flowgate::from_iter(1..=20u64)
+    ///     .par_then(20, |x| async move {
+    ///         smol::Timer::after(Duration::from_millis(50)).await;
+    ///         x * 10
+    ///     })
+    ///     .collect()
+    ///     .run()?;
+    /// assert_eq!(out, (1..=20).map(|x| x * 10).collect::<Vec<_>>());
+    /// // Twenty waits of 50 ms overlapped: far less than a second.
+    /// assert!(start.elapsed() < Duration::from_millis(900));
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn par_then<U, Fut, F>(self, workers: usize, f: F) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        Fut: Future<Output = U> + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+    {
+        self.windowed("par_then", workers, Order::Input, f)
+    }
+
+    /// Like [`par_then`](Pipeline::par_then), but hands outputs on as soon
+    /// as they are made, whatever their order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let out: Vec<u64> = flowgate::from_iter([30u64, 1])
+    ///     .par_then_unordered(2, |ms| async move {
+    ///         smol::Timer::after(Duration::from_millis(ms)).await;
+    ///         ms
+    ///     })
+    ///     .collect()
+    ///     .run()?;
+    /// assert_eq!(out, [1, 30]); // the quick one first
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn par_then_unordered<U, Fut, F>(self, workers: usize, f: F) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        Fut: Future<Output = U> + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+    {
+        self.windowed("par_then_unordered", workers, Order::Completion, f)
+    }
+
+    /// Like [`par_then`](Pipeline::par_then), but items with the same `key`
+    /// are worked on one at a time, in input order, while items with
+    /// different keys run on up to `workers` workers at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let out: Vec<(u8, u32)> = flowgate::from_iter((0..40u32).map(|i| ((i % 4) as u8, i)))
+    ///     .par_then_by_key(4, |e| e.0, |e| async move { e })
+    ///     .collect()
+    ///     .run()?;
+    /// for key in 0..4 {
+    ///     let seen: Vec<u32> = out.iter().filter(|e| e.0 == key).map(|e| e.1).collect();
+    ///     assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    /// }
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn par_then_by_key<U, K, KF, Fut, F>(self, workers: usize, key: KF, f: F) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        K: Hash + Eq + Clone + Send + 'static,
+        KF: FnMut(&T) -> K + Send + 'static,
+        Fut: Future<Output = U> + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+    {
+        self.keyed("par_then_by_key", workers, key, f)
+    }
+
+    /// A parallel stage whose dispatcher hands out an item per permit.
+    fn windowed<U, Fut, F>(
+        self,
+        kind: &'static str,
+        workers: usize,
+        order: Order,
+        f: F,
+    ) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        Fut: Future<Output = U> + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+    {
+        let n = workers.clamp(1, MAX_WORKERS);
+        let built = self.chain_parts(kind, false, move |input, w| {
+            let (work_tx, work_rx) = async_channel::bounded(n);
+            let (done_tx, done_rx) = async_channel::bounded(n);
+            let (permit_tx, permit_rx) = async_channel::bounded(n);
+            for _ in 0..n {
+                let _ = permit_tx.try_send(());
+            }
+            let f = Arc::new(f);
+            let helpers = (0..n)
+                .map(|_| {
+                    let work = worker(work_rx.clone(), done_tx.clone(), None, Arc::clone(&f));
+                    drive_helper(w.cell.name.clone(), Arc::clone(&w.ctx), work)
+                })
+                .collect();
+            let ordered = matches!(order, Order::Input);
+            let main = zip(
+                dispatch(input, work_tx, permit_rx),
+                collect(done_rx, w.out, Some(permit_tx), ordered),
+            );
+            Parts {
+                main: Box::pin(async move {
+                    main.await;
+                    Ok(())
+                }),
+                helpers,
+            }
+        });
+        check_workers(built, workers)
+    }
+
+    /// A parallel stage whose dispatcher keeps each key's items in order.
+    fn keyed<U, K, KF, Fut, F>(
+        self,
+        kind: &'static str,
+        workers: usize,
+        key: KF,
+        f: F,
+    ) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        K: Hash + Eq + Clone + Send + 'static,
+        KF: FnMut(&T) -> K + Send + 'static,
+        Fut: Future<Output = U> + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+    {
+        let n = workers.clamp(1, MAX_WORKERS);
+        let built = self.chain_parts(kind, false, move |input, w| {
+            let (work_tx, work_rx) = async_channel::bounded(n);
+            let (done_tx, done_rx) = async_channel::bounded(n);
+            let (freed_tx, freed_rx) = async_channel::bounded(n);
+            let f = Arc::new(f);
+            let helpers = (0..n)
+                .map(|_| {
+                    let freed = Some(freed_tx.clone());
+                    let work = worker(work_rx.clone(), done_tx.clone(), freed, Arc::clone(&f));
+                    drive_helper(w.cell.name.clone(), Arc::clone(&w.ctx), work)
+                })
+                .collect();
+            let main = zip(
+                dispatch_keyed(input, work_tx, freed_rx, key, n),
+                collect(done_rx, w.out, None, false),
+            );
+            Parts {
+                main: Box::pin(async move {
+                    main.await;
+                    Ok(())
+                }),
+                helpers,
+            }
+        });
+        check_workers(built, workers)
+    }
+}
+
+/// Records an error if a parallel stage was given no workers, or too many.
+fn check_workers<U: Send + 'static>(built: Pipeline<U>, workers: usize) -> Pipeline<U> {
+    let stage = built.newest_name().to_owned();
+    match workers {
+        0 => built.fail(Error::ZeroWorkers { stage }),
+        n if n > MAX_WORKERS => built.fail(Error::TooManyWorkers {
+            stage,
+            workers,
+            max: MAX_WORKERS,
+        }),
+        _ => built,
+    }
+}
