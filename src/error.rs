@@ -143,6 +143,17 @@ pub enum Error {
         stage: String,
     },
 
+    /// A fan-out's builder did not return one of the branches it was given
+    /// (it returned some other pipeline instead), so that branch's items
+    /// would have nowhere to go.
+    #[error("branch {branch} of stage `{stage}` was not returned by the builder")]
+    LostBranch {
+        /// The fan-out stage.
+        stage: String,
+        /// The branch's index.
+        branch: usize,
+    },
+
     /// A fan-out was asked for 0 branches.
     #[error("stage `{stage}` has 0 branches; a fan-out needs at least 1")]
     ZeroBranches {

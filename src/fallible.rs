@@ -11,10 +11,10 @@ use futures_lite::FutureExt;
 use smol::Timer;
 
 use crate::hop::{Inlet, Outlet};
-use crate::pipeline::Wired;
 use crate::policy::{DeadLetter, ItemError, OnError, Step};
 use crate::run::{stopped, Cell};
 use crate::stage::Batches;
+use crate::wiring::Wired;
 use crate::{Error, Pipeline, TimedOut};
 
 /// Marks a pipeline whose newest stage is a [`Pipeline::try_map`] from `T`

@@ -11,8 +11,8 @@ use futures_lite::future;
 use smol::{Executor, LocalExecutor, Task};
 
 use crate::join::{Join, SinkFuture, StageFuture};
-use crate::pipeline::Upstream;
 use crate::run::{drive, Cell, Ctx};
+use crate::wiring::Upstream;
 use crate::{Control, Error, JobHandle};
 
 /// The stages and the sink ready to run, or the configuration error that

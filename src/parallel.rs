@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use futures_lite::future::zip;
 
-use crate::pipeline::Parts;
 use crate::run::drive_helper;
+use crate::wiring::Parts;
 use crate::workers::{collect, dispatch, dispatch_keyed, worker};
 use crate::{Error, Pipeline};
 

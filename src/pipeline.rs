@@ -7,9 +7,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::hop::{hop, Inlet, Outlet};
-use crate::join::{BoxFuture, StageFuture};
-use crate::run::{drive, Cell, Ctx};
+use crate::hop::Outlet;
+use crate::join::StageFuture;
+use crate::run::{Cell, Ctx};
+use crate::wiring::{Begin, Head, Parts, Wired};
 use crate::{Control, Error};
 
 /// The capacity of a hop, in items, unless set with [`Pipeline::capacity`].
@@ -73,117 +74,15 @@ pub const DEFAULT_CHUNK_LIMIT: usize = 256;
 #[must_use = "a pipeline does nothing until it ends in a sink and runs"]
 pub struct Pipeline<T, S = ()> {
     /// Stages already wired to their output hop.
-    stages: Vec<StageFuture>,
+    pub(crate) stages: Vec<StageFuture>,
     /// The counters of every stage wired so far.
-    cells: Vec<Arc<Cell>>,
+    pub(crate) cells: Vec<Arc<Cell>>,
     /// The newest stage, waiting for its output hop.
-    head: Head<T>,
+    pub(crate) head: Head<T>,
     /// The first configuration error, reported when the pipeline runs.
-    error: Option<Error>,
-    ctx: Arc<Ctx>,
-    _newest: PhantomData<fn() -> S>,
-}
-
-/// Starts a stage once its output hop exists.
-type Start<T> = Box<dyn FnOnce(Wired<T>) -> Parts + Send>;
-
-/// A started stage: the future that runs it and owns its state, and any
-/// helpers that run beside it as tasks of their own, such as the workers of
-/// a parallel stage (already wrapped by [`drive_helper`](crate::run::drive_helper)).
-pub(crate) struct Parts {
-    pub(crate) main: BoxFuture<Result<(), Error>>,
-    pub(crate) helpers: Vec<StageFuture>,
-}
-
-impl Parts {
-    pub(crate) fn single(main: BoxFuture<Result<(), Error>>) -> Self {
-        Parts {
-            main,
-            helpers: Vec::new(),
-        }
-    }
-}
-
-/// How the newest stage gets its output hop.
-enum Begin<T> {
-    /// A stage to start on a new hop.
-    Stage(Start<T>),
-    /// The hop exists already: this is a branch of a fan-out, and the
-    /// fan-out stage sends into it.
-    Wired(Inlet<T>),
-}
-
-/// What a stage gets when it starts.
-pub(crate) struct Wired<T> {
-    pub(crate) out: Outlet<T>,
-    pub(crate) ctx: Arc<Ctx>,
-    pub(crate) cell: Arc<Cell>,
-    /// The stage's error policy, if one was set; its type is the stage's.
-    pub(crate) policy: Option<Box<dyn Any + Send>>,
-    pub(crate) timeout: Option<Duration>,
-}
-
-/// The newest stage and the settings of its output hop.
-struct Head<T> {
-    name: String,
-    capacity: usize,
-    chunk_limit: usize,
-    /// Whether one input may make many outputs.
-    expands: bool,
-    policy: Option<Box<dyn Any + Send>>,
-    timeout: Option<Duration>,
-    /// The stages whose output hops feed this one.
-    inputs: Vec<Arc<Cell>>,
-    begin: Begin<T>,
-}
-
-/// The parts of a pipeline once its newest stage is wired to its hop.
-pub(crate) struct Wiring<T> {
-    pub(crate) stages: Vec<StageFuture>,
-    pub(crate) cells: Vec<Arc<Cell>>,
-    pub(crate) inlet: Inlet<T>,
     pub(crate) error: Option<Error>,
     pub(crate) ctx: Arc<Ctx>,
-}
-
-/// Everything wired so far, without the newest hop's far end.
-pub(crate) struct Upstream {
-    pub(crate) stages: Vec<StageFuture>,
-    pub(crate) cells: Vec<Arc<Cell>>,
-    pub(crate) error: Option<Error>,
-    pub(crate) ctx: Arc<Ctx>,
-}
-
-impl<T> Wiring<T> {
-    /// Splits off the newest hop's far end.
-    pub(crate) fn split(self) -> (Upstream, Inlet<T>) {
-        let Wiring {
-            stages,
-            cells,
-            inlet,
-            error,
-            ctx,
-        } = self;
-        let up = Upstream {
-            stages,
-            cells,
-            error,
-            ctx,
-        };
-        (up, inlet)
-    }
-}
-
-impl Upstream {
-    /// Adds `other`'s stages after these, joining its run to this one.
-    pub(crate) fn absorb(&mut self, other: Upstream) {
-        other.ctx.join(&self.ctx);
-        self.stages.extend(other.stages);
-        self.cells.extend(other.cells);
-        if self.error.is_none() {
-            self.error = other.error;
-        }
-    }
+    pub(crate) _newest: PhantomData<fn() -> S>,
 }
 
 impl<T: Send + 'static> Pipeline<T> {
@@ -295,44 +194,6 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         self
     }
 
-    /// Wires the newest stage to a new hop and adds the stage that `make`
-    /// builds on the far side of it. `expands` says whether the stage's
-    /// outputs may outnumber, or be fewer than, the inputs it passed on.
-    pub(crate) fn chain<U, S2, F, Fut>(
-        self,
-        kind: &'static str,
-        expands: bool,
-        make: F,
-    ) -> Pipeline<U, S2>
-    where
-        U: Send + 'static,
-        F: FnOnce(Inlet<T>, Wired<U>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<(), Error>> + Send + 'static,
-    {
-        self.chain_parts(kind, expands, move |input, w| {
-            Parts::single(Box::pin(make(input, w)))
-        })
-    }
-
-    /// Like [`chain`](Pipeline::chain), for a stage made of several parts.
-    pub(crate) fn chain_parts<U, S2, F>(
-        self,
-        kind: &'static str,
-        expands: bool,
-        make: F,
-    ) -> Pipeline<U, S2>
-    where
-        U: Send + 'static,
-        F: FnOnce(Inlet<T>, Wired<U>) -> Parts + Send + 'static,
-    {
-        let (up, mut inlet) = self.wire().split();
-        let inputs = vec![Arc::clone(inlet.from())];
-        Pipeline::assemble(up, kind, expands, inputs, move |w: Wired<U>| {
-            inlet.attach(&w.cell);
-            make(inlet, w)
-        })
-    }
-
     /// Records a configuration error, to be reported when the pipeline
     /// runs; the first one wins.
     pub(crate) fn fail(mut self, err: Error) -> Self {
@@ -358,129 +219,6 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
             self.head.timeout = timeout;
         }
         self
-    }
-
-    /// Creates the newest stage's output hop and starts the stage on it.
-    pub(crate) fn wire(self) -> Wiring<T> {
-        let Pipeline {
-            mut stages,
-            mut cells,
-            head,
-            error,
-            ctx,
-            _newest,
-        } = self;
-        let error = error.or_else(|| head.check().err());
-        let start = match head.begin {
-            Begin::Stage(start) => start,
-            Begin::Wired(inlet) => {
-                return Wiring {
-                    stages,
-                    cells,
-                    inlet,
-                    error,
-                    ctx,
-                }
-            }
-        };
-        // A bad setting has been recorded above; the hop is still made, with
-        // a valid size, so the types line up, but the pipeline never runs.
-        let cell = Cell::new(head.name, head.expands, head.inputs);
-        let (out, inlet) = hop(
-            head.capacity.max(1),
-            head.chunk_limit.max(1),
-            Arc::clone(&cell),
-        );
-        let wired = Wired {
-            out,
-            ctx: Arc::clone(&ctx),
-            cell: Arc::clone(&cell),
-            policy: head.policy,
-            timeout: head.timeout,
-        };
-        let parts = start(wired);
-        stages.push(drive(Arc::clone(&cell), Arc::clone(&ctx), parts.main));
-        stages.extend(parts.helpers);
-        cells.push(cell);
-        Wiring {
-            stages,
-            cells,
-            inlet,
-            error,
-            ctx,
-        }
-    }
-}
-
-impl<T: Send + 'static> Pipeline<T> {
-    /// A pipeline whose newest stage is the one `start` makes, after the
-    /// stages in `wiring`. The stage is named `kind#N` and fed by `inputs`.
-    pub(crate) fn assemble<S, F>(
-        up: Upstream,
-        kind: &str,
-        expands: bool,
-        inputs: Vec<Arc<Cell>>,
-        start: F,
-    ) -> Pipeline<T, S>
-    where
-        F: FnOnce(Wired<T>) -> Parts + Send + 'static,
-    {
-        let name = format!("{kind}#{}", up.cells.len());
-        let mut head = Head::new(name, inputs, Begin::Stage(Box::new(start)));
-        head.expands = expands;
-        Pipeline {
-            stages: up.stages,
-            cells: up.cells,
-            head,
-            error: up.error,
-            ctx: up.ctx,
-            _newest: PhantomData,
-        }
-    }
-
-    /// A branch of a fan-out: a pipeline with no stages of its own yet,
-    /// whose items come through `inlet`, a hop that already exists.
-    pub(crate) fn branch(inlet: Inlet<T>, ctx: Arc<Ctx>) -> Self {
-        let from = Arc::clone(inlet.from());
-        let mut head = Head::new(from.name.clone(), Vec::new(), Begin::Wired(inlet));
-        head.capacity = 0;
-        Pipeline {
-            stages: Vec::new(),
-            cells: Vec::new(),
-            head,
-            error: None,
-            ctx,
-            _newest: PhantomData,
-        }
-    }
-}
-
-impl<T> Head<T> {
-    fn new(name: String, inputs: Vec<Arc<Cell>>, begin: Begin<T>) -> Self {
-        Head {
-            name,
-            inputs,
-            capacity: DEFAULT_CAPACITY,
-            chunk_limit: DEFAULT_CHUNK_LIMIT,
-            expands: false,
-            policy: None,
-            timeout: None,
-            begin,
-        }
-    }
-
-    fn check(&self) -> Result<(), Error> {
-        if self.capacity == 0 {
-            return Err(Error::ZeroCapacity {
-                stage: self.name.clone(),
-            });
-        }
-        if self.chunk_limit == 0 {
-            return Err(Error::ZeroChunkLimit {
-                stage: self.name.clone(),
-            });
-        }
-        Ok(())
     }
 }
 

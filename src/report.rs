@@ -211,8 +211,20 @@ impl StageReport {
 pub struct Report {
     /// The pipeline's state when the report was made.
     pub state: State,
-    /// Every stage, in pipeline order.
+    /// Every stage, in pipeline order. In a graph, each branch's stages
+    /// come after the stage that feeds it.
     pub stages: Vec<StageReport>,
+    /// The hops, as groups of stages: what the `from` stages handed on, the
+    /// `to` stages received. A plain hop has one of each; a fan-out hop has
+    /// many `to`, a merge many `from`.
+    links: Vec<Link>,
+}
+
+/// Stages joined by hops, by index into [`Report::stages`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Link {
+    from: Vec<usize>,
+    to: Vec<usize>,
 }
 
 impl Default for Report {
@@ -220,8 +232,57 @@ impl Default for Report {
         Report {
             state: State::Pending,
             stages: Vec::new(),
+            links: Vec::new(),
         }
     }
+}
+
+/// Groups the hops between `cells` into links: two hops are in one link if
+/// they share a sending or a receiving stage.
+fn links(cells: &[Arc<Cell>]) -> Vec<Link> {
+    let index = |cell: &Arc<Cell>| cells.iter().position(|c| Arc::ptr_eq(c, cell));
+    // Union-find over sides: `i` is stage i's sending side, `n + i` its
+    // receiving side.
+    let n = cells.len();
+    let mut parent: Vec<usize> = (0..2 * n).collect();
+    fn find(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let mut used = vec![false; 2 * n];
+    for (to, cell) in cells.iter().enumerate() {
+        for from in cell.inputs.iter().filter_map(index) {
+            let (a, b) = (find(&mut parent, from), find(&mut parent, n + to));
+            parent[a] = b;
+            used[from] = true;
+            used[n + to] = true;
+        }
+    }
+    let mut groups: Vec<(usize, Link)> = Vec::new();
+    for side in (0..2 * n).filter(|&side| used[side]) {
+        let root = find(&mut parent, side);
+        let at = match groups.iter().position(|(r, _)| *r == root) {
+            Some(at) => at,
+            None => {
+                let link = Link {
+                    from: Vec::new(),
+                    to: Vec::new(),
+                };
+                groups.push((root, link));
+                groups.len() - 1
+            }
+        };
+        let link = &mut groups[at].1;
+        if side < n {
+            link.from.push(side);
+        } else {
+            link.to.push(side - n);
+        }
+    }
+    groups.into_iter().map(|(_, link)| link).collect()
 }
 
 impl Report {
@@ -232,6 +293,7 @@ impl Report {
                 .iter()
                 .map(|cell| StageReport::collect(cell, ctx))
                 .collect(),
+            links: links(cells),
         }
     }
 
@@ -240,9 +302,17 @@ impl Report {
         self.stages.iter().find(|stage| stage.name == name)
     }
 
-    /// Items the sink consumed.
+    /// Items the sinks consumed: the last stage's, or with a fan-out whose
+    /// branches end in sinks, all of theirs.
     pub fn delivered(&self) -> u64 {
-        self.stages.last().map_or(0, |sink| sink.emitted)
+        if self.links.is_empty() {
+            return self.stages.last().map_or(0, |sink| sink.emitted);
+        }
+        let feeds = |i: usize| self.links.iter().any(|link| link.from.contains(&i));
+        (0..self.stages.len())
+            .filter(|&i| !feeds(i))
+            .map(|i| self.stages[i].emitted)
+            .sum()
     }
 
     /// Items dropped undelivered by stopped stages, over all stages.
@@ -254,10 +324,13 @@ impl Report {
     /// and every item one stage handed on was received by the next.
     pub fn is_balanced(&self) -> bool {
         let each = self.stages.iter().all(StageReport::is_balanced);
+        let sum = |stages: &[usize], count: fn(&StageReport) -> u64| -> u64 {
+            stages.iter().map(|&i| count(&self.stages[i])).sum()
+        };
         let hops = self.state.is_finished().then(|| {
-            self.stages
-                .windows(2)
-                .all(|pair| pair[0].emitted == pair[1].received)
+            self.links
+                .iter()
+                .all(|link| sum(&link.from, |s| s.emitted) == sum(&link.to, |s| s.received))
         });
         each && hops.unwrap_or(true)
     }

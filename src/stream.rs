@@ -9,8 +9,8 @@ use futures_lite::Stream;
 
 use crate::hop::Inlet;
 use crate::join::{StageFuture, Stages};
-use crate::pipeline::Wiring;
 use crate::run::{Cell, Ctx};
+use crate::wiring::Wiring;
 use crate::{Control, Error, State};
 
 /// The output of a pipeline as a [`Stream`] of `Result<T, Error>`, made by
