@@ -67,8 +67,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
             Ok(())
         });
         if size == 0 {
-            let stage = built.newest_name().to_owned();
-            return built.fail(Error::ZeroBatchSize { stage });
+            return built.reject_newest(|stage| Error::ZeroBatchSize { stage });
         }
         built
     }

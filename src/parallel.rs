@@ -41,10 +41,12 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     ///
     /// Each worker is a task of its own, so with
     /// [`run_on_threads`](crate::Job::run_on_threads) CPU-heavy work spreads
-    /// over the threads. At most `workers` items are between this stage's
-    /// input and its output: an item that takes long holds back the outputs
-    /// after it, and once `workers` outputs wait behind it no new item
-    /// starts. 0 workers gives [`Error::ZeroWorkers`].
+    /// over the threads. Up to `workers` items are worked on at once, and
+    /// that stays so while the next stage is slow to take the outputs, until
+    /// the outputs waiting for it fill their bounded room. An output that is
+    /// ready early waits for the ones before it; once `2 × workers` items
+    /// are between the stage's input and its output, no new item starts
+    /// until the oldest leaves. 0 workers gives [`Error::ZeroWorkers`].
     ///
     /// # Examples
     ///
@@ -122,8 +124,10 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     ///
     /// The calls keep running while the next stage is slow to take their
     /// outputs: unlike a `buffered` stream, nothing waits for the consumer
-    /// to poll. At most `workers` items are between this stage's input and
-    /// its output. 0 workers gives [`Error::ZeroWorkers`].
+    /// to poll. Up to `workers` calls run at once; an output that is ready
+    /// early waits for the ones before it, and at most `2 × workers` items
+    /// are between the stage's input and its output. 0 workers gives
+    /// [`Error::ZeroWorkers`].
     ///
     /// # Examples
     ///
@@ -224,21 +228,38 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         let built = self.chain_parts(kind, false, move |input, w| {
             let (work_tx, work_rx) = async_channel::bounded(n);
             let (done_tx, done_rx) = async_channel::bounded(n);
-            let (permit_tx, permit_rx) = async_channel::bounded(n);
+            let (free_tx, free_rx) = async_channel::bounded(n);
             for _ in 0..n {
-                let _ = permit_tx.try_send(());
+                let _ = free_tx.try_send(());
             }
+            // Ordered output: finished items wait for those before them, in
+            // a window of twice the workers.
+            let (window_tx, window_rx) = match order {
+                Order::Input => {
+                    let (tx, rx) = async_channel::bounded(2 * n);
+                    for _ in 0..2 * n {
+                        let _ = tx.try_send(());
+                    }
+                    (Some(tx), Some(rx))
+                }
+                Order::Completion => (None, None),
+            };
             let f = Arc::new(f);
             let helpers = (0..n)
                 .map(|_| {
-                    let work = worker(work_rx.clone(), done_tx.clone(), None, Arc::clone(&f));
+                    let work = worker(
+                        work_rx.clone(),
+                        done_tx.clone(),
+                        free_tx.clone(),
+                        Arc::clone(&f),
+                    );
                     drive_helper(w.cell.name.clone(), Arc::clone(&w.ctx), work)
                 })
                 .collect();
             let ordered = matches!(order, Order::Input);
             let main = zip(
-                dispatch(input, work_tx, permit_rx),
-                collect(done_rx, w.out, Some(permit_tx), ordered),
+                dispatch(input, work_tx, free_rx, window_rx),
+                collect(done_rx, w.out, window_tx, ordered),
             );
             Parts {
                 main: Box::pin(async move {
@@ -274,8 +295,12 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
             let f = Arc::new(f);
             let helpers = (0..n)
                 .map(|_| {
-                    let freed = Some(freed_tx.clone());
-                    let work = worker(work_rx.clone(), done_tx.clone(), freed, Arc::clone(&f));
+                    let work = worker(
+                        work_rx.clone(),
+                        done_tx.clone(),
+                        freed_tx.clone(),
+                        Arc::clone(&f),
+                    );
                     drive_helper(w.cell.name.clone(), Arc::clone(&w.ctx), work)
                 })
                 .collect();
@@ -297,10 +322,9 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
 
 /// Records an error if a parallel stage was given no workers, or too many.
 fn check_workers<U: Send + 'static>(built: Pipeline<U>, workers: usize) -> Pipeline<U> {
-    let stage = built.newest_name().to_owned();
     match workers {
-        0 => built.fail(Error::ZeroWorkers { stage }),
-        n if n > MAX_WORKERS => built.fail(Error::TooManyWorkers {
+        0 => built.reject_newest(|stage| Error::ZeroWorkers { stage }),
+        n if n > MAX_WORKERS => built.reject_newest(move |stage| Error::TooManyWorkers {
             stage,
             workers,
             max: MAX_WORKERS,

@@ -201,6 +201,16 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         self
     }
 
+    /// Records that the newest stage was set up badly; `invalid` makes the
+    /// error from the stage's name, which may still change.
+    pub(crate) fn reject_newest(
+        mut self,
+        invalid: impl FnOnce(String) -> Error + Send + 'static,
+    ) -> Self {
+        self.head.invalid = Some(Box::new(invalid));
+        self
+    }
+
     /// The newest stage's name.
     pub(crate) fn newest_name(&self) -> &str {
         &self.head.name

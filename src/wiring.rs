@@ -70,6 +70,9 @@ pub(crate) struct Head<T> {
     /// The stages whose output hops feed this one.
     pub(crate) inputs: Vec<Arc<Cell>>,
     pub(crate) begin: Begin<T>,
+    /// A bad setting found when the stage was added, made into an error
+    /// with the stage's final name when it is wired.
+    pub(crate) invalid: Option<Box<dyn FnOnce(String) -> Error + Send>>,
 }
 
 /// The parts of a pipeline once its newest stage is wired to its hop.
@@ -170,7 +173,12 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
             ctx,
             _newest,
         } = self;
-        let error = error.or_else(|| head.check().err());
+        let mut head = head;
+        let error = error.or_else(|| head.check().err()).or_else(|| {
+            head.invalid
+                .take()
+                .map(|invalid| invalid(head.name.clone()))
+        });
         let start = match head.begin {
             Begin::Stage(start) => start,
             Begin::Wired(inlet) => {
@@ -296,6 +304,7 @@ impl<T> Head<T> {
             policy: None,
             timeout: None,
             begin,
+            invalid: None,
         }
     }
 

@@ -9,9 +9,11 @@
 //!
 //! The dispatcher and the collector are one task; each worker is a task of
 //! its own, so CPU-heavy work spreads over a multi-threaded executor. Items
-//! and outputs travel on bounded channels sized to the number of workers,
-//! and the collector keeps handing items to the dispatcher's side however
-//! long the next stage makes it wait, so up to N items stay in flight.
+//! and outputs travel on bounded channels sized to the number of workers.
+//! A worker is free again as soon as it has handed its output to the
+//! collector, not once the output has left the stage, so N items stay in
+//! flight while the next stage is slow, until the outputs waiting for it
+//! fill their own bounded room.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -29,13 +31,13 @@ use crate::stage::Budget;
 /// item.
 pub(crate) type Task<G, T> = (u64, G, T);
 
-/// One worker: takes items until there are no more, and sends each output
-/// with the item's place. With `freed`, it also gives back each item's tag
-/// once the output is sent.
+/// One worker: takes items until there are no more, sends each output with
+/// the item's place, and then gives the item's tag back through `freed`, to
+/// tell the dispatcher it is free.
 pub(crate) async fn worker<G, T, U, W, Fut>(
     work: Receiver<Task<G, T>>,
     done: Sender<(u64, U)>,
-    freed: Option<Sender<G>>,
+    freed: Sender<G>,
     f: Arc<W>,
 ) where
     W: Fn(T) -> Fut,
@@ -46,26 +48,36 @@ pub(crate) async fn worker<G, T, U, W, Fut>(
         if done.send((seq, output)).await.is_err() {
             return;
         }
-        if let Some(freed) = &freed {
-            // The channel has room for every item in flight, and nobody
-            // listens once the dispatcher has ended.
-            let _ = freed.send(tag).await;
-        }
+        // The channel has room for every item in flight, and nobody
+        // listens once the dispatcher has ended.
+        let _ = freed.send(tag).await;
     }
 }
 
-/// Hands each item to a worker once a permit is free. A permit comes back
-/// when the collector hands an output on, so at most as many items as there
-/// are permits are between here and the output.
+/// Hands each item to a worker once a worker is free: each worker gives a
+/// permit back through `free` once it has handed its output on, so at most
+/// as many items as there are permits are being worked on, whatever the
+/// next stage does. For ordered output, an item also takes a place in
+/// `window`, given back when its output leaves the stage: that bounds the
+/// outputs that wait for a slow item before them.
 pub(crate) async fn dispatch<T>(
     mut input: Inlet<T>,
     work: Sender<Task<(), T>>,
-    permits: Receiver<()>,
+    free: Receiver<()>,
+    window: Option<Receiver<()>>,
 ) {
     let mut seq = 0;
     while let Some(mut chunk) = input.recv().await {
         for item in chunk.drain(..) {
-            if permits.recv().await.is_err() || work.send((seq, (), item)).await.is_err() {
+            if free.recv().await.is_err() {
+                return;
+            }
+            if let Some(window) = &window {
+                if window.recv().await.is_err() {
+                    return;
+                }
+            }
+            if work.send((seq, (), item)).await.is_err() {
                 return;
             }
             seq += 1;
@@ -166,13 +178,12 @@ pub(crate) async fn dispatch_keyed<T, K, KF>(
 }
 
 /// Hands the workers' outputs on: in input order when `ordered`, else as
-/// they come. Each output handed on gives a permit back to the dispatcher
-/// before the collector waits for room downstream, so the workers keep
-/// working while the next stage is slow.
+/// they come. With `window`, each output handed on gives its place back to
+/// the dispatcher, before the collector waits for room downstream.
 pub(crate) async fn collect<U>(
     done: Receiver<(u64, U)>,
     mut out: Outlet<U>,
-    permits: Option<Sender<()>>,
+    window: Option<Sender<()>>,
     ordered: bool,
 ) {
     // Outputs that came early, by place after `next`.
@@ -184,7 +195,7 @@ pub(crate) async fn collect<U>(
         while let Some((seq, output)) = got.take() {
             let mut ready = None;
             if ordered {
-                // The window of permits keeps every place within reach.
+                // The window keeps every place within reach.
                 let slot = usize::try_from(seq - next).unwrap_or(usize::MAX);
                 if early.len() <= slot {
                     early.resize_with(slot + 1, || None);
@@ -206,8 +217,8 @@ pub(crate) async fn collect<U>(
                     None => break,
                 };
                 let full = out.push(output);
-                if let Some(permits) = &permits {
-                    let _ = permits.try_send(());
+                if let Some(window) = &window {
+                    let _ = window.try_send(());
                 }
                 if full && out.flush().await.is_err() {
                     return;

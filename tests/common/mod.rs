@@ -70,3 +70,20 @@ pub fn assert_accounted(report: &flowgate::Report) {
     }
     assert!(report.is_balanced(), "{report}");
 }
+
+/// Like [`assert_accounted`], for a graph with fan-out or fan-in, whose
+/// stages are not one chain: every hop is checked through the report's own
+/// links.
+pub fn assert_graph_accounted(report: &flowgate::Report) {
+    assert!(report.state.is_finished(), "{report}");
+    for stage in &report.stages {
+        assert!(stage.state.is_finished(), "{report}");
+        assert!(
+            stage.is_balanced(),
+            "stage {} does not balance\n{report}",
+            stage.name
+        );
+        assert_eq!(stage.in_hand, 0, "{report}");
+    }
+    assert!(report.is_balanced(), "{report}");
+}
