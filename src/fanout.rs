@@ -172,7 +172,10 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// Lets `branches` branches compete for the items: each chunk of items
     /// goes to whichever branch takes it first, so a slow branch takes less.
     /// The branches share this stage's output hop, so there is no stage in
-    /// between. Branch `i` is built by `build(i, branch)`, as with
+    /// between; size that hop before the balance, as
+    /// [`capacity`](Pipeline::capacity) on a branch before its first stage
+    /// has no hop of its own to size (0 is still an error). Branch `i` is
+    /// built by `build(i, branch)`, as with
     /// [`broadcast`](Pipeline::broadcast).
     ///
     /// # Examples

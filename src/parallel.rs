@@ -1,7 +1,7 @@
 //! Parallel stages: N workers on one stage, with outputs in input order, in
 //! completion order, or in order per key.
 
-use std::future::{ready, Future};
+use std::future::{ready, Future, Ready};
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use futures_lite::future::zip;
 
 use crate::run::drive_helper;
 use crate::wiring::Parts;
-use crate::workers::{collect, dispatch, dispatch_keyed, worker};
+use crate::workers::{collect, dispatch, dispatch_keyed, worker, Pieces};
 use crate::{Error, Pipeline};
 
 /// The most workers one parallel stage may have. Each worker is a task,
@@ -28,6 +28,10 @@ use crate::{Error, Pipeline};
 /// ```
 pub const MAX_WORKERS: usize = 1 << 16;
 
+/// Items between an ordered stage's input and its output, per worker: one
+/// at hand, one queued, and two finished early, waiting for those before.
+const WINDOW: usize = 4;
+
 /// How a parallel stage orders its outputs.
 #[derive(Clone, Copy)]
 enum Order {
@@ -44,7 +48,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// over the threads. Up to `workers` items are worked on at once, and
     /// that stays so while the next stage is slow to take the outputs, until
     /// the outputs waiting for it fill their bounded room. An output that is
-    /// ready early waits for the ones before it; once `2 × workers` items
+    /// ready early waits for the ones before it; once `4 × workers` items
     /// are between the stage's input and its output, no new item starts
     /// until the oldest leaves. 0 workers gives [`Error::ZeroWorkers`].
     ///
@@ -63,7 +67,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         U: Send + 'static,
         F: Fn(T) -> U + Send + Sync + 'static,
     {
-        self.windowed("par_map", workers, Order::Input, move |x| ready(f(x)))
+        self.windowed("par_map", workers, Order::Input, usize::MAX, sync_pieces(f))
     }
 
     /// Like [`par_map`](Pipeline::par_map), but hands outputs on as soon as
@@ -86,9 +90,14 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         U: Send + 'static,
         F: Fn(T) -> U + Send + Sync + 'static,
     {
-        self.windowed("par_map_unordered", workers, Order::Completion, move |x| {
-            ready(f(x))
-        })
+        let f = sync_pieces(f);
+        self.windowed(
+            "par_map_unordered",
+            workers,
+            Order::Completion,
+            usize::MAX,
+            f,
+        )
     }
 
     /// Like [`par_map`](Pipeline::par_map), but items with the same `key`
@@ -115,7 +124,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         KF: FnMut(&T) -> K + Send + 'static,
         F: Fn(T) -> U + Send + Sync + 'static,
     {
-        self.keyed("par_map_by_key", workers, key, move |x| ready(f(x)))
+        self.keyed("par_map_by_key", workers, key, move |x| ready(vec![f(x)]))
     }
 
     /// Adds a stage that runs the async function `f` on up to `workers`
@@ -125,7 +134,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// The calls keep running while the next stage is slow to take their
     /// outputs: unlike a `buffered` stream, nothing waits for the consumer
     /// to poll. Up to `workers` calls run at once; an output that is ready
-    /// early waits for the ones before it, and at most `2 × workers` items
+    /// early waits for the ones before it, and at most `4 × workers` items
     /// are between the stage's input and its output. 0 workers gives
     /// [`Error::ZeroWorkers`].
     ///
@@ -153,7 +162,22 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         Fut: Future<Output = U> + Send + 'static,
         F: Fn(T) -> Fut + Send + Sync + 'static,
     {
-        self.windowed("par_then", workers, Order::Input, f)
+        self.windowed(
+            "par_then",
+            workers,
+            Order::Input,
+            1,
+            move |mut items: Vec<T>| {
+                // One item at a time, so that a slow item holds back no other.
+                let fut = items.pop().map(&f);
+                async move {
+                    match fut {
+                        Some(fut) => vec![fut.await],
+                        None => Vec::new(),
+                    }
+                }
+            },
+        )
     }
 
     /// Like [`par_then`](Pipeline::par_then), but hands outputs on as soon
@@ -180,7 +204,16 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         Fut: Future<Output = U> + Send + 'static,
         F: Fn(T) -> Fut + Send + Sync + 'static,
     {
-        self.windowed("par_then_unordered", workers, Order::Completion, f)
+        let f = move |mut items: Vec<T>| {
+            let fut = items.pop().map(&f);
+            async move {
+                match fut {
+                    Some(fut) => vec![fut.await],
+                    None => Vec::new(),
+                }
+            }
+        };
+        self.windowed("par_then_unordered", workers, Order::Completion, 1, f)
     }
 
     /// Like [`par_then`](Pipeline::par_then), but items with the same `key`
@@ -208,36 +241,45 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         Fut: Future<Output = U> + Send + 'static,
         F: Fn(T) -> Fut + Send + Sync + 'static,
     {
-        self.keyed("par_then_by_key", workers, key, f)
+        self.keyed("par_then_by_key", workers, key, move |x| {
+            let fut = f(x);
+            async move { vec![fut.await] }
+        })
     }
 
     /// A parallel stage whose dispatcher hands out an item per permit.
+    ///
+    /// Items go to the workers in pieces of up to `piece` items, and `f`
+    /// turns a piece into its outputs.
     fn windowed<U, Fut, F>(
         self,
         kind: &'static str,
         workers: usize,
         order: Order,
+        piece: usize,
         f: F,
     ) -> Pipeline<U>
     where
         U: Send + 'static,
-        Fut: Future<Output = U> + Send + 'static,
-        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<U>> + Send + 'static,
+        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
     {
         let n = workers.clamp(1, MAX_WORKERS);
         let built = self.chain_parts(kind, false, move |input, w| {
+            // Each worker has one item at hand and one queued, so it never
+            // waits for the dispatcher between items.
             let (work_tx, work_rx) = async_channel::bounded(n);
             let (done_tx, done_rx) = async_channel::bounded(n);
-            let (free_tx, free_rx) = async_channel::bounded(n);
-            for _ in 0..n {
+            let (free_tx, free_rx) = async_channel::bounded(2 * n);
+            for _ in 0..2 * n {
                 let _ = free_tx.try_send(());
             }
             // Ordered output: finished items wait for those before them, in
-            // a window of twice the workers.
+            // a window of four times the workers.
             let (window_tx, window_rx) = match order {
                 Order::Input => {
-                    let (tx, rx) = async_channel::bounded(2 * n);
-                    for _ in 0..2 * n {
+                    let (tx, rx) = async_channel::bounded(WINDOW * n);
+                    for _ in 0..WINDOW * n {
                         let _ = tx.try_send(());
                     }
                     (Some(tx), Some(rx))
@@ -258,7 +300,16 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
                 .collect();
             let ordered = matches!(order, Order::Input);
             let main = zip(
-                dispatch(input, work_tx, free_rx, window_rx),
+                dispatch(
+                    input,
+                    work_tx,
+                    free_rx,
+                    window_rx,
+                    Pieces {
+                        most: piece,
+                        workers: n,
+                    },
+                ),
                 collect(done_rx, w.out, window_tx, ordered),
             );
             Parts {
@@ -284,14 +335,14 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         U: Send + 'static,
         K: Hash + Eq + Clone + Send + 'static,
         KF: FnMut(&T) -> K + Send + 'static,
-        Fut: Future<Output = U> + Send + 'static,
+        Fut: Future<Output = Vec<U>> + Send + 'static,
         F: Fn(T) -> Fut + Send + Sync + 'static,
     {
         let n = workers.clamp(1, MAX_WORKERS);
         let built = self.chain_parts(kind, false, move |input, w| {
             let (work_tx, work_rx) = async_channel::bounded(n);
             let (done_tx, done_rx) = async_channel::bounded(n);
-            let (freed_tx, freed_rx) = async_channel::bounded(n);
+            let (freed_tx, freed_rx) = async_channel::bounded(2 * n);
             let f = Arc::new(f);
             let helpers = (0..n)
                 .map(|_| {
@@ -305,7 +356,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
                 })
                 .collect();
             let main = zip(
-                dispatch_keyed(input, work_tx, freed_rx, key, n),
+                dispatch_keyed(input, work_tx, freed_rx, key, 2 * n),
                 collect(done_rx, w.out, None, false),
             );
             Parts {
@@ -318,6 +369,15 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         });
         check_workers(built, workers)
     }
+}
+
+/// Sync work on pieces: each worker maps a run of items at once, so that
+/// handing work over costs little beside the work itself.
+fn sync_pieces<T, U, F>(f: F) -> impl Fn(Vec<T>) -> Ready<Vec<U>> + Send + Sync + 'static
+where
+    F: Fn(T) -> U + Send + Sync + 'static,
+{
+    move |items: Vec<T>| ready(items.into_iter().map(&f).collect())
 }
 
 /// Records an error if a parallel stage was given no workers, or too many.

@@ -62,13 +62,16 @@ pub(crate) async fn worker<G, T, U, W, Fut>(
 /// outputs that wait for a slow item before them.
 pub(crate) async fn dispatch<T>(
     mut input: Inlet<T>,
-    work: Sender<Task<(), T>>,
+    work: Sender<Task<(), Vec<T>>>,
     free: Receiver<()>,
     window: Option<Receiver<()>>,
+    pieces: Pieces,
 ) {
     let mut seq = 0;
     while let Some(mut chunk) = input.recv().await {
-        for item in chunk.drain(..) {
+        let size = pieces.size(chunk.len());
+        while !chunk.is_empty() {
+            let piece: Vec<T> = chunk.drain(..size.min(chunk.len())).collect();
             if free.recv().await.is_err() {
                 return;
             }
@@ -77,12 +80,29 @@ pub(crate) async fn dispatch<T>(
                     return;
                 }
             }
-            if work.send((seq, (), item)).await.is_err() {
+            if work.send((seq, (), piece)).await.is_err() {
                 return;
             }
             seq += 1;
         }
         input.recycle(chunk);
+    }
+}
+
+/// How many items go to a worker at once.
+#[derive(Clone, Copy)]
+pub(crate) struct Pieces {
+    /// The most items in one piece.
+    pub(crate) most: usize,
+    pub(crate) workers: usize,
+}
+
+impl Pieces {
+    /// The size of the pieces a chunk of `len` items is cut into: small
+    /// enough that every worker gets about four, so that the work stays
+    /// balanced when items take unequal times.
+    fn size(self, len: usize) -> usize {
+        len.div_ceil(4 * self.workers).clamp(1, self.most.max(1))
     }
 }
 
@@ -181,13 +201,13 @@ pub(crate) async fn dispatch_keyed<T, K, KF>(
 /// they come. With `window`, each output handed on gives its place back to
 /// the dispatcher, before the collector waits for room downstream.
 pub(crate) async fn collect<U>(
-    done: Receiver<(u64, U)>,
+    done: Receiver<(u64, Vec<U>)>,
     mut out: Outlet<U>,
     window: Option<Sender<()>>,
     ordered: bool,
 ) {
     // Outputs that came early, by place after `next`.
-    let mut early: VecDeque<Option<U>> = VecDeque::new();
+    let mut early: VecDeque<Option<Vec<U>>> = VecDeque::new();
     let mut next: u64 = 0;
     let mut budget = Budget::new();
     while let Ok(first) = done.recv().await {
@@ -216,12 +236,13 @@ pub(crate) async fn collect<U>(
                     }
                     None => break,
                 };
-                let full = out.push(output);
                 if let Some(window) = &window {
                     let _ = window.try_send(());
                 }
-                if full && out.flush().await.is_err() {
-                    return;
+                for output in output {
+                    if out.push(output) && out.flush().await.is_err() {
+                        return;
+                    }
                 }
             }
             if budget.spend(1) {

@@ -45,12 +45,10 @@ fn chunks_timeout_flushes_a_partial_chunk_after_the_wait() {
     // seen their batch: only the timer can have sent it on.
     let (release, stalled) = async_channel::bounded::<()>(1);
     let (seen_tx, seen_rx) = async_channel::bounded::<Vec<u32>>(8);
-    let source = stream::iter(0..3u32).chain(
-        stream::once_future(async move {
-            let _ = stalled.recv().await;
-            3
-        })
-    );
+    let source = stream::iter(0..3u32).chain(stream::once_future(async move {
+        let _ = stalled.recv().await;
+        3
+    }));
     let job = flowgate::from_stream(source)
         .chunks_timeout(100, Duration::from_millis(20))
         .for_each_async(move |batch| {
@@ -107,6 +105,9 @@ fn batch_size_zero_is_a_typed_error() {
             p.name("batcher").count().run()
         })
         .unwrap_err();
-        assert!(matches!(err, Error::ZeroBatchSize { ref stage } if stage == "batcher"), "{err}");
+        assert!(
+            matches!(err, Error::ZeroBatchSize { ref stage } if stage == "batcher"),
+            "{err}"
+        );
     }
 }

@@ -13,8 +13,9 @@ use proptest::prelude::*;
 
 #[test]
 fn broadcast_gives_every_branch_every_item() {
-    let job = flowgate::from_iter(0..10_000u32)
-        .broadcast(3, |i, branch| branch.map(move |x| (i, x)).collect::<Vec<_>>());
+    let job = flowgate::from_iter(0..10_000u32).broadcast(3, |i, branch| {
+        branch.map(move |x| (i, x)).collect::<Vec<_>>()
+    });
     let control = job.control();
     let out = watchdog(move || job.run()).unwrap();
     assert_eq!(out.len(), 3);
@@ -25,7 +26,10 @@ fn broadcast_gives_every_branch_every_item() {
     let report = control.report();
     assert_graph_accounted(&report);
     let fan = report.stage("broadcast#1").unwrap();
-    assert_eq!((fan.received, fan.passed, fan.emitted), (10_000, 10_000, 30_000));
+    assert_eq!(
+        (fan.received, fan.passed, fan.emitted),
+        (10_000, 10_000, 30_000)
+    );
     assert_eq!(report.delivered(), 30_000);
 }
 
@@ -39,7 +43,8 @@ fn broadcast_branches_can_merge_again() {
         .fold(0u64, |a, x| a + x);
     let control = job.control();
     let sum = watchdog(move || job.run_on_threads(2)).unwrap();
-    let expected: u64 = (0..1000u64).map(|x| x * 2).sum::<u64>() + (0..1000u64).filter(|x| x % 2 == 0).sum::<u64>();
+    let expected: u64 =
+        (0..1000u64).map(|x| x * 2).sum::<u64>() + (0..1000u64).filter(|x| x % 2 == 0).sum::<u64>();
     assert_eq!(sum, expected);
     assert_graph_accounted(&control.report());
 }
@@ -55,15 +60,13 @@ fn a_slow_broadcast_branch_is_absorbed_by_its_hop_capacity() {
                 let fast_done_rx = fast_done_rx.clone();
                 let fast_done_tx = fast_done_tx.clone();
                 if i == 0 {
-                    branch
-                        .capacity(100)
-                        .for_each_async(move |_| {
-                            let wait = fast_done_rx.clone();
-                            async move {
-                                // Waits until the fast branch has seen all.
-                                let _ = wait.recv().await;
-                            }
-                        })
+                    branch.capacity(100).for_each_async(move |_| {
+                        let wait = fast_done_rx.clone();
+                        async move {
+                            // Waits until the fast branch has seen all.
+                            let _ = wait.recv().await;
+                        }
+                    })
                 } else {
                     let mut seen = 0;
                     branch.capacity(1).for_each_async(move |_| {
@@ -146,11 +149,16 @@ fn merge_takes_every_item_of_independent_pipelines() {
     let job = flowgate::merge(sources).collect::<BTreeSet<_>>();
     let control = job.control();
     let out = watchdog(move || job.run()).unwrap();
-    let expected: BTreeSet<u64> = (0..4u64).flat_map(|k| (0..2500).map(move |x| k * 10_000 + x + 1)).collect();
+    let expected: BTreeSet<u64> = (0..4u64)
+        .flat_map(|k| (0..2500).map(move |x| k * 10_000 + x + 1))
+        .collect();
     assert_eq!(out, expected);
     let report = control.report();
     assert_graph_accounted(&report);
-    assert_eq!(report.stages.iter().filter(|s| s.name == "source").count(), 4);
+    assert_eq!(
+        report.stages.iter().filter(|s| s.name == "source").count(),
+        4
+    );
 }
 
 #[test]
@@ -172,9 +180,14 @@ fn one_control_stops_every_merged_pipeline() {
             .run()
     })
     .unwrap_err();
-    let Error::Cancelled { report } = err else { panic!("{err}") };
+    let Error::Cancelled { report } = err else {
+        panic!("{err}")
+    };
     assert!(report.is_balanced(), "{report}");
-    assert!(report.stages.iter().all(|s| s.state.is_finished()), "{report}");
+    assert!(
+        report.stages.iter().all(|s| s.state.is_finished()),
+        "{report}"
+    );
     // A control taken from an input before the merge sees the same run.
     assert_eq!(early.state(), State::Cancelled);
 }
@@ -208,7 +221,13 @@ fn shutdown_drains_both_sides_of_a_merge() {
 fn a_branch_that_panics_fails_the_whole_graph() {
     let job = flowgate::from_iter(0..10_000u32).broadcast(2, |i, branch| {
         branch
-            .map(move |x| if i == 1 && x == 777 { panic!("branch {i} broke") } else { x })
+            .map(move |x| {
+                if i == 1 && x == 777 {
+                    panic!("branch {i} broke")
+                } else {
+                    x
+                }
+            })
             .name(format!("work{i}"))
             .count()
     });
@@ -232,18 +251,27 @@ fn bad_fan_outs_are_typed_errors() {
     })
     .unwrap_err();
     assert!(matches!(err, Error::ZeroBranches { .. }), "{err}");
-    let err = watchdog(|| flowgate::merge(Vec::<flowgate::Pipeline<u8>>::new()).count().run()).unwrap_err();
+    let err = watchdog(|| {
+        flowgate::merge(Vec::<flowgate::Pipeline<u8>>::new())
+            .count()
+            .run()
+    })
+    .unwrap_err();
     assert!(matches!(err, Error::ZeroBranches { .. }), "{err}");
     // A builder that drops its branch and returns another pipeline.
     let err = watchdog(|| {
         flowgate::from_iter(0..3u8)
-            .partition(2, |x| usize::from(*x), |i, b| {
-                if i == 1 {
-                    flowgate::from_iter(0..3u8)
-                } else {
-                    b
-                }
-            })
+            .partition(
+                2,
+                |x| usize::from(*x),
+                |i, b| {
+                    if i == 1 {
+                        flowgate::from_iter(0..3u8)
+                    } else {
+                        b
+                    }
+                },
+            )
             .count()
             .run()
     })
