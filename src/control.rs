@@ -60,7 +60,7 @@ impl Control {
 
     /// Stops the pipeline promptly: every stage drops the item it holds and
     /// ends, without waiting for its input to end. The run then fails with
-    /// [`Error::Cancelled`], carrying the report. Returns `false` if the
+    /// [`Error::Cancelled`](crate::Error::Cancelled), carrying the report. Returns `false` if the
     /// pipeline was already stopping.
     ///
     /// # Examples

@@ -1,7 +1,8 @@
-//! Handles of work spawned on an executor: a pipeline's and a consumer's.
+//! Handles of a running pipeline or consumer: the handle of one spawned on
+//! an executor, and the future of one that is awaited.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -9,8 +10,8 @@ use std::task::{Context, Poll};
 use smol::Task;
 
 use crate::job::StageTask;
-use crate::join::Join;
-use crate::{Control, Error, Report, State};
+use crate::join::{Join, SinkFuture, StageFuture};
+use crate::{Control, Error, Job, Report, State};
 
 /// A pipeline running as tasks on an executor: a future of its result.
 ///
@@ -175,5 +176,62 @@ impl<S> fmt::Debug for ConsumerHandle<S> {
         f.debug_struct("ConsumerHandle")
             .field("done", &self.task.is_none())
             .finish()
+    }
+}
+
+impl<O: Send + 'static> IntoFuture for Job<O> {
+    type Output = Result<O, Error>;
+    type IntoFuture = JobFuture<O>;
+
+    /// Turns the pipeline into one future that drives every stage itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Any executor will do; here, tokio's.
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let v: Vec<u8> = rt.block_on(async { flowgate::from_iter(0..3u8).collect().await })?;
+    /// assert_eq!(v, [0, 1, 2]);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    fn into_future(self) -> JobFuture<O> {
+        let join = match self.start() {
+            (Err(err), ctx) => Join::failed(err, ctx),
+            (Ok((stages, sink)), ctx) => Join::new(stages, sink, ctx),
+        };
+        JobFuture { join }
+    }
+}
+
+/// A whole pipeline as one future, made by awaiting a [`Job`].
+///
+/// Polling it polls every stage, so it needs no executor of its own and
+/// nothing is spawned. Dropping it stops the pipeline.
+///
+/// # Examples
+///
+/// ```
+/// use std::future::IntoFuture;
+///
+/// let fut: flowgate::JobFuture<usize> = flowgate::from_iter(0..5u8).count().into_future();
+/// assert_eq!(futures_lite::future::block_on(fut)?, 5);
+/// # Ok::<(), flowgate::Error>(())
+/// ```
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct JobFuture<O> {
+    join: Join<StageFuture, SinkFuture<O>, O>,
+}
+
+impl<O> Future for JobFuture<O> {
+    type Output = Result<O, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.join.poll(cx)
+    }
+}
+
+impl<O> fmt::Debug for JobFuture<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobFuture").finish_non_exhaustive()
     }
 }

@@ -1,10 +1,7 @@
 //! A complete pipeline and the three ways to run it.
 
 use std::fmt;
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_lite::future;
@@ -17,7 +14,7 @@ use crate::{Control, Error, JobHandle};
 
 /// The stages and the sink ready to run, or the configuration error that
 /// stops the run.
-type Started<O> = Result<(Vec<StageFuture>, SinkFuture<O>), Error>;
+pub(crate) type Started<O> = Result<(Vec<StageFuture>, SinkFuture<O>), Error>;
 
 /// Starts the sink once its cell exists.
 pub(crate) type SinkStart<O> = Box<dyn FnOnce(Arc<Cell>) -> SinkFuture<O> + Send>;
@@ -35,7 +32,7 @@ pub(crate) type StageTask = Task<Result<(), Error>>;
 ///   same on several threads.
 /// - [`spawn`](Job::spawn) and its siblings start every stage as a task on an
 ///   executor the app already has, and give a [`JobHandle`].
-/// - `.await` (through [`IntoFuture`]) turns the whole pipeline into one
+/// - `.await` (through [`IntoFuture`](std::future::IntoFuture)) turns the whole pipeline into one
 ///   future that drives every stage itself, with nothing spawned, so it runs
 ///   under any executor: smol, tokio, async-std or a plain `block_on`.
 ///
@@ -170,7 +167,7 @@ impl<O: Send + 'static> Job<O> {
 
     /// Wires the sink to its cell, and gives the stages and the sink ready
     /// to run, or the configuration error that stops the run.
-    fn start(self) -> (Started<O>, Arc<Ctx>) {
+    pub(crate) fn start(self) -> (Started<O>, Arc<Ctx>) {
         let (up, sink, deadline) = self.into_started();
         let Upstream {
             stages,
@@ -343,30 +340,6 @@ impl<O: Send + 'static> Job<O> {
     }
 }
 
-impl<O: Send + 'static> IntoFuture for Job<O> {
-    type Output = Result<O, Error>;
-    type IntoFuture = JobFuture<O>;
-
-    /// Turns the pipeline into one future that drives every stage itself.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// // Any executor will do; here, tokio's.
-    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    /// let v: Vec<u8> = rt.block_on(async { flowgate::from_iter(0..3u8).collect().await })?;
-    /// assert_eq!(v, [0, 1, 2]);
-    /// # Ok::<(), flowgate::Error>(())
-    /// ```
-    fn into_future(self) -> JobFuture<O> {
-        let join = match self.start() {
-            (Err(err), ctx) => Join::failed(err, ctx),
-            (Ok((stages, sink)), ctx) => Join::new(stages, sink, ctx),
-        };
-        JobFuture { join }
-    }
-}
-
 impl<O> fmt::Debug for Job<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Job")
@@ -403,38 +376,5 @@ fn start_sink<O: Send + 'static>(
             cells.push(cell);
             fut
         }
-    }
-}
-
-/// A whole pipeline as one future, made by awaiting a [`Job`].
-///
-/// Polling it polls every stage, so it needs no executor of its own and
-/// nothing is spawned. Dropping it stops the pipeline.
-///
-/// # Examples
-///
-/// ```
-/// use std::future::IntoFuture;
-///
-/// let fut: flowgate::JobFuture<usize> = flowgate::from_iter(0..5u8).count().into_future();
-/// assert_eq!(futures_lite::future::block_on(fut)?, 5);
-/// # Ok::<(), flowgate::Error>(())
-/// ```
-#[must_use = "futures do nothing unless you `.await` or poll them"]
-pub struct JobFuture<O> {
-    join: Join<StageFuture, SinkFuture<O>, O>,
-}
-
-impl<O> Future for JobFuture<O> {
-    type Output = Result<O, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.join.poll(cx)
-    }
-}
-
-impl<O> fmt::Debug for JobFuture<O> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobFuture").finish_non_exhaustive()
     }
 }

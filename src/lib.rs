@@ -26,6 +26,19 @@
 //!   [`inspect`](Pipeline::inspect) and the async [`then`](Pipeline::then).
 //!   Types are checked when the pipeline is built: a stage taking `A` can only
 //!   follow one that gives `A`. Order is preserved.
+//! - **Parallel stages.** [`par_map`](Pipeline::par_map) and
+//!   [`par_then`](Pipeline::par_then) run N workers on one stage, each a
+//!   task of its own, with outputs in input order; the `_unordered` forms
+//!   hand outputs on as they finish, and the `_by_key` forms keep each key's
+//!   items in order, one at a time, while different keys run in parallel.
+//!   [`chunks`](Pipeline::chunks) and
+//!   [`chunks_timeout`](Pipeline::chunks_timeout) group items into batches.
+//! - **Fan-out and fan-in.** [`broadcast`](Pipeline::broadcast) (every
+//!   branch gets every item), [`partition`](Pipeline::partition) (each item
+//!   to one branch, by key) and [`balance`](Pipeline::balance) (competing
+//!   branches); [`merge`](merge()) joins pipelines of one type. Branches
+//!   merge again or end in sinks of their own ([`Branch`]); the graph stays
+//!   one run, with one report, and a cycle cannot be written.
 //! - **Sinks.** [`for_each`](Pipeline::for_each),
 //!   [`for_each_async`](Pipeline::for_each_async), [`fold`](Pipeline::fold),
 //!   [`collect`](Pipeline::collect), [`count`](Pipeline::count), or
@@ -158,10 +171,10 @@ pub use control::Control;
 pub use error::{Error, SendError, TimedOut, TrySendError};
 pub use fallible::{Fallible, TryMapped, TryThened};
 pub use fanout::Branch;
-pub use handle::{ConsumerHandle, JobHandle};
+pub use handle::{ConsumerHandle, JobFuture, JobHandle};
 pub use handler::{AsyncHandler, Handler, SyncHandler};
 pub use inline::InlineConsumer;
-pub use job::{Job, JobFuture};
+pub use job::Job;
 pub use merge::merge;
 pub use parallel::MAX_WORKERS;
 pub use pipeline::{Pipeline, DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};

@@ -3,13 +3,12 @@
 
 use std::future::{ready, Future, Ready};
 use std::hash::Hash;
-use std::sync::Arc;
 
 use futures_lite::future::zip;
 
-use crate::run::drive_helper;
+use crate::join::StageFuture;
 use crate::wiring::Parts;
-use crate::workers::{collect, dispatch, dispatch_keyed, worker, Pieces};
+use crate::workers::{collect, crew, dispatch, dispatch_keyed, Pieces};
 use crate::{Error, Pipeline};
 
 /// The most workers one parallel stage may have. Each worker is a task,
@@ -268,36 +267,17 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         let built = self.chain_parts(kind, false, move |input, w| {
             // Each worker has one item at hand and one queued, so it never
             // waits for the dispatcher between items.
-            let (work_tx, work_rx) = async_channel::bounded(n);
-            let (done_tx, done_rx) = async_channel::bounded(n);
-            let (free_tx, free_rx) = async_channel::bounded(2 * n);
-            for _ in 0..2 * n {
-                let _ = free_tx.try_send(());
-            }
+            let (free_tx, free_rx) = filled(2 * n);
+            let (work_tx, done_rx, helpers) = crew(n, f, &free_tx, &w.cell.name, &w.ctx);
             // Ordered output: finished items wait for those before them, in
             // a window of four times the workers.
             let (window_tx, window_rx) = match order {
                 Order::Input => {
-                    let (tx, rx) = async_channel::bounded(WINDOW * n);
-                    for _ in 0..WINDOW * n {
-                        let _ = tx.try_send(());
-                    }
+                    let (tx, rx) = filled(WINDOW * n);
                     (Some(tx), Some(rx))
                 }
                 Order::Completion => (None, None),
             };
-            let f = Arc::new(f);
-            let helpers = (0..n)
-                .map(|_| {
-                    let work = worker(
-                        work_rx.clone(),
-                        done_tx.clone(),
-                        free_tx.clone(),
-                        Arc::clone(&f),
-                    );
-                    drive_helper(w.cell.name.clone(), Arc::clone(&w.ctx), work)
-                })
-                .collect();
             let ordered = matches!(order, Order::Input);
             let main = zip(
                 dispatch(
@@ -312,13 +292,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
                 ),
                 collect(done_rx, w.out, window_tx, ordered),
             );
-            Parts {
-                main: Box::pin(async move {
-                    main.await;
-                    Ok(())
-                }),
-                helpers,
-            }
+            parts(main, helpers)
         });
         check_workers(built, workers)
     }
@@ -340,34 +314,39 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     {
         let n = workers.clamp(1, MAX_WORKERS);
         let built = self.chain_parts(kind, false, move |input, w| {
-            let (work_tx, work_rx) = async_channel::bounded(n);
-            let (done_tx, done_rx) = async_channel::bounded(n);
             let (freed_tx, freed_rx) = async_channel::bounded(2 * n);
-            let f = Arc::new(f);
-            let helpers = (0..n)
-                .map(|_| {
-                    let work = worker(
-                        work_rx.clone(),
-                        done_tx.clone(),
-                        freed_tx.clone(),
-                        Arc::clone(&f),
-                    );
-                    drive_helper(w.cell.name.clone(), Arc::clone(&w.ctx), work)
-                })
-                .collect();
+            let (work_tx, done_rx, helpers) = crew(n, f, &freed_tx, &w.cell.name, &w.ctx);
             let main = zip(
                 dispatch_keyed(input, work_tx, freed_rx, key, 2 * n),
                 collect(done_rx, w.out, None, false),
             );
-            Parts {
-                main: Box::pin(async move {
-                    main.await;
-                    Ok(())
-                }),
-                helpers,
-            }
+            parts(main, helpers)
         });
         check_workers(built, workers)
+    }
+}
+
+/// A channel of `n` tokens, all waiting to be taken.
+fn filled(n: usize) -> (async_channel::Sender<()>, async_channel::Receiver<()>) {
+    let (tx, rx) = async_channel::bounded(n);
+    for _ in 0..n {
+        let _ = tx.try_send(());
+    }
+    (tx, rx)
+}
+
+/// The parts of a parallel stage: its dispatcher and collector as one
+/// future, and its workers beside it.
+fn parts(
+    main: impl Future<Output = ((), ())> + Send + 'static,
+    helpers: Vec<StageFuture>,
+) -> Parts {
+    Parts {
+        main: Box::pin(async move {
+            main.await;
+            Ok(())
+        }),
+        helpers,
     }
 }
 

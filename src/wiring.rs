@@ -179,50 +179,35 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
                 .take()
                 .map(|invalid| invalid(head.name.clone()))
         });
-        let start = match head.begin {
-            Begin::Stage(start) => start,
-            Begin::Wired(inlet) => {
-                return Wiring {
-                    stages,
-                    cells,
-                    inlet,
-                    error,
-                    ctx,
-                }
-            }
+        // A bad setting has been recorded above; the hop is still made, with
+        // a valid size, so the types line up, but the pipeline never runs.
+        let (capacity, chunk_limit) = (head.capacity.max(1), head.chunk_limit.max(1));
+        let inlet = match head.begin {
+            Begin::Wired(inlet) => inlet,
             Begin::Branch { slot, cell } => {
-                let (out, inlet) = hop(head.capacity.max(1), head.chunk_limit.max(1), cell);
+                let (out, inlet) = hop(capacity, chunk_limit, cell);
                 // The fan-out stage holds the only receiver, and takes its
                 // outlets when it starts.
                 let _ = slot.try_send(out);
-                return Wiring {
-                    stages,
-                    cells,
-                    inlet,
-                    error,
-                    ctx,
+                inlet
+            }
+            Begin::Stage(start) => {
+                let cell = Cell::new(head.name, head.expands, head.inputs);
+                let (out, inlet) = hop(capacity, chunk_limit, Arc::clone(&cell));
+                let wired = Wired {
+                    out,
+                    ctx: Arc::clone(&ctx),
+                    cell: Arc::clone(&cell),
+                    policy: head.policy,
+                    timeout: head.timeout,
                 };
+                let parts = start(wired);
+                stages.push(drive(Arc::clone(&cell), Arc::clone(&ctx), parts.main));
+                stages.extend(parts.helpers);
+                cells.push(cell);
+                inlet
             }
         };
-        // A bad setting has been recorded above; the hop is still made, with
-        // a valid size, so the types line up, but the pipeline never runs.
-        let cell = Cell::new(head.name, head.expands, head.inputs);
-        let (out, inlet) = hop(
-            head.capacity.max(1),
-            head.chunk_limit.max(1),
-            Arc::clone(&cell),
-        );
-        let wired = Wired {
-            out,
-            ctx: Arc::clone(&ctx),
-            cell: Arc::clone(&cell),
-            policy: head.policy,
-            timeout: head.timeout,
-        };
-        let parts = start(wired);
-        stages.push(drive(Arc::clone(&cell), Arc::clone(&ctx), parts.main));
-        stages.extend(parts.helpers);
-        cells.push(cell);
         Wiring {
             stages,
             cells,

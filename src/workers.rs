@@ -24,6 +24,8 @@ use async_channel::{Receiver, Sender};
 use futures_lite::FutureExt;
 
 use crate::hop::{Inlet, Outlet};
+use crate::join::StageFuture;
+use crate::run::{drive_helper, Ctx};
 use crate::stage::Budget;
 
 /// An item handed to a worker: its place in the input, a tag that comes
@@ -34,7 +36,7 @@ pub(crate) type Task<G, T> = (u64, G, T);
 /// One worker: takes items until there are no more, sends each output with
 /// the item's place, and then gives the item's tag back through `freed`, to
 /// tell the dispatcher it is free.
-pub(crate) async fn worker<G, T, U, W, Fut>(
+async fn worker<G, T, U, W, Fut>(
     work: Receiver<Task<G, T>>,
     done: Sender<(u64, U)>,
     freed: Sender<G>,
@@ -52,6 +54,46 @@ pub(crate) async fn worker<G, T, U, W, Fut>(
         // listens once the dispatcher has ended.
         let _ = freed.send(tag).await;
     }
+}
+
+/// Builds `n` workers that share `f`, as helpers of the stage called
+/// `stage`. Gives the channel to hand them work on, the channel their
+/// outputs come back on, and the workers; each gives an item's tag back
+/// through `freed` once its output is sent.
+#[allow(clippy::type_complexity)]
+pub(crate) fn crew<G, T, U, W, Fut>(
+    n: usize,
+    f: W,
+    freed: &Sender<G>,
+    stage: &str,
+    ctx: &Arc<Ctx>,
+) -> (
+    Sender<Task<G, T>>,
+    Receiver<(u64, Vec<U>)>,
+    Vec<StageFuture>,
+)
+where
+    G: Send + 'static,
+    T: Send + 'static,
+    U: Send + 'static,
+    W: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Vec<U>> + Send + 'static,
+{
+    let (work_tx, work_rx) = async_channel::bounded(n);
+    let (done_tx, done_rx) = async_channel::bounded(n);
+    let f = Arc::new(f);
+    let workers = (0..n)
+        .map(|_| {
+            let work = worker(
+                work_rx.clone(),
+                done_tx.clone(),
+                freed.clone(),
+                Arc::clone(&f),
+            );
+            drive_helper(stage.to_owned(), Arc::clone(ctx), work)
+        })
+        .collect();
+    (work_tx, done_rx, workers)
 }
 
 /// Hands each item to a worker once a worker is free: each worker gives a

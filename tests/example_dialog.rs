@@ -3,19 +3,10 @@
 //! These tests run the example binary that a plain `cargo test` builds first;
 //! `cargo test --test example_dialog` alone does not rebuild examples.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-/// The example binary that `cargo test` builds beside the test binaries.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binaries live in target/<profile>/deps");
-    profile_dir.join("examples").join(name)
-}
+use common::example;
+use std::process::Command;
 
 fn expected_dialog() -> Vec<String> {
     (1..=5)

@@ -4,19 +4,12 @@
 //! Like `example_dialog`, this runs the example binary that a plain `cargo
 //! test` builds first.
 
+mod common;
+
+use common::example;
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binaries live in target/<profile>/deps");
-    profile_dir.join("examples").join(name)
-}
 
 #[test]
 fn every_request_is_fetched_and_done() {

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -86,4 +87,16 @@ pub fn assert_graph_accounted(report: &flowgate::Report) {
         assert_eq!(stage.in_hand, 0, "{report}");
     }
     assert!(report.is_balanced(), "{report}");
+}
+
+/// An example binary, as a plain `cargo test` builds it beside the test
+/// binaries (`cargo test --test NAME` alone does not rebuild examples).
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binaries live in target/<profile>/deps");
+    profile_dir.join("examples").join(name)
 }
