@@ -46,9 +46,13 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// [`run_on_threads`](crate::Job::run_on_threads) CPU-heavy work spreads
     /// over the threads. Up to `workers` items are worked on at once, and
     /// that stays so while the next stage is slow to take the outputs, until
-    /// the outputs waiting for it fill their bounded room. An output that is
-    /// ready early waits for the ones before it; once `4 × workers` items
-    /// are between the stage's input and its output, no new item starts
+    /// the outputs waiting for it fill their bounded room.
+    ///
+    /// Items go to a worker in short runs (a chunk is cut into about four
+    /// runs per worker), so that handing work over costs little beside the
+    /// work itself; a run's items are mapped one after another. An output
+    /// that is ready early waits for the ones before it; once `4 × workers`
+    /// runs are between the stage's input and its output, no new run starts
     /// until the oldest leaves. 0 workers gives [`Error::ZeroWorkers`].
     ///
     /// # Examples
@@ -70,8 +74,9 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     }
 
     /// Like [`par_map`](Pipeline::par_map), but hands outputs on as soon as
-    /// they are made, whatever their order: a slow item holds back nothing
-    /// but itself, and `workers` items stay in flight.
+    /// they are made, whatever their order: a slow item holds back only the
+    /// short run of items handed to its worker with it (see `par_map`), and
+    /// the other workers keep going.
     ///
     /// # Examples
     ///
