@@ -382,3 +382,7 @@ impl fmt::Display for Report {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;
