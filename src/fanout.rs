@@ -295,12 +295,8 @@ async fn broadcast_loop<T: Clone>(input: Inlet<T>, mut outs: Vec<Outlet<T>>, cel
                     }
                 }
             }
-            while !chunk.is_empty() {
-                let run = last.room().min(chunk.len());
-                last.extend(chunk.drain(..run));
-                if last.is_full() && last.flush().await.is_err() {
-                    return;
-                }
+            if last.put_all(&mut chunk).await.is_err() {
+                return;
             }
             sent += n;
             next = batches.next(chunk, n);

@@ -165,6 +165,20 @@ impl<T> Outlet<T> {
         self.limit
     }
 
+    /// Moves every item of `items` into the output, in order, flushing each
+    /// time the chunk being built fills. Leaves `items` empty, its buffer
+    /// kept for reuse. Fails once the receiving stage has ended.
+    pub(crate) async fn put_all(&mut self, items: &mut Vec<T>) -> Result<(), Closed> {
+        while !items.is_empty() {
+            let run = self.room().min(items.len());
+            self.extend(items.drain(..run));
+            if self.is_full() {
+                self.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Sends the chunk being built, waiting for room in the hop.
     ///
     /// Does nothing when the chunk is empty. Fails once the receiving stage

@@ -139,12 +139,8 @@ async fn merge_loop<T>(inlets: Vec<Inlet<T>>, mut out: Outlet<T>) {
         };
         let Some((from, mut chunk)) = got else { break };
         let n = chunk.len();
-        while !chunk.is_empty() {
-            let run = out.room().min(chunk.len());
-            out.extend(chunk.drain(..run));
-            if out.is_full() && out.flush().await.is_err() {
-                return;
-            }
+        if out.put_all(&mut chunk).await.is_err() {
+            return;
         }
         if let Some(inlet) = &mut inlets[from] {
             inlet.recycle(chunk);
