@@ -51,6 +51,9 @@ const ROWS: &[Row] = &[
     ("flowgate", |a| {
         workloads::flowgate_pipeline(a.items, a.capacity, a.chunk_limit)
     }),
+    ("flowgate-metrics-off", |a| {
+        workloads::flowgate_metered(a.items, a.capacity, a.chunk_limit, false)
+    }),
     ("async-channel-per-item", |a| {
         workloads::per_item(a.items, a.capacity)
     }),

@@ -55,7 +55,7 @@ impl Control {
     /// runs, final once it has ended.
     pub fn report(&self) -> Report {
         let ctx = self.ctx.root();
-        Report::collect(self.state(), &ctx, ctx.cells())
+        Report::collect(self.state(), ctx.cells())
     }
 
     /// Stops the pipeline promptly: every stage drops the item it holds and

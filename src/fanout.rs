@@ -228,7 +228,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     {
         let (mut up, mut inlet) = self.wire().split();
         let name = format!("{kind}#{}", up.cells.len());
-        let cell = Cell::new(name.clone(), expands, vec![Arc::clone(inlet.from())]);
+        let cell = Cell::new(name.clone(), expands, vec![inlet.feed()]);
         inlet.attach(&cell);
         if branches == 0 {
             up.error.get_or_insert(Error::ZeroBranches {

@@ -2,21 +2,25 @@
 //!
 //! Items cross a hop in chunks (`Vec<T>`) over a bounded `async_channel`, so
 //! one channel operation moves many items. The hop's capacity still counts
-//! items: an atomic counter holds the number of items sent and not yet
-//! received, and a sender waits until its whole chunk fits.
+//! items: a [`Gauge`] holds the number of items sent and not yet received,
+//! and a sender waits until its whole chunk fits.
+//!
+//! A stage's waits on its hops are timed here, and only when it has to
+//! wait: see [`crate::metrics`].
 //!
 //! Emptied buffers travel back to the sender on a second bounded channel.
 //! That channel has two jobs: buffers are reused instead of allocated per
 //! chunk, and every receive rings it, which wakes a sender waiting for room.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_channel::{Receiver, Sender, TryRecvError};
+use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use futures_lite::Stream;
 
+use crate::metrics::{Feed, Gauge};
 use crate::run::Cell;
 
 /// The most chunks one hop holds at once, whatever its item capacity.
@@ -46,12 +50,12 @@ pub(crate) fn hop<T>(
     // One more slot than chunks can be in flight, so a ring never finds the
     // doorbell full while the sender could be asleep on it.
     let (spare_tx, spare_rx) = async_channel::bounded(slots + 1);
-    let items = Arc::new(AtomicUsize::new(0));
+    let gauge = Gauge::new(capacity);
     let limit = chunk_limit.min(capacity);
     let inlet = Inlet {
         chunks: Box::pin(chunk_rx),
         spares: spare_tx,
-        items: Arc::clone(&items),
+        gauge: Arc::clone(&gauge),
         spare: Vec::new(),
         cell: None,
         from: Arc::clone(&cell),
@@ -59,8 +63,7 @@ pub(crate) fn hop<T>(
     let outlet = Outlet {
         chunks: chunk_tx,
         spares: spare_rx,
-        items,
-        capacity,
+        gauge,
         limit,
         buf: Vec::new(),
         cell,
@@ -77,8 +80,7 @@ pub(crate) fn hop<T>(
 pub(crate) struct Outlet<T> {
     chunks: Sender<Vec<T>>,
     spares: Receiver<Vec<T>>,
-    items: Arc<AtomicUsize>,
-    capacity: usize,
+    gauge: Arc<Gauge>,
     limit: usize,
     buf: Vec<T>,
     cell: Arc<Cell>,
@@ -191,22 +193,19 @@ impl<T> Outlet<T> {
         }
 
         let mut spare = None;
-        let capacity = self.capacity;
-        while self
-            .items
-            .fetch_update(SeqCst, SeqCst, |held| {
-                (held + n <= capacity).then_some(held + n)
-            })
-            .is_err()
-        {
-            // No room: wait for the receiver to take a chunk. Each receive
-            // rings the doorbell, so this cannot sleep through a free-up.
-            let Ok(returned) = self.spares.recv().await else {
-                self.cut_off();
-                return Err(Closed);
-            };
-            if returned.capacity() > 0 {
-                spare = Some(returned);
+        if !self.gauge.try_add(n) {
+            let _waiting = self.cell.waiting_to_send();
+            while !self.gauge.try_add(n) {
+                // No room: wait for the receiver to take a chunk. Each
+                // receive rings the doorbell, so this cannot sleep through a
+                // free-up.
+                let Ok(returned) = self.spares.recv().await else {
+                    self.cut_off();
+                    return Err(Closed);
+                };
+                if returned.capacity() > 0 {
+                    spare = Some(returned);
+                }
             }
         }
         let mut next = match spare {
@@ -220,15 +219,21 @@ impl<T> Outlet<T> {
             // dropping the outlet would count them.
             Cell::add(&self.cell.received, n);
         }
-        match self.chunks.send(chunk).await {
-            Ok(()) => {
-                self.commit(n);
-                Ok(())
+        let sent = match self.chunks.try_send(chunk) {
+            Ok(()) => true,
+            Err(TrySendError::Full(chunk)) => {
+                // Every chunk slot is taken by small chunks.
+                let _waiting = self.cell.waiting_to_send();
+                self.chunks.send(chunk).await.is_ok()
             }
-            Err(_) => {
-                self.cut_off();
-                Err(Closed)
-            }
+            Err(TrySendError::Closed(_)) => false,
+        };
+        if sent {
+            self.commit(n);
+            Ok(())
+        } else {
+            self.cut_off();
+            Err(Closed)
         }
     }
 
@@ -262,7 +267,7 @@ pub(crate) struct Inlet<T> {
     /// Pinned so that [`Inlet::poll_recv`] can poll it as a `Stream`.
     chunks: Pin<Box<Receiver<Vec<T>>>>,
     spares: Sender<Vec<T>>,
-    items: Arc<AtomicUsize>,
+    gauge: Arc<Gauge>,
     /// An emptied buffer, handed back to the sender on the next receive.
     spare: Vec<T>,
     /// The receiving stage's counters.
@@ -282,6 +287,15 @@ impl<T> Inlet<T> {
         &self.from
     }
 
+    /// What feeds the stage that receives from this hop: the sending stage
+    /// and this hop's gauge.
+    pub(crate) fn feed(&self) -> Feed {
+        Feed {
+            from: Arc::clone(&self.from),
+            hop: Arc::clone(&self.gauge),
+        }
+    }
+
     /// Another receiving side of the same hop, for a competing consumer:
     /// each chunk goes to whichever inlet takes it first. Closing any of
     /// them closes the hop for all.
@@ -289,7 +303,7 @@ impl<T> Inlet<T> {
         Inlet {
             chunks: Box::pin((*self.chunks).clone()),
             spares: self.spares.clone(),
-            items: Arc::clone(&self.items),
+            gauge: Arc::clone(&self.gauge),
             spare: Vec::new(),
             cell: None,
             from: Arc::clone(&self.from),
@@ -299,12 +313,21 @@ impl<T> Inlet<T> {
     /// Waits for the next chunk. Returns `None` once the hop is closed and
     /// empty.
     pub(crate) async fn recv(&mut self) -> Option<Vec<T>> {
-        let chunk = self.chunks.recv().await.ok()?;
+        let chunk = match self.chunks.try_recv() {
+            Ok(chunk) => chunk,
+            Err(TryRecvError::Closed) => return None,
+            Err(TryRecvError::Empty) => {
+                let _waiting = self.cell.as_deref().map(Cell::waiting_to_receive);
+                self.chunks.recv().await.ok()?
+            }
+        };
         self.took(chunk.len());
         Some(chunk)
     }
 
     /// Polls for the next chunk, for code that implements `Stream` by hand.
+    /// The wait is not timed here: the caller times it, as one wait even
+    /// when it polls many inlets.
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<T>>> {
         let polled = self.chunks.as_mut().poll_next(cx);
         if let Poll::Ready(Some(chunk)) = &polled {
@@ -334,7 +357,7 @@ impl<T> Inlet<T> {
         if let Some(cell) = &self.cell {
             Cell::add(&cell.received, n);
         }
-        self.items.fetch_sub(n, SeqCst);
+        self.gauge.take(n);
         // The doorbell has a slot for every chunk that can be in flight, so
         // this only fails once the sender is gone, and then nobody listens.
         let _ = self.spares.try_send(std::mem::take(&mut self.spare));

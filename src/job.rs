@@ -8,6 +8,7 @@ use futures_lite::future;
 use smol::{Executor, LocalExecutor, Task};
 
 use crate::join::{Join, SinkFuture, StageFuture};
+use crate::metrics::Feed;
 use crate::run::{drive, Cell, Ctx};
 use crate::wiring::Upstream;
 use crate::{Control, Error, JobHandle};
@@ -60,19 +61,14 @@ pub struct Job<O> {
 enum Sink<O> {
     Unstarted {
         name: String,
-        inputs: Vec<Arc<Cell>>,
+        inputs: Vec<Feed>,
         start: SinkStart<O>,
     },
     Started(SinkFuture<O>),
 }
 
 impl<O: Send + 'static> Job<O> {
-    pub(crate) fn new(
-        up: Upstream,
-        name: String,
-        inputs: Vec<Arc<Cell>>,
-        start: SinkStart<O>,
-    ) -> Self {
+    pub(crate) fn new(up: Upstream, name: String, inputs: Vec<Feed>, start: SinkStart<O>) -> Self {
         Job {
             stages: up.stages,
             cells: up.cells,

@@ -7,6 +7,7 @@ use std::task::Poll;
 use async_channel::TryRecvError;
 
 use crate::hop::{Inlet, Outlet};
+use crate::run::Cell;
 use crate::stage::Budget;
 use crate::wiring::{Parts, Upstream};
 use crate::{Error, Pipeline};
@@ -82,16 +83,13 @@ pub(crate) fn merge_into<T: Send + 'static>(
         up.absorb(other);
         inlets.push(inlet);
     }
-    let inputs = inlets
-        .iter()
-        .map(|inlet| Arc::clone(inlet.from()))
-        .collect();
+    let inputs = inlets.iter().map(Inlet::feed).collect();
     Pipeline::assemble(up, "merge", false, inputs, move |w| {
         for inlet in &mut inlets {
             inlet.attach(&w.cell);
         }
         Parts::single(Box::pin(async move {
-            merge_loop(inlets, w.out).await;
+            merge_loop(inlets, w.out, w.cell).await;
             Ok(())
         }))
     })
@@ -99,7 +97,7 @@ pub(crate) fn merge_into<T: Send + 'static>(
 
 /// Moves chunks from every input to `out`, taking from each input in turn,
 /// until every input has ended.
-async fn merge_loop<T>(inlets: Vec<Inlet<T>>, mut out: Outlet<T>) {
+async fn merge_loop<T>(inlets: Vec<Inlet<T>>, mut out: Outlet<T>, cell: Arc<Cell>) {
     let mut inlets: Vec<Option<Inlet<T>>> = inlets.into_iter().map(Some).collect();
     let mut turn = 0;
     let mut budget = Budget::new();
@@ -112,6 +110,8 @@ async fn merge_loop<T>(inlets: Vec<Inlet<T>>, mut out: Outlet<T>) {
                     return;
                 }
                 budget.yield_if_spent().await;
+                // One wait, however many inputs it is on.
+                let _waiting = cell.waiting_to_receive();
                 poll_fn(|cx| {
                     let n = inlets.len();
                     let mut live = false;

@@ -4,6 +4,7 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -191,6 +192,33 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// ```
     pub fn chunk_limit(mut self, chunk_limit: usize) -> Self {
         self.head.chunk_limit = chunk_limit;
+        self
+    }
+
+    /// Turns the timing of waits on or off for the whole run. It is on by
+    /// default.
+    ///
+    /// With it off, the report's `blocked_send` and `blocked_recv` stay at
+    /// zero, `busy` is the whole wall time, and
+    /// [`Report::bottleneck`](crate::Report::bottleneck) finds none. Counts
+    /// and queue depths are kept either way: they are what makes the report
+    /// account for every item. Timing costs two clock reads per wait and
+    /// nothing while items flow, so turn it off only to measure that cost.
+    /// When pipelines are merged, turning it off on any of them turns it
+    /// off for the graph.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let job = flowgate::from_iter(0..1000u32).metrics(false).count();
+    /// let control = job.control();
+    /// assert_eq!(job.run()?, 1000);
+    /// let report = control.report();
+    /// assert!(report.stages.iter().all(|s| s.blocked_send.is_zero() && s.blocked_recv.is_zero()));
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn metrics(self, on: bool) -> Self {
+        self.ctx.root().timed.store(on, Relaxed);
         self
     }
 

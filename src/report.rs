@@ -1,93 +1,13 @@
-//! States, and the report that accounts for every item of a run.
+//! The report that accounts for every item of a run, with each stage's
+//! metrics.
 
-use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::run::{Cell, Ctx};
-
-/// Where a stage, or a whole pipeline, is in its life, as with an asyncio
-/// task.
-///
-/// A pipeline is `Pending` until its first stage starts and `Running` while
-/// any stage runs. At the end it is `Done` when every stage finished its
-/// input, `Failed` when one failed, and `Cancelled` when it was stopped.
-///
-/// # Examples
-///
-/// ```
-/// use flowgate::State;
-///
-/// assert!(!State::Running.is_finished());
-/// assert!(State::Cancelled.is_finished());
-/// assert_eq!(State::Done.to_string(), "done");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum State {
-    /// Built, not started yet.
-    Pending = 0,
-    /// Started and not finished.
-    Running = 1,
-    /// Finished its whole input.
-    Done = 2,
-    /// Stopped before the end of its input.
-    Cancelled = 3,
-    /// Ended with an error or a panic.
-    Failed = 4,
-}
-
-impl State {
-    pub(crate) fn from_u8(n: u8) -> Option<State> {
-        Some(match n {
-            0 => State::Pending,
-            1 => State::Running,
-            2 => State::Done,
-            3 => State::Cancelled,
-            4 => State::Failed,
-            _ => return None,
-        })
-    }
-
-    /// Whether this is one of the final states: `Done`, `Cancelled` or
-    /// `Failed`.
-    pub fn is_finished(self) -> bool {
-        matches!(self, State::Done | State::Cancelled | State::Failed)
-    }
-
-    /// The state of a pipeline whose stages are in `states`.
-    pub(crate) fn of_pipeline(states: impl Iterator<Item = State>) -> State {
-        let (mut any, mut pending, mut running) = (false, true, false);
-        let (mut failed, mut cancelled) = (false, false);
-        for state in states {
-            any = true;
-            pending &= state == State::Pending;
-            running |= !state.is_finished();
-            failed |= state == State::Failed;
-            cancelled |= state == State::Cancelled;
-        }
-        match () {
-            () if !any || pending => State::Pending,
-            () if running => State::Running,
-            () if failed => State::Failed,
-            () if cancelled => State::Cancelled,
-            () => State::Done,
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            State::Pending => "pending",
-            State::Running => "running",
-            State::Done => "done",
-            State::Cancelled => "cancelled",
-            State::Failed => "failed",
-        })
-    }
-}
+use crate::links::{self, Link};
+use crate::run::Cell;
+pub use crate::state::State;
 
 /// What one stage did with its items.
 ///
@@ -100,6 +20,27 @@ impl fmt::Display for State {
 /// outputs. For the source, `received` counts the items it took from its
 /// iterator or stream; for the sink, `emitted` counts the items it
 /// consumed.
+///
+/// # Time and queues
+///
+/// A stage's wall time splits three ways:
+///
+/// - `blocked_send`: waiting for room in its output hop, because the stages
+///   after it are slower (backpressure);
+/// - `blocked_recv`: waiting for input, because the stages before it are
+///   slower (starvation);
+/// - `busy`: the rest, when it is doing its work, awaiting its own async
+///   work, or ready and waiting for a thread.
+///
+/// A stage whose parts run at once, such as a parallel stage's collector
+/// waiting to send while its dispatcher waits for input, can wait both ways
+/// at the same time; `busy` then never drops below zero. Waits are timed
+/// only when a stage has to wait, so they cost nothing while items flow;
+/// [`Pipeline::metrics`](crate::Pipeline::metrics) turns the timing off.
+///
+/// `queued`, `peak_queued` and `queue_capacity` describe the hop the stage
+/// receives from (for a merge, all of them: the sum now, the fullest ever,
+/// the sum of capacities). The source has none, and shows zeros.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StageReport {
@@ -132,11 +73,31 @@ pub struct StageReport {
     pub in_hand: u64,
     /// Time from the stage's start to its end (or to now, while it runs).
     pub wall_time: Duration,
+    /// Part of `wall_time` not spent waiting on a hop.
+    pub busy: Duration,
+    /// Time spent waiting for room in the output hop.
+    pub blocked_send: Duration,
+    /// Time spent waiting for input.
+    pub blocked_recv: Duration,
+    /// Items waiting in the stage's input hop when the report was made.
+    pub queued: u64,
+    /// The most items its input hop has held at once.
+    pub peak_queued: u64,
+    /// The most items its input hop can hold.
+    pub queue_capacity: u64,
 }
 
 impl StageReport {
-    fn collect(cell: &Cell, ctx: &Ctx) -> StageReport {
+    fn collect(cell: &Cell) -> StageReport {
         let state = cell.state();
+        let until = cell.until();
+        let wall_time = cell.wall_time(until);
+        let blocked_send = cell.send_wait.waited(until);
+        let blocked_recv = cell.recv_wait.waited(until);
+        let hops = cell.inputs.iter().map(|feed| &feed.hop);
+        let queued = hops.clone().map(|hop| hop.items() as u64).sum();
+        let peak_queued = hops.clone().map(|hop| hop.peak() as u64).max();
+        let queue_capacity = hops.map(|hop| hop.capacity() as u64).sum();
         // Outputs are counted after the inputs that made them, so read them
         // first: a live report then never shows more out than in.
         let emitted = cell.emitted.load(Relaxed);
@@ -170,7 +131,44 @@ impl StageReport {
             dead_lettered,
             dropped,
             in_hand,
-            wall_time: cell.wall_time(ctx),
+            wall_time,
+            busy: wall_time.saturating_sub(blocked_send + blocked_recv),
+            blocked_send,
+            blocked_recv,
+            queued,
+            peak_queued: peak_queued.unwrap_or(0),
+            queue_capacity,
+        }
+    }
+
+    /// Items handed on (for the sink: consumed) per second of the stage's
+    /// wall time; 0 before it starts.
+    pub fn items_per_sec(&self) -> f64 {
+        match self.wall_time.as_secs_f64() {
+            secs if secs > 0.0 => self.emitted as f64 / secs,
+            _ => 0.0,
+        }
+    }
+
+    /// `busy` as a share of the wall time, from 0 to 1.
+    pub fn busy_share(&self) -> f64 {
+        self.share(self.busy)
+    }
+
+    /// `blocked_send` as a share of the wall time, from 0 to 1.
+    pub fn blocked_send_share(&self) -> f64 {
+        self.share(self.blocked_send)
+    }
+
+    /// `blocked_recv` as a share of the wall time, from 0 to 1.
+    pub fn blocked_recv_share(&self) -> f64 {
+        self.share(self.blocked_recv)
+    }
+
+    fn share(&self, part: Duration) -> f64 {
+        match self.wall_time.as_secs_f64() {
+            secs if secs > 0.0 => (part.as_secs_f64() / secs).min(1.0),
+            _ => 0.0,
         }
     }
 
@@ -217,14 +215,7 @@ pub struct Report {
     /// The hops, as groups of stages: what the `from` stages handed on, the
     /// `to` stages received. A plain hop has one of each; a fan-out hop has
     /// many `to`, a merge many `from`.
-    links: Vec<Link>,
-}
-
-/// Stages joined by hops, by index into [`Report::stages`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Link {
-    from: Vec<usize>,
-    to: Vec<usize>,
+    pub(crate) links: Vec<Link>,
 }
 
 impl Default for Report {
@@ -237,63 +228,15 @@ impl Default for Report {
     }
 }
 
-/// Groups the hops between `cells` into links: two hops are in one link if
-/// they share a sending or a receiving stage.
-fn links(cells: &[Arc<Cell>]) -> Vec<Link> {
-    let index = |cell: &Arc<Cell>| cells.iter().position(|c| Arc::ptr_eq(c, cell));
-    // Union-find over sides: `i` is stage i's sending side, `n + i` its
-    // receiving side.
-    let n = cells.len();
-    let mut parent: Vec<usize> = (0..2 * n).collect();
-    fn find(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
-    }
-    let mut used = vec![false; 2 * n];
-    for (to, cell) in cells.iter().enumerate() {
-        for from in cell.inputs.iter().filter_map(index) {
-            let (a, b) = (find(&mut parent, from), find(&mut parent, n + to));
-            parent[a] = b;
-            used[from] = true;
-            used[n + to] = true;
-        }
-    }
-    let mut groups: Vec<(usize, Link)> = Vec::new();
-    for side in (0..2 * n).filter(|&side| used[side]) {
-        let root = find(&mut parent, side);
-        let at = match groups.iter().position(|(r, _)| *r == root) {
-            Some(at) => at,
-            None => {
-                let link = Link {
-                    from: Vec::new(),
-                    to: Vec::new(),
-                };
-                groups.push((root, link));
-                groups.len() - 1
-            }
-        };
-        let link = &mut groups[at].1;
-        if side < n {
-            link.from.push(side);
-        } else {
-            link.to.push(side - n);
-        }
-    }
-    groups.into_iter().map(|(_, link)| link).collect()
-}
-
 impl Report {
-    pub(crate) fn collect(state: State, ctx: &Ctx, cells: &[Arc<Cell>]) -> Report {
+    pub(crate) fn collect(state: State, cells: &[Arc<Cell>]) -> Report {
         Report {
             state,
             stages: cells
                 .iter()
-                .map(|cell| StageReport::collect(cell, ctx))
+                .map(|cell| StageReport::collect(cell))
                 .collect(),
-            links: links(cells),
+            links: links::links(cells),
         }
     }
 
@@ -334,54 +277,49 @@ impl Report {
         });
         each && hops.unwrap_or(true)
     }
-}
 
-impl fmt::Display for Report {
-    /// One row per stage: name, state, and every count.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = self
-            .stages
-            .iter()
-            .map(|stage| stage.name.len())
-            .chain([5])
-            .max()
-            .unwrap_or(5);
-        writeln!(f, "pipeline {}", self.state)?;
-        writeln!(
-            f,
-            "{:<width$}  {:<9}  {:>9}  {:>9}  {:>8}  {:>6}  {:>7}  {:>7}  {:>5}  {:>7}  {:>10}",
-            "stage",
-            "state",
-            "received",
-            "emitted",
-            "filtered",
-            "failed",
-            "skipped",
-            "retried",
-            "dead",
-            "dropped",
-            "time",
-        )?;
-        for s in &self.stages {
-            writeln!(
-                f,
-                "{:<width$}  {:<9}  {:>9}  {:>9}  {:>8}  {:>6}  {:>7}  {:>7}  {:>5}  {:>7}  {:>10}",
-                s.name,
-                s.state.to_string(),
-                s.received,
-                s.emitted,
-                s.filtered,
-                s.failed,
-                s.skipped,
-                s.retried,
-                s.dead_lettered,
-                s.dropped,
-                format!("{:.1?}", s.wall_time),
-            )?;
-        }
-        Ok(())
+    /// The stage that holds the run back, if one does.
+    ///
+    /// Among the stages that a neighbour waits on (a stage before it spent
+    /// at least [`WAITED_ON`] of its time blocked sending, or a stage after
+    /// it blocked receiving), the one with the highest
+    /// [busy share](StageReport::busy_share). `None` when no stage made
+    /// another wait that long, as in a run too short to measure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let job = flowgate::from_iter(0..40u32)
+    ///     .then(|x| async move {
+    ///         smol::Timer::after(Duration::from_millis(1)).await;
+    ///         x
+    ///     })
+    ///     .name("slow")
+    ///     .count();
+    /// let control = job.control();
+    /// job.run()?;
+    /// assert_eq!(control.report().bottleneck().map(|s| s.name.as_str()), Some("slow"));
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn bottleneck(&self) -> Option<&StageReport> {
+        let waits_on = |i: usize| {
+            links::upstream(&self.links, i)
+                .any(|up| self.stages[up].blocked_send_share() >= WAITED_ON)
+                || links::downstream(&self.links, i)
+                    .any(|down| self.stages[down].blocked_recv_share() >= WAITED_ON)
+        };
+        (0..self.stages.len())
+            .filter(|&i| waits_on(i))
+            .map(|i| &self.stages[i])
+            .max_by(|a, b| a.busy_share().total_cmp(&b.busy_share()))
     }
 }
+
+/// The share of its time a stage must spend waiting on a neighbour for
+/// [`Report::bottleneck`] to count that neighbour as holding it back: 1%.
+pub const WAITED_ON: f64 = 0.01;
 
 #[cfg(test)]
 #[path = "report_tests.rs"]

@@ -5,17 +5,22 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use super::{Report, State};
-use crate::run::{Cell, Ctx};
+use crate::metrics::{Feed, Gauge};
+use crate::run::Cell;
 
 /// source → fan (broadcast to two branches) → a, b → merge → sink, with
 /// every count as a clean run of `n` items leaves it.
 fn diamond(n: u64) -> Vec<Arc<Cell>> {
+    let feed = |from: &Arc<Cell>| Feed {
+        from: Arc::clone(from),
+        hop: Gauge::new(16),
+    };
     let source = Cell::new("source".into(), false, vec![]);
-    let fan = Cell::new("fan".into(), true, vec![Arc::clone(&source)]);
-    let a = Cell::new("a".into(), false, vec![Arc::clone(&fan)]);
-    let b = Cell::new("b".into(), false, vec![Arc::clone(&fan)]);
-    let merge = Cell::new("merge".into(), false, vec![Arc::clone(&a), Arc::clone(&b)]);
-    let sink = Cell::new("sink".into(), false, vec![Arc::clone(&merge)]);
+    let fan = Cell::new("fan".into(), true, vec![feed(&source)]);
+    let a = Cell::new("a".into(), false, vec![feed(&fan)]);
+    let b = Cell::new("b".into(), false, vec![feed(&fan)]);
+    let merge = Cell::new("merge".into(), false, vec![feed(&a), feed(&b)]);
+    let sink = Cell::new("sink".into(), false, vec![feed(&merge)]);
     let set = |cell: &Cell, received: u64, emitted: u64| {
         cell.received.store(received, Relaxed);
         cell.emitted.store(emitted, Relaxed);
@@ -31,7 +36,7 @@ fn diamond(n: u64) -> Vec<Arc<Cell>> {
 }
 
 fn report(cells: &[Arc<Cell>]) -> Report {
-    Report::collect(State::Done, &Ctx::new(), cells)
+    Report::collect(State::Done, cells)
 }
 
 #[test]

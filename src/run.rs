@@ -16,6 +16,7 @@ use futures_lite::FutureExt;
 
 use crate::error::panic_message;
 use crate::join::BoxFuture;
+use crate::metrics::{Feed, WaitClock};
 use crate::report::State;
 use crate::Error;
 
@@ -51,13 +52,14 @@ impl Signal {
 /// What every stage of one run shares: the stop signals and the run's
 /// verdict.
 pub(crate) struct Ctx {
-    epoch: Instant,
     /// Raised to stop every stage promptly.
     pub(crate) cancel: Signal,
     /// Raised to make the source stop taking input; the rest drains.
     pub(crate) shutdown: Signal,
     /// Whether the run's deadline is what raised `cancel`.
     pub(crate) deadline_passed: AtomicBool,
+    /// Whether stages time their waits; read by each stage as it starts.
+    pub(crate) timed: AtomicBool,
     /// The pipeline's final state once the run has ended, as a `State`.
     verdict: AtomicU8,
     /// Every stage's cell, set once the pipeline ends in its sink.
@@ -75,10 +77,10 @@ const NO_VERDICT: u8 = u8::MAX;
 impl Ctx {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Ctx {
-            epoch: Instant::now(),
             cancel: Signal::new(),
             shutdown: Signal::new(),
             deadline_passed: AtomicBool::new(false),
+            timed: AtomicBool::new(true),
             verdict: AtomicU8::new(NO_VERDICT),
             cells: OnceLock::new(),
             deadline: OnceLock::new(),
@@ -101,15 +103,11 @@ impl Ctx {
     pub(crate) fn join(self: &Arc<Self>, into: &Arc<Ctx>) {
         let (from, into) = (self.root(), into.root());
         if !Arc::ptr_eq(&from, &into) {
+            if !from.timed.load(Relaxed) {
+                into.timed.store(false, Relaxed);
+            }
             let _ = from.joined.set(into);
         }
-    }
-
-    /// Nanoseconds since the pipeline was built, plus one, so 0 means unset.
-    pub(crate) fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos())
-            .unwrap_or(u64::MAX - 1)
-            .saturating_add(1)
     }
 
     pub(crate) fn set_verdict(&self, state: State) {
@@ -138,10 +136,12 @@ impl Ctx {
     }
 }
 
-/// One stage's counters and state.
+/// One stage's counters, clocks and state.
 pub(crate) struct Cell {
     pub(crate) name: String,
     state: AtomicU8,
+    /// The zero of the cell's times, which are kept as nanoseconds since it.
+    pub(crate) epoch: Instant,
     pub(crate) received: AtomicU64,
     pub(crate) emitted: AtomicU64,
     /// Inputs whose outputs were all handed on; kept apart from `emitted`
@@ -157,15 +157,22 @@ pub(crate) struct Cell {
     pub(crate) expands: bool,
     /// Set when the stage found the stage after it gone.
     pub(crate) cut_off: AtomicBool,
-    /// The stages whose output hops feed this one.
-    pub(crate) inputs: Vec<Arc<Cell>>,
+    /// Time spent waiting for room in the output hop.
+    pub(crate) send_wait: WaitClock,
+    /// Time spent waiting for input.
+    pub(crate) recv_wait: WaitClock,
+    /// Whether waits are timed, copied from the run when the stage starts.
+    timed: AtomicBool,
+    /// The stages that feed this one, and the hops they feed it through.
+    pub(crate) inputs: Vec<Feed>,
 }
 
 impl Cell {
-    pub(crate) fn new(name: String, expands: bool, inputs: Vec<Arc<Cell>>) -> Arc<Self> {
+    pub(crate) fn new(name: String, expands: bool, inputs: Vec<Feed>) -> Arc<Self> {
         Arc::new(Cell {
             name,
             state: AtomicU8::new(State::Pending as u8),
+            epoch: Instant::now(),
             received: AtomicU64::new(0),
             emitted: AtomicU64::new(0),
             passed: AtomicU64::new(0),
@@ -178,6 +185,9 @@ impl Cell {
             ended: AtomicU64::new(0),
             expands,
             cut_off: AtomicBool::new(false),
+            send_wait: WaitClock::default(),
+            recv_wait: WaitClock::default(),
+            timed: AtomicBool::new(true),
             inputs,
         })
     }
@@ -186,18 +196,48 @@ impl Cell {
         State::from_u8(self.state.load(Relaxed)).unwrap_or(State::Pending)
     }
 
-    /// How long the stage has run: from its first poll to its end, or to
-    /// now if it is still running.
-    pub(crate) fn wall_time(&self, ctx: &Ctx) -> Duration {
-        let started = self.started.load(Relaxed);
-        if started == 0 {
-            return Duration::ZERO;
+    /// `at` as nanoseconds since the cell's epoch, plus one, so that 0
+    /// can mean unset.
+    #[inline]
+    pub(crate) fn stamp(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.epoch);
+        // 64-bit arithmetic: this runs on every timed wait. It saturates
+        // after some 584 years.
+        since
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(since.subsec_nanos()))
+            .saturating_add(1)
+    }
+
+    /// Now, as a stamp.
+    pub(crate) fn now(&self) -> u64 {
+        self.stamp(Instant::now())
+    }
+
+    /// Whether the stage times its waits.
+    #[inline]
+    pub(crate) fn is_timed(&self) -> bool {
+        self.timed.load(Relaxed)
+    }
+
+    /// The stamp the stage's run is measured up to: its end, or now if it
+    /// is still running; 0 if it has not started.
+    pub(crate) fn until(&self) -> u64 {
+        if self.started.load(Relaxed) == 0 {
+            return 0;
         }
-        let ended = match self.ended.load(Relaxed) {
-            0 => ctx.now(),
+        match self.ended.load(Relaxed) {
+            0 => self.now(),
             ended => ended,
-        };
-        Duration::from_nanos(ended.saturating_sub(started))
+        }
+    }
+
+    /// How long the stage has run, up to the stamp `until`: from its first
+    /// poll to its end, or to now if it is still running.
+    pub(crate) fn wall_time(&self, until: u64) -> Duration {
+        let started = self.started.load(Relaxed);
+        Duration::from_nanos(until.saturating_sub(started))
     }
 
     /// Adds `n` to a counter; a chunk's worth at a time on the hot path.
@@ -216,18 +256,21 @@ struct Mark<'a> {
 }
 
 impl Cell {
-    /// Marks the stage as running from now.
+    /// Marks the stage as running from now, timing its waits if the run
+    /// says so.
     pub(crate) fn begin(&self, ctx: &Ctx) {
-        self.started.store(ctx.now(), Relaxed);
+        self.timed.store(ctx.timed.load(Relaxed), Relaxed);
+        self.started.store(self.now(), Relaxed);
         self.state.store(State::Running as u8, Relaxed);
     }
 
     /// Marks the stage as ended now, in `state`.
-    pub(crate) fn end(&self, ctx: &Ctx, state: State) {
+    pub(crate) fn end(&self, state: State) {
+        let now = self.now();
         if self.started.load(Relaxed) == 0 {
-            self.started.store(ctx.now(), Relaxed);
+            self.started.store(now, Relaxed);
         }
-        self.ended.store(ctx.now(), Relaxed);
+        self.ended.store(now, Relaxed);
         self.state.store(state as u8, Relaxed);
     }
 }
@@ -238,7 +281,7 @@ impl Mark<'_> {
     }
 
     fn end(&mut self, state: State) {
-        self.cell.end(self.ctx, state);
+        self.cell.end(state);
         self.ended = true;
     }
 }

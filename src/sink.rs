@@ -157,7 +157,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     {
         let (up, mut inlet) = self.wire().split();
         let name = format!("{kind}#{}", up.cells.len());
-        let inputs = vec![Arc::clone(inlet.from())];
+        let inputs = vec![inlet.feed()];
         let start = Box::new(move |cell: Arc<Cell>| {
             inlet.attach(&cell);
             Box::pin(make(inlet, cell)) as crate::join::SinkFuture<O>

@@ -4,6 +4,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures_lite::Stream;
 
@@ -47,6 +48,9 @@ pub struct PipelineStream<T> {
     ctx: Arc<Ctx>,
     /// Whether the stream has given its last item or error.
     finished: bool,
+    /// When the stream began to wait for its next chunk, if it is waiting
+    /// and times its waits.
+    waiting: Option<Instant>,
 }
 
 impl<T> PipelineStream<T> {
@@ -58,7 +62,7 @@ impl<T> PipelineStream<T> {
             error,
             ctx,
         } = wiring;
-        let inputs = vec![Arc::clone(inlet.from())];
+        let inputs = vec![inlet.feed()];
         let cell = Cell::new(format!("into_stream#{}", cells.len()), false, inputs);
         let ctx = ctx.root();
         inlet.attach(&cell);
@@ -79,6 +83,7 @@ impl<T> PipelineStream<T> {
             cell,
             ctx,
             finished: false,
+            waiting: None,
         }
     }
 
@@ -106,10 +111,13 @@ impl<T> PipelineStream<T> {
 
 impl<T> Drop for PipelineStream<T> {
     fn drop(&mut self) {
+        if let Some(from) = self.waiting.take() {
+            self.cell.recv_wait.stop(from);
+        }
         if !self.finished {
             // Dropped before its end: the pipeline is cancelled with it.
             self.ctx.cancel.raise();
-            self.cell.end(&self.ctx, State::Cancelled);
+            self.cell.end(State::Cancelled);
         }
     }
 }
@@ -141,7 +149,7 @@ impl<T> Stream for PipelineStream<T> {
                     // out yet is dropped now, so the report is final.
                     this.chunk = Vec::new().into_iter();
                     this.inlet.discard();
-                    this.cell.end(&this.ctx, State::Cancelled);
+                    this.cell.end(State::Cancelled);
                 }
                 if let Err(err) = this.stages.outcome(&this.ctx, true) {
                     // The items already on their way were dropped by the
@@ -151,7 +159,15 @@ impl<T> Stream for PipelineStream<T> {
                 }
             }
             if !this.ended {
-                match this.inlet.poll_recv(cx) {
+                let polled = this.inlet.poll_recv(cx);
+                if polled.is_pending() {
+                    if this.waiting.is_none() {
+                        this.waiting = this.cell.recv_wait.start(&this.cell);
+                    }
+                } else if let Some(from) = this.waiting.take() {
+                    this.cell.recv_wait.stop(from);
+                }
+                match polled {
                     Poll::Ready(Some(chunk)) => {
                         this.chunk = chunk.into_iter();
                         continue;
@@ -172,7 +188,7 @@ impl<T> Stream for PipelineStream<T> {
                 } else {
                     State::Done
                 };
-                this.cell.end(&this.ctx, state);
+                this.cell.end(state);
             }
             return Poll::Ready(error.map(Err));
         }

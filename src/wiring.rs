@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::hop::{hop, Inlet, Outlet};
 use crate::join::{BoxFuture, StageFuture};
+use crate::metrics::Feed;
 use crate::run::{drive, Cell, Ctx};
 use crate::{Error, Pipeline, DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};
 
@@ -68,7 +69,7 @@ pub(crate) struct Head<T> {
     pub(crate) policy: Option<Box<dyn Any + Send>>,
     pub(crate) timeout: Option<Duration>,
     /// The stages whose output hops feed this one.
-    pub(crate) inputs: Vec<Arc<Cell>>,
+    pub(crate) inputs: Vec<Feed>,
     pub(crate) begin: Begin<T>,
     /// A bad setting found when the stage was added, made into an error
     /// with the stage's final name when it is wired.
@@ -156,7 +157,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         F: FnOnce(Inlet<T>, Wired<U>) -> Parts + Send + 'static,
     {
         let (up, mut inlet) = self.wire().split();
-        let inputs = vec![Arc::clone(inlet.from())];
+        let inputs = vec![inlet.feed()];
         Pipeline::assemble(up, kind, expands, inputs, move |w: Wired<U>| {
             inlet.attach(&w.cell);
             make(inlet, w)
@@ -225,7 +226,7 @@ impl<T: Send + 'static> Pipeline<T> {
         up: Upstream,
         kind: &str,
         expands: bool,
-        inputs: Vec<Arc<Cell>>,
+        inputs: Vec<Feed>,
         start: F,
     ) -> Pipeline<T, S>
     where
@@ -279,7 +280,7 @@ impl<T: Send + 'static> Pipeline<T> {
 }
 
 impl<T> Head<T> {
-    pub(crate) fn new(name: String, inputs: Vec<Arc<Cell>>, begin: Begin<T>) -> Self {
+    pub(crate) fn new(name: String, inputs: Vec<Feed>, begin: Begin<T>) -> Self {
         Head {
             name,
             inputs,

@@ -23,7 +23,13 @@ fn stage2(x: u64) -> u64 {
 
 /// The builder API, exactly as a user would write it.
 pub fn flowgate_pipeline(n: u64, capacity: usize, chunk_limit: usize) -> u64 {
+    flowgate_metered(n, capacity, chunk_limit, true)
+}
+
+/// The same pipeline with the timing of waits on or off.
+pub fn flowgate_metered(n: u64, capacity: usize, chunk_limit: usize, timed: bool) -> u64 {
     flowgate::from_iter(0..n)
+        .metrics(timed)
         .capacity(capacity)
         .chunk_limit(chunk_limit)
         .map(stage1)
