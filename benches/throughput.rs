@@ -1,7 +1,9 @@
 //! Throughput of the standard pipeline workload: a source of `0..N` u64,
 //! two maps and a wrapping sum, hops of 1024 items. flowgate as a user
-//! writes it, beside hand-written async-channel pipelines on smol (one item
-//! per send, and `Vec` chunks of 256) and a fused iterator.
+//! writes it, beside hand-written pipelines: async-channel on smol (one item
+//! per send, and `Vec` chunks of 256), crossbeam-channel, std's
+//! `sync_channel` and a `Mutex` + `Condvar` queue on one OS thread per
+//! stage, tokio's mpsc on a current-thread runtime, and a fused iterator.
 //!
 //! Run with: cargo bench --bench throughput
 
@@ -13,14 +15,16 @@ mod rows;
 #[path = "shared/workloads.rs"]
 mod workloads;
 
+#[path = "shared/threads.rs"]
+mod threads;
+
 use rows::{bench_rows, Row};
 
 const N: u64 = 1_000_000;
 const CAPACITY: usize = 1024;
 
 fn throughput(c: &mut Criterion) {
-    let expected = workloads::fused(N);
-    let rows: [Row; 4] = [
+    let rows: [Row; 7] = [
         ("flowgate", |n| {
             workloads::flowgate_pipeline(n, CAPACITY, flowgate::DEFAULT_CHUNK_LIMIT)
         }),
@@ -30,9 +34,27 @@ fn throughput(c: &mut Criterion) {
         ("async-channel-batched-256", |n| {
             workloads::batched_256(n, CAPACITY)
         }),
+        ("crossbeam-threads", |n| {
+            threads::crossbeam_threads(n, CAPACITY)
+        }),
+        ("std-mpsc-threads", |n| {
+            threads::std_mpsc_threads(n, CAPACITY)
+        }),
+        ("tokio-mpsc", |n| threads::tokio_mpsc(n, CAPACITY)),
         ("fused-iterator", workloads::fused),
     ];
-    bench_rows(c, "throughput", N, expected, &rows);
+    bench_rows(c, "throughput", N, workloads::fused(N), &rows);
+    // About 1.4 µs per item: a tenth of the items keeps the run short.
+    let slow: [Row; 1] = [("mutex-condvar-threads", |n| {
+        threads::mutex_condvar_threads(n, CAPACITY)
+    })];
+    bench_rows(
+        c,
+        "throughput-locked",
+        N / 10,
+        workloads::fused(N / 10),
+        &slow,
+    );
 }
 
 criterion_group!(benches, throughput);

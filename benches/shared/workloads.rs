@@ -12,12 +12,12 @@ use futures_lite::future;
 use smol::LocalExecutor;
 
 #[inline]
-fn stage1(x: u64) -> u64 {
+pub fn stage1(x: u64) -> u64 {
     x.wrapping_mul(3)
 }
 
 #[inline]
-fn stage2(x: u64) -> u64 {
+pub fn stage2(x: u64) -> u64 {
     x ^ 0x5555
 }
 
