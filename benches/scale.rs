@@ -1,1 +1,153 @@
-fn main() {}
+//! Scale: 10,000 pipelines of 10 stages each (a source, 8 maps and a
+//! sink: 100,000 stages) on one single-threaded executor.
+//!
+//! - `scale/spawn-100k-stages`: build the 10,000 pipelines and spawn every
+//!   stage as a task.
+//! - `scale/run-100k-stages`: the same, then run them all to the end, with
+//!   10 items through each pipeline.
+//!
+//! Before the timed runs it prints the memory of an idle stage: resident
+//! memory (`VmRSS` from `/proc/self/status`) before and after spawning the
+//! 100,000 stages with every source waiting for input, divided by the
+//! stages, at hop capacity 16 and at the default 1024.
+//!
+//! Run with: cargo bench --bench scale
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use flowgate::{Job, JobHandle};
+use smol::LocalExecutor;
+
+const PIPELINES: usize = 10_000;
+/// Stages per pipeline: a source, 8 maps and a sink.
+const STAGES: usize = 10;
+
+/// One pipeline of [`STAGES`] stages over `items`, with hops of `capacity`.
+fn pipeline<I>(items: I, capacity: usize) -> Job<usize>
+where
+    I: futures_lite::Stream<Item = u64> + Send + 'static,
+{
+    let mut p = flowgate::from_stream(items).capacity(capacity);
+    for _ in 0..STAGES - 2 {
+        p = p.map(|x: u64| x + 1).capacity(capacity);
+    }
+    p.count()
+}
+
+fn spawn_all<'a>(ex: &LocalExecutor<'a>, jobs: Vec<Job<usize>>) -> Vec<JobHandle<usize>> {
+    jobs.into_iter().map(|job| job.spawn_local(ex)).collect()
+}
+
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Bytes of resident memory per stage of 100,000 idle ones.
+fn idle_stage_bytes(capacity: usize) -> Option<f64> {
+    let before = rss_kib()?;
+    let ex = LocalExecutor::new();
+    let (tx, rx) = async_channel::bounded::<u64>(1);
+    let jobs = (0..PIPELINES)
+        .map(|_| pipeline(rx.clone(), capacity))
+        .collect();
+    let handles = spawn_all(&ex, jobs);
+    // Every stage starts and goes to sleep on its input.
+    while ex.try_tick() {}
+    let after = rss_kib()?;
+    tx.close();
+    for handle in handles {
+        handle.detach();
+    }
+    while ex.try_tick() {}
+    Some((after.saturating_sub(before) * 1024) as f64 / (PIPELINES * STAGES) as f64)
+}
+
+/// Prints the memory of an idle stage at each capacity, each measured in a
+/// fresh copy of this process, as memory freed by one measurement would
+/// stay resident and hide the next one's.
+fn memory() {
+    for capacity in [16, flowgate::DEFAULT_CAPACITY] {
+        let measured = std::env::current_exe().and_then(|exe| {
+            std::process::Command::new(exe)
+                .args([IDLE_MEMORY, &capacity.to_string()])
+                .output()
+        });
+        match measured {
+            Ok(out) => print!("{}", String::from_utf8_lossy(&out.stdout)),
+            Err(err) => println!("scale: could not measure memory: {err}"),
+        }
+    }
+}
+
+/// The argument that makes this process measure the memory of idle stages
+/// at the capacity that follows it, and exit.
+const IDLE_MEMORY: &str = "--idle-memory";
+
+fn print_idle_memory(capacity: usize) {
+    match idle_stage_bytes(capacity) {
+        Some(bytes) => println!(
+            "scale: {} idle stages at hop capacity {capacity}: {bytes:.0} bytes of resident memory each",
+            PIPELINES * STAGES
+        ),
+        None => println!("scale: /proc/self/status is not readable; no memory figure"),
+    }
+}
+
+fn scale(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scale");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function("spawn-100k-stages", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let ex = LocalExecutor::new();
+                let start = Instant::now();
+                let jobs = (0..PIPELINES)
+                    .map(|_| pipeline(futures_lite::stream::iter(0..10u64), 16))
+                    .collect();
+                let handles = spawn_all(&ex, jobs);
+                spent += start.elapsed();
+                // Dropping the handles cancels the runs; the executor then
+                // drops the tasks, outside the timed part.
+                drop(black_box(handles));
+                while ex.try_tick() {}
+            }
+            spent
+        })
+    });
+    group.bench_function("run-100k-stages", |b| {
+        b.iter(|| {
+            let ex = LocalExecutor::new();
+            let jobs = (0..PIPELINES)
+                .map(|_| pipeline(futures_lite::stream::iter(0..10u64), 16))
+                .collect();
+            let handles = spawn_all(&ex, jobs);
+            smol::block_on(ex.run(async {
+                let mut total = 0;
+                for handle in handles {
+                    total += handle.await.expect("the pipeline runs");
+                }
+                assert_eq!(total, PIPELINES * 10);
+            }))
+        })
+    });
+    group.finish();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|arg| arg == IDLE_MEMORY) {
+        let capacity = args.get(at + 1).and_then(|c| c.parse().ok()).unwrap_or(16);
+        print_idle_memory(capacity);
+        return;
+    }
+    memory();
+    let mut c = Criterion::default().configure_from_args();
+    scale(&mut c);
+    c.final_summary();
+}
