@@ -10,13 +10,24 @@
 //! consumer, and each reply comes back end to end through the whole
 //! pipeline.
 //!
+//! With `--quiet` (and without `--inline`), while it runs, a progress line
+//! on stderr shows the items done and items per second, and with
+//! `--stages K` how full each stage's input queue is. The line is drawn only
+//! when stderr is a terminal. With `--stages K` the pipeline's report is
+//! printed at the end: each stage's counts, items/s, busy and waiting
+//! shares, peak queue, and the bottleneck.
+//!
 //! Run with: cargo run --release --example producer_consumer -- [--items N] [--capacity C] [--stages K] [--inline] [--pipelined] [--quiet]
 
-use std::time::Instant;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
-use flowgate::{Consumer, SendError};
+use flowgate::{Consumer, Control, Report, SendError};
 use futures_lite::future;
+use indicatif::{ProgressBar, ProgressStyle};
 use smol::LocalExecutor;
 
 #[derive(Parser, Debug)]
@@ -49,12 +60,14 @@ struct Args {
 /// "200 OK". Its state counts the items, like a generator's local.
 fn consumer(
     quiet: bool,
+    done: Arc<AtomicU64>,
 ) -> Consumer<u64, flowgate::SyncHandler<impl FnMut(&mut u64, u64) -> &'static str>> {
     Consumer::new(0u64, move |consumed: &mut u64, n: u64| {
         if !quiet {
             println!("[Consumer]Consuming {n}...");
         }
         *consumed += 1;
+        done.store(*consumed, Ordering::Relaxed);
         "200 OK"
     })
     .name("consumer")
@@ -115,7 +128,7 @@ fn announce(n: u64, quiet: bool) {
 }
 
 fn run_inline(args: &Args) -> Result<(Tally, u64), SendError<u64>> {
-    let mut c = consumer(args.quiet).inline();
+    let mut c = consumer(args.quiet, Arc::default()).inline();
     let mut tally = Tally::default();
     future::block_on(async {
         for n in 1..=args.items {
@@ -129,10 +142,15 @@ fn run_inline(args: &Args) -> Result<(Tally, u64), SendError<u64>> {
 }
 
 fn run_task(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>> {
+    let done = Arc::default();
+    let progress = args
+        .quiet
+        .then(|| Progress::start(None, Arc::clone(&done), args.items));
     let ex = LocalExecutor::new();
-    let (mut producer, handle) = consumer(args.quiet)
+    let (mut producer, handle) = consumer(args.quiet, done)
         .capacity(args.capacity)
         .spawn_local(&ex);
+    let _progress = progress.map(Progress::on_drop);
     future::block_on(ex.run(async {
         let mut tally = Tally::default();
         for n in 1..=args.items {
@@ -148,10 +166,7 @@ fn run_task(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>> {
 /// The producer sends through `--stages` map stages and then the consumer,
 /// all opened as one service: each reply is the consumer's answer, carried
 /// back through the whole pipeline.
-fn run_stages(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
-
+fn run_stages(args: &Args) -> Result<(Tally, u64, Report), Box<dyn std::error::Error>> {
     let consumed = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&consumed);
     let (stages, quiet, capacity) = (args.stages, args.quiet, args.capacity);
@@ -172,9 +187,15 @@ fn run_stages(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>> {
         })
         .name("consumer")
     });
+    let control = job.control();
+    let progress = args
+        .quiet
+        .then(|| Progress::start(Some(control.clone()), Arc::clone(&consumed), args.items));
     let ex = LocalExecutor::new();
     let running = job.spawn_local(&ex);
-    let tally = future::block_on(ex.run(async {
+    // The producer is a task too: the executor then switches between tasks
+    // without waking the thread that blocks on it.
+    let producing = ex.spawn(async {
         let mut tally = Tally::default();
         if args.pipelined {
             let (tx, replies) = producer.pipelined(4096)?;
@@ -193,13 +214,92 @@ fn run_stages(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>> {
         }
         running.await?;
         Ok::<_, Box<dyn std::error::Error>>(tally)
-    }))?;
-    Ok((tally, consumed.load(Ordering::Relaxed)))
+    });
+    let tally = future::block_on(ex.run(producing));
+    if let Some(progress) = progress {
+        progress.finish();
+    }
+    Ok((tally?, consumed.load(Ordering::Relaxed), control.report()))
+}
+
+/// The live progress line: a thread redraws it on stderr ten times a
+/// second from the consumer's count and a live report of the pipeline.
+struct Progress {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Progress {
+    /// `control` is the pipeline's, if the consumer runs in one: the line
+    /// then shows each stage's queue.
+    fn start(control: Option<Control>, consumed: Arc<AtomicU64>, items: u64) -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            ProgressBar::new(items)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{bar:20} {human_pos}/{human_len} items, {msg}")
+                .expect("the template is valid"),
+        );
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(100))
+            {
+                let done = consumed.load(Ordering::Relaxed);
+                bar.set_position(done);
+                let rate = done as f64 / start.elapsed().as_secs_f64() / 1e6;
+                let queues = control.as_ref().map(|c| queues(&c.report()));
+                bar.set_message(format!("{rate:.2} M/s{}", queues.unwrap_or_default()));
+            }
+            bar.finish_and_clear();
+        });
+        Progress { stop, thread }
+    }
+
+    fn finish(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+
+    /// Finishes the line when the guard is dropped, however the run ends.
+    fn on_drop(self) -> impl Drop {
+        struct Finish(Option<Progress>);
+        impl Drop for Finish {
+            fn drop(&mut self) {
+                if let Some(progress) = self.0.take() {
+                    progress.finish();
+                }
+            }
+        }
+        Finish(Some(self))
+    }
+}
+
+/// Each stage's input queue as `name fill%`, for the progress line.
+fn queues(report: &Report) -> String {
+    let fill: Vec<String> = report
+        .stages
+        .iter()
+        .filter(|stage| stage.queue_capacity > 0)
+        .map(|stage| {
+            let percent = 100 * stage.queued / stage.queue_capacity;
+            format!("{} {percent}%", stage.name)
+        })
+        .collect();
+    format!(" | queues: {}", fill.join(", "))
 }
 
 fn run_pipelined(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>> {
+    let done = Arc::default();
+    let progress = args
+        .quiet
+        .then(|| Progress::start(None, Arc::clone(&done), args.items));
+    let _progress = progress.map(Progress::on_drop);
     let ex = LocalExecutor::new();
-    let (producer, handle) = consumer(args.quiet)
+    let (producer, handle) = consumer(args.quiet, done)
         .capacity(args.capacity)
         .spawn_local(&ex);
     let (tx, replies) = producer.pipelined(4096)?;
@@ -214,10 +314,13 @@ fn run_pipelined(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let start = Instant::now();
+    let mut report = None;
     let (tally, consumed) = if args.inline {
         run_inline(&args)?
     } else if args.stages > 0 {
-        run_stages(&args)?
+        let (tally, consumed, run) = run_stages(&args)?;
+        report = Some(run);
+        (tally, consumed)
     } else if args.pipelined {
         run_pipelined(&args)?
     } else {
@@ -239,6 +342,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             tally.ok,
             tally.checksum,
         );
+        if let Some(report) = report {
+            println!("\n{report}");
+        }
     }
     if consumed != args.items || tally.ok != args.items {
         return Err(format!(
