@@ -9,7 +9,9 @@
 //! Before the timed runs it prints the memory of an idle stage: resident
 //! memory (`VmRSS` from `/proc/self/status`) before and after spawning the
 //! 100,000 stages with every source waiting for input, divided by the
-//! stages, at hop capacity 16 and at the default 1024.
+//! stages, at hop capacity 16 and at the default 1024. For seed 002's
+//! coroutine, thread and process comparison it also prints the resident
+//! memory of an idle OS thread and of an idle small process.
 //!
 //! Run with: cargo bench --bench scale
 
@@ -81,6 +83,56 @@ fn memory() {
             Err(err) => println!("scale: could not measure memory: {err}"),
         }
     }
+    if let Some(bytes) = idle_thread_bytes() {
+        println!("scale: 1000 idle OS threads: {bytes:.0} bytes of resident memory each");
+    }
+    if let Some(kib) = idle_process_kib() {
+        println!("scale: an idle process (cat): {kib} KiB resident");
+    }
+}
+
+/// Bytes of resident memory per OS thread of 1,000 idle ones, each blocked
+/// on a channel, with the default stack size.
+fn idle_thread_bytes() -> Option<f64> {
+    const THREADS: usize = 1000;
+    let before = rss_kib()?;
+    let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<()>(THREADS);
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (rx, ready) = (rx.clone(), ready_tx.clone());
+            std::thread::spawn(move || {
+                let _ = ready.send(());
+                let _ = rx.recv();
+            })
+        })
+        .collect();
+    for _ in 0..THREADS {
+        ready_rx.recv().ok()?;
+    }
+    let after = rss_kib()?;
+    drop(tx);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    Some((after.saturating_sub(before) * 1024) as f64 / THREADS as f64)
+}
+
+/// Resident memory of a small idle process (`cat` waiting on its input).
+fn idle_process_kib() -> Option<u64> {
+    let mut child = std::process::Command::new("cat")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(100));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok();
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let line = status?
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))?
+        .to_owned();
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The argument that makes this process measure the memory of idle stages

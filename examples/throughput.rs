@@ -7,8 +7,8 @@
 //! group every row must produce the same checksum; the example exits with
 //! status 1 if one differs.
 //!
-//! Rows that are much slower than the rest (`mutex-condvar-threads`) run a
-//! tenth of `--items`; ns/item is per item either way. At the end the
+//! Rows that are much slower than the rest (`mutex-condvar-threads`,
+//! `os-process-ping-pong`) run a tenth of the items; ns/item is per item either way. At the end the
 //! example prints its own peak resident memory, and resident memory sampled
 //! during the runs, from `/proc/self/status`.
 //!
@@ -106,6 +106,12 @@ const ACK_ROWS: &[Row] = &[
     row("flowgate-ack-pipelined", |_, n| workloads::ack_pipelined(n)),
     row("flowgate-ack-future", |_, n| workloads::ack_future(n)),
     row("async-channel-ping-pong", |_, n| workloads::ping_pong(n)),
+    row("os-thread-ping-pong", |_, n| threads::thread_ping_pong(n)),
+    Row {
+        name: "os-process-ping-pong",
+        run: |_, n| threads::process_ping_pong(n),
+        slow: true,
+    },
 ];
 
 struct Measured {

@@ -173,3 +173,55 @@ pub fn tokio_mpsc(n: u64, capacity: usize) -> u64 {
         sum
     })
 }
+
+/// The ack workload between two OS threads: each send of `x` crosses a
+/// crossbeam channel to a thread that answers `x + 1` on another.
+pub fn thread_ping_pong(n: u64) -> u64 {
+    let (req_tx, req_rx) = crossbeam_channel::bounded::<u64>(1);
+    let (rep_tx, rep_rx) = crossbeam_channel::bounded::<u64>(1);
+    thread::scope(|scope| {
+        scope.spawn(move || {
+            while let Ok(x) = req_rx.recv() {
+                if rep_tx.send(x.wrapping_add(1)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut sum = 0u64;
+        for x in 0..n {
+            req_tx.send(x).expect("the echo thread runs");
+            sum = sum.wrapping_add(rep_rx.recv().expect("the echo thread answers"));
+        }
+        drop(req_tx);
+        sum
+    })
+}
+
+/// The ack workload between two processes: each `x` goes through a pipe to
+/// `cat`, which echoes it back on another pipe; the reply is the echo plus
+/// one. Returns 0 (a wrong checksum) where `cat` cannot be started.
+pub fn process_ping_pong(n: u64) -> u64 {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let Ok(mut child) = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+    else {
+        return 0;
+    };
+    let (Some(mut to), Some(mut from)) = (child.stdin.take(), child.stdout.take()) else {
+        return 0;
+    };
+    let mut sum = 0u64;
+    let mut buf = [0u8; 8];
+    for x in 0..n {
+        if to.write_all(&x.to_le_bytes()).is_err() || from.read_exact(&mut buf).is_err() {
+            return 0;
+        }
+        sum = sum.wrapping_add(u64::from_le_bytes(buf).wrapping_add(1));
+    }
+    drop(to);
+    let _ = child.wait();
+    sum
+}
