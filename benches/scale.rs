@@ -22,6 +22,11 @@ use criterion::Criterion;
 use flowgate::{Job, JobHandle};
 use smol::LocalExecutor;
 
+#[path = "shared/memory.rs"]
+mod memory;
+
+use memory::{rss_kib, status_kib};
+
 const PIPELINES: usize = 10_000;
 /// Stages per pipeline: a source, 8 maps and a sink.
 const STAGES: usize = 10;
@@ -40,12 +45,6 @@ where
 
 fn spawn_all<'a>(ex: &LocalExecutor<'a>, jobs: Vec<Job<usize>>) -> Vec<JobHandle<usize>> {
     jobs.into_iter().map(|job| job.spawn_local(ex)).collect()
-}
-
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Bytes of resident memory per stage of 100,000 idle ones.
@@ -125,14 +124,10 @@ fn idle_process_kib() -> Option<u64> {
         .spawn()
         .ok()?;
     std::thread::sleep(Duration::from_millis(100));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok();
+    let kib = status_kib(&child.id().to_string(), "VmRSS:");
     drop(child.stdin.take());
     let _ = child.wait();
-    let line = status?
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))?
-        .to_owned();
-    line.split_whitespace().nth(1)?.parse().ok()
+    kib
 }
 
 /// The argument that makes this process measure the memory of idle stages

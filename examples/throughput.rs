@@ -51,6 +51,9 @@ mod workloads;
 #[path = "../benches/shared/threads.rs"]
 mod threads;
 
+#[path = "../benches/shared/memory.rs"]
+mod memory;
+
 /// A named implementation of a workload: runs it on the given number of
 /// items as the flags say, and returns the checksum.
 struct Row {
@@ -162,7 +165,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
 
-    let rss = memory::Sampler::start();
+    let rss = sampling::Sampler::start();
     let measure = |rows: &[&Row], items: u64, expected: fn(u64) -> u64| -> Vec<Measured> {
         rows.iter()
             .map(|row| {
@@ -250,20 +253,14 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Resident memory, read from `/proc/self/status` (Linux only).
-mod memory {
+/// Resident memory sampled over the runs (Linux only).
+mod sampling {
     use std::fmt;
     use std::sync::mpsc;
     use std::thread;
     use std::time::Duration;
 
-    /// A value in KiB from `/proc/self/status`, such as `VmHWM` (peak
-    /// resident memory) or `VmRSS` (resident now).
-    pub fn status_kib(field: &str) -> Option<u64> {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find(|line| line.starts_with(field))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    }
+    use super::memory::{rss_kib, status_kib};
 
     /// Samples `VmRSS` every 100 ms on a thread of its own while the rows
     /// run, to show whether memory grows over a run.
@@ -285,7 +282,7 @@ mod memory {
                 while let Err(mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(Duration::from_millis(100))
                 {
-                    samples.extend(status_kib("VmRSS:"));
+                    samples.extend(rss_kib());
                 }
                 samples
             });
@@ -296,7 +293,7 @@ mod memory {
             let _ = self.stop.send(());
             Samples {
                 samples: self.thread.join().unwrap_or_default(),
-                peak: status_kib("VmHWM:"),
+                peak: status_kib("self", "VmHWM:"),
             }
         }
     }

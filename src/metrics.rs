@@ -74,6 +74,15 @@ impl Gauge {
     }
 }
 
+/// `d` in nanoseconds, in 64-bit arithmetic (this runs on every timed
+/// wait); it saturates after some 584 years.
+#[inline]
+pub(crate) fn nanos(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
+}
+
 /// What feeds a stage: the stage that sends into one of its input hops,
 /// and that hop's gauge.
 #[derive(Clone)]
@@ -125,11 +134,7 @@ impl WaitClock {
     /// Only the task of the stage that owns the clock writes it, so a load
     /// and a store do: no read-modify-write is needed.
     pub(crate) fn stop(&self, from: Instant) {
-        let waited = from.elapsed();
-        let waited = waited
-            .as_secs()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::from(waited.subsec_nanos()));
+        let waited = nanos(from.elapsed());
         let total = self.total.load(Relaxed).saturating_add(waited);
         self.total.store(total, Relaxed);
         self.since.store(0, Relaxed);

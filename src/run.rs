@@ -16,7 +16,7 @@ use futures_lite::FutureExt;
 
 use crate::error::panic_message;
 use crate::join::BoxFuture;
-use crate::metrics::{Feed, WaitClock};
+use crate::metrics::{nanos, Feed, WaitClock};
 use crate::report::State;
 use crate::Error;
 
@@ -200,14 +200,7 @@ impl Cell {
     /// can mean unset.
     #[inline]
     pub(crate) fn stamp(&self, at: Instant) -> u64 {
-        let since = at.saturating_duration_since(self.epoch);
-        // 64-bit arithmetic: this runs on every timed wait. It saturates
-        // after some 584 years.
-        since
-            .as_secs()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::from(since.subsec_nanos()))
-            .saturating_add(1)
+        nanos(at.saturating_duration_since(self.epoch)).saturating_add(1)
     }
 
     /// Now, as a stamp.
