@@ -2,12 +2,28 @@
 
 #![allow(dead_code)]
 
+pub mod tracked;
+
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
 /// How long any one test may take before it counts as hung.
 pub const WATCHDOG: Duration = Duration::from_secs(20);
+
+/// Whether the heavy runs were asked for (`FLOWGATE_STRESS=1`).
+pub fn stress() -> bool {
+    std::env::var("FLOWGATE_STRESS").is_ok_and(|v| v == "1")
+}
+
+/// `normal` by default, `heavy` under `FLOWGATE_STRESS=1`.
+pub fn scaled<T>(normal: T, heavy: T) -> T {
+    if stress() {
+        heavy
+    } else {
+        normal
+    }
+}
 
 /// Runs `f` on its own thread and fails the test if it has not finished
 /// within [`WATCHDOG`], so a hang fails fast instead of stalling CI.
