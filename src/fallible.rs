@@ -10,9 +10,10 @@ use futures_lite::future::poll_once;
 use futures_lite::FutureExt;
 use smol::Timer;
 
+use crate::drive::stopped;
 use crate::hop::{Inlet, Outlet};
 use crate::policy::{DeadLetter, ItemError, OnError, Step};
-use crate::run::{stopped, Cell};
+use crate::run::Cell;
 use crate::stage::Batches;
 use crate::wiring::Wired;
 use crate::{Error, Pipeline, TimedOut};

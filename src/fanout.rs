@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use crate::drive::drive;
 use crate::hop::{Inlet, Outlet};
 use crate::join::SinkFuture;
 use crate::merge::merge_into;
-use crate::run::{drive, Cell};
+use crate::run::Cell;
 use crate::stage::Batches;
 use crate::{Error, Job, Pipeline};
 

@@ -7,9 +7,10 @@ use std::time::Duration;
 use futures_lite::future;
 use smol::{Executor, LocalExecutor, Task};
 
+use crate::drive::drive;
 use crate::join::{Join, SinkFuture, StageFuture};
 use crate::metrics::Feed;
-use crate::run::{drive, Cell, Ctx};
+use crate::run::{Cell, Ctx};
 use crate::wiring::Upstream;
 use crate::{Control, Error, JobHandle};
 

@@ -8,8 +8,9 @@ use std::task::{Context, Poll};
 
 use smol::Timer;
 
+use crate::drive::is_stopped;
 use crate::report::State;
-use crate::run::{is_stopped, Ctx};
+use crate::run::Ctx;
 use crate::{Control, Error};
 
 /// A boxed future, as every stage is stored once built.
@@ -199,7 +200,7 @@ where
         Poll::Ready(
             self.stages
                 .outcome(&self.ctx, output.is_some())
-                .and_then(|()| output.ok_or_else(crate::run::stopped)),
+                .and_then(|()| output.ok_or_else(crate::drive::stopped)),
         )
     }
 

@@ -137,6 +137,7 @@ mod ack;
 mod batch;
 mod consumer;
 mod control;
+mod drive;
 mod error;
 mod fallible;
 mod fanout;

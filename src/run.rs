@@ -1,24 +1,18 @@
 //! The shared state of one run: each stage's cell of counters and state, the
-//! stop signals, and the driver that runs a stage and keeps its cell true.
+//! stop signals. The driver that runs a stage is in `drive`.
 //!
 //! Everything here is an atomic or a closed-or-open channel, so a stage never
 //! takes a lock to record what it did, and a [`Control`](crate::Control) can
 //! read it from any thread while the run goes on.
 
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use futures_lite::FutureExt;
 
-use crate::error::panic_message;
-use crate::join::BoxFuture;
 use crate::metrics::{nanos, Feed, WaitClock};
 use crate::report::State;
-use crate::Error;
 
 /// A one-way flag that tasks can wait on: raising it closes a channel, which
 /// wakes every waiter at once.
@@ -240,14 +234,6 @@ impl Cell {
     }
 }
 
-/// Marks a stage's end in its cell however the stage's future ends, even if
-/// it is dropped unfinished, as when its task is cancelled.
-struct Mark<'a> {
-    cell: &'a Cell,
-    ctx: &'a Ctx,
-    ended: bool,
-}
-
 impl Cell {
     /// Marks the stage as running from now, timing its waits if the run
     /// says so.
@@ -266,121 +252,4 @@ impl Cell {
         self.ended.store(now, Relaxed);
         self.state.store(state as u8, Relaxed);
     }
-}
-
-impl Mark<'_> {
-    fn start(&self) {
-        self.cell.begin(self.ctx);
-    }
-
-    fn end(&mut self, state: State) {
-        self.cell.end(state);
-        self.ended = true;
-    }
-}
-
-impl Drop for Mark<'_> {
-    fn drop(&mut self) {
-        if !self.ended {
-            self.end(State::Cancelled);
-        }
-    }
-}
-
-/// The error a stage returns when it was stopped rather than failing. The
-/// join never reports it as the run's cause; it builds its own.
-pub(crate) fn stopped() -> Error {
-    Error::Cancelled {
-        report: Box::default(),
-    }
-}
-
-/// Whether `err` only says that a stage was stopped.
-pub(crate) fn is_stopped(err: &Error) -> bool {
-    matches!(err, Error::Cancelled { .. })
-}
-
-/// Runs `fut` as the stage whose counters live in `cell`.
-///
-/// The stage's state goes from `Pending` to `Running` on its first poll, and
-/// to `Done`, `Failed` or `Cancelled` at its end. A panic becomes
-/// [`Error::StagePanicked`]. Once the run's cancel signal is raised the
-/// stage's future is dropped at once, whatever it is waiting on; the items
-/// it held are then counted as dropped by the report.
-pub(crate) fn drive<T: 'static>(
-    cell: Arc<Cell>,
-    ctx: Arc<Ctx>,
-    fut: impl Future<Output = Result<T, Error>> + Send + 'static,
-) -> BoxFuture<Result<T, Error>> {
-    Box::pin(async move {
-        // Resolved now, once the graph is built: a merge may have joined
-        // this stage's run to another.
-        let ctx = ctx.root();
-        let mut mark = Mark {
-            cell: &cell,
-            ctx: &ctx,
-            ended: false,
-        };
-        if ctx.cancel.is_raised() {
-            drop(fut);
-            mark.end(State::Cancelled);
-            return Err(stopped());
-        }
-        mark.start();
-        let work = async { Some(AssertUnwindSafe(fut).catch_unwind().await) };
-        let stop = async {
-            ctx.cancel.wait().await;
-            None
-        };
-        let (state, result) = match work.or(stop).await {
-            None => (State::Cancelled, Err(stopped())),
-            // Its input ended or its output closed because the run is
-            // being stopped: the stage did not finish its real input.
-            Some(Ok(Ok(_))) if cell.cut_off.load(Relaxed) || ctx.cancel.is_raised() => {
-                (State::Cancelled, Err(stopped()))
-            }
-            Some(Ok(Ok(value))) => (State::Done, Ok(value)),
-            Some(Ok(Err(err))) if is_stopped(&err) => (State::Cancelled, Err(err)),
-            Some(Ok(Err(err))) => (State::Failed, Err(err)),
-            Some(Err(payload)) => (
-                State::Failed,
-                Err(Error::StagePanicked {
-                    stage: cell.name.clone(),
-                    message: panic_message(payload),
-                }),
-            ),
-        };
-        mark.end(state);
-        result
-    })
-}
-
-/// Runs `fut` as a helper of the stage called `stage`, such as one worker of
-/// a parallel stage. Like [`drive`], it stops on cancel and turns a panic
-/// into [`Error::StagePanicked`]; the stage's state is left to the future
-/// that owns it.
-pub(crate) fn drive_helper(
-    stage: String,
-    ctx: Arc<Ctx>,
-    fut: impl Future<Output = ()> + Send + 'static,
-) -> BoxFuture<Result<(), Error>> {
-    Box::pin(async move {
-        let ctx = ctx.root();
-        if ctx.cancel.is_raised() {
-            return Err(stopped());
-        }
-        let work = async { Some(AssertUnwindSafe(fut).catch_unwind().await) };
-        let stop = async {
-            ctx.cancel.wait().await;
-            None
-        };
-        match work.or(stop).await {
-            Some(Ok(())) => Ok(()),
-            None => Err(stopped()),
-            Some(Err(payload)) => Err(Error::StagePanicked {
-                stage,
-                message: panic_message(payload),
-            }),
-        }
-    })
 }

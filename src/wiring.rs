@@ -7,10 +7,11 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::drive::drive;
 use crate::hop::{hop, Inlet, Outlet};
 use crate::join::{BoxFuture, StageFuture};
 use crate::metrics::Feed;
-use crate::run::{drive, Cell, Ctx};
+use crate::run::{Cell, Ctx};
 use crate::{Error, Pipeline, DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};
 
 /// Starts a stage once its output hop exists.
@@ -18,7 +19,7 @@ pub(crate) type Start<T> = Box<dyn FnOnce(Wired<T>) -> Parts + Send>;
 
 /// A started stage: the future that runs it and owns its state, and any
 /// helpers that run beside it as tasks of their own, such as the workers of
-/// a parallel stage (already wrapped by [`drive_helper`](crate::run::drive_helper)).
+/// a parallel stage (already wrapped by [`drive_helper`](crate::drive::drive_helper)).
 pub(crate) struct Parts {
     pub(crate) main: BoxFuture<Result<(), Error>>,
     pub(crate) helpers: Vec<StageFuture>,

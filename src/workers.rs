@@ -23,9 +23,10 @@ use std::sync::Arc;
 use async_channel::{Receiver, Sender};
 use futures_lite::FutureExt;
 
+use crate::drive::drive_helper;
 use crate::hop::{Inlet, Outlet};
 use crate::join::StageFuture;
-use crate::run::{drive_helper, Ctx};
+use crate::run::Ctx;
 use crate::stage::Budget;
 
 /// An item handed to a worker: its place in the input, a tag that comes

@@ -126,9 +126,7 @@ fn expected(case: &Case) -> Vec<u64> {
             Op::DropMultiplesOf(m)
             | Op::TrySkipMultiplesOf(m)
             | Op::DeadLetterMultiplesOf(m)
-            | Op::TimeOutMultiplesOf(m) => {
-                values.into_iter().filter(|v| v % m != 0).collect()
-            }
+            | Op::TimeOutMultiplesOf(m) => values.into_iter().filter(|v| v % m != 0).collect(),
             Op::Repeat(n) => values
                 .into_iter()
                 .flat_map(|v| std::iter::repeat_n(v, n as usize))
@@ -281,7 +279,9 @@ fn run(case: Case) -> Result<(), TestCaseError> {
             assert_accounted(&carried);
             prop_assert_eq!(carried.delivered(), got.len() as u64);
         }
-        Err(Error::DeadlineElapsed { report: carried, .. }) => {
+        Err(Error::DeadlineElapsed {
+            report: carried, ..
+        }) => {
             prop_assert!(matches!(case.stop, Stop::Deadline(_)));
             assert_accounted(&carried);
             prop_assert_eq!(carried.delivered(), got.len() as u64);
@@ -299,9 +299,8 @@ fn run(case: Case) -> Result<(), TestCaseError> {
         prop_assert!(matches!(letter.error, ItemError::Failed(Odd)));
         dead_letters += 1;
     }
-    let total = |count: fn(&flowgate::StageReport) -> u64| -> u64 {
-        report.stages.iter().map(count).sum()
-    };
+    let total =
+        |count: fn(&flowgate::StageReport) -> u64| -> u64 { report.stages.iter().map(count).sum() };
     prop_assert_eq!(dead_letters, total(|s| s.dead_lettered));
     if !case.ops.iter().any(|op| matches!(op, Op::Repeat(_))) {
         // Every stage gives at most one output per input: each item that

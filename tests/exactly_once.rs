@@ -243,9 +243,9 @@ fn run(case: Case) -> Result<(), TestCaseError> {
             })?,
             Runner::Run => pipeline.collect::<Vec<_>>().run()?,
             Runner::Threads => pipeline.collect::<Vec<_>>().run_on_threads(2)?,
-            Runner::Future => futures_lite::future::block_on(std::future::IntoFuture::into_future(
-                pipeline.collect::<Vec<_>>(),
-            ))?,
+            Runner::Future => futures_lite::future::block_on(
+                std::future::IntoFuture::into_future(pipeline.collect::<Vec<_>>()),
+            )?,
         };
         Ok(items.iter().map(|t| t.value).collect())
     });
@@ -283,10 +283,14 @@ fn keyed_stages_keep_each_keys_order() {
     for seed in 0..20u64 {
         let out: Vec<u64> = watchdog(move || {
             flowgate::from_iter(0..2_000u64)
-                .par_then_by_key(4, |v| v % 5, move |v| async move {
-                    delay(seed, v).await;
-                    v
-                })
+                .par_then_by_key(
+                    4,
+                    |v| v % 5,
+                    move |v| async move {
+                        delay(seed, v).await;
+                        v
+                    },
+                )
                 .capacity(7)
                 .chunk_limit(3)
                 .collect()

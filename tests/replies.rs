@@ -129,7 +129,11 @@ async fn produce(case: Case, id: usize, mut p: flowgate::Producer<u64, Vec<u64>>
                 while let Some((ticket, reply)) = replies.next().await {
                     let x = input(&case, id, ticket);
                     let reply = reply.expect("every send is answered");
-                    assert_eq!(reply, expected(&case.ops, x), "producer {id}, ticket {ticket}");
+                    assert_eq!(
+                        reply,
+                        expected(&case.ops, x),
+                        "producer {id}, ticket {ticket}"
+                    );
                     answered += 1;
                 }
             };

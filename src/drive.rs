@@ -1,0 +1,164 @@
+//! The driver of a stage: it runs the stage's future, stops it when the
+//! run is cancelled, turns a panic into an error naming the stage, and keeps
+//! the stage's cell true however it ends.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use futures_lite::FutureExt;
+
+use crate::error::panic_message;
+use crate::join::BoxFuture;
+use crate::report::State;
+use crate::run::{Cell, Ctx};
+use crate::Error;
+
+/// Marks a stage's end in its cell however the stage's future ends, even if
+/// it is dropped unfinished, as when its task is cancelled.
+struct Mark<'a> {
+    cell: &'a Cell,
+    ctx: &'a Ctx,
+    ended: bool,
+}
+
+impl Mark<'_> {
+    fn start(&self) {
+        self.cell.begin(self.ctx);
+    }
+
+    fn end(&mut self, state: State) {
+        self.cell.end(state);
+        self.ended = true;
+    }
+}
+
+impl Drop for Mark<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end(State::Cancelled);
+        }
+    }
+}
+
+/// The error a stage returns when it was stopped rather than failing. The
+/// join never reports it as the run's cause; it builds its own.
+pub(crate) fn stopped() -> Error {
+    Error::Cancelled {
+        report: Box::default(),
+    }
+}
+
+/// Whether `err` only says that a stage was stopped.
+pub(crate) fn is_stopped(err: &Error) -> bool {
+    matches!(err, Error::Cancelled { .. })
+}
+
+/// Runs `fut` as the stage whose counters live in `cell`.
+///
+/// The stage's state goes from `Pending` to `Running` on its first poll, and
+/// to `Done`, `Failed` or `Cancelled` at its end. A panic becomes
+/// [`Error::StagePanicked`]. Once the run's cancel signal is raised the
+/// stage's future is dropped at once, whatever it is waiting on; the items
+/// it held are then counted as dropped by the report.
+pub(crate) fn drive<T: 'static>(
+    cell: Arc<Cell>,
+    ctx: Arc<Ctx>,
+    fut: impl Future<Output = Result<T, Error>> + Send + 'static,
+) -> BoxFuture<Result<T, Error>> {
+    Box::pin(async move {
+        // Resolved now, once the graph is built: a merge may have joined
+        // this stage's run to another.
+        let ctx = ctx.root();
+        let mut mark = Mark {
+            cell: &cell,
+            ctx: &ctx,
+            ended: false,
+        };
+        if ctx.cancel.is_raised() {
+            let state = match teardown(|| drop(fut)) {
+                Ok(()) => State::Cancelled,
+                Err(_) => State::Failed,
+            };
+            mark.end(state);
+            return Err(stopped());
+        }
+        mark.start();
+        let mut work = pin!(Some(AssertUnwindSafe(fut).catch_unwind()));
+        let running = async { Some(work.as_mut().as_pin_mut()?.await) };
+        let stop = async {
+            ctx.cancel.wait().await;
+            None
+        };
+        let outcome = running.or(stop).await;
+        // What the stage still holds (items in hand, its hops) goes now,
+        // where a panic in an item's `Drop` is caught like any other.
+        let dropped = teardown(|| work.set(None));
+        let (state, result) = match (outcome, dropped) {
+            (Some(Err(payload)), _) | (_, Err(payload)) => (
+                State::Failed,
+                Err(Error::StagePanicked {
+                    stage: cell.name.clone(),
+                    message: panic_message(payload),
+                }),
+            ),
+            (None, Ok(())) => (State::Cancelled, Err(stopped())),
+            // Its input ended or its output closed because the run is
+            // being stopped: the stage did not finish its real input.
+            (Some(Ok(Ok(_))), _) if cell.cut_off.load(Relaxed) || ctx.cancel.is_raised() => {
+                (State::Cancelled, Err(stopped()))
+            }
+            (Some(Ok(Ok(value))), _) => (State::Done, Ok(value)),
+            (Some(Ok(Err(err))), _) if is_stopped(&err) => (State::Cancelled, Err(err)),
+            (Some(Ok(Err(err))), _) => (State::Failed, Err(err)),
+        };
+        mark.end(state);
+        result
+    })
+}
+
+/// Drops what a stage held, catching a panic from an item's `Drop`.
+fn teardown(drop: impl FnOnce()) -> std::thread::Result<()> {
+    std::panic::catch_unwind(AssertUnwindSafe(drop))
+}
+
+/// Runs `fut` as a helper of the stage called `stage`, such as one worker of
+/// a parallel stage. Like [`drive`], it stops on cancel and turns a panic
+/// into [`Error::StagePanicked`]; the stage's state is left to the future
+/// that owns it.
+pub(crate) fn drive_helper(
+    stage: String,
+    ctx: Arc<Ctx>,
+    fut: impl Future<Output = ()> + Send + 'static,
+) -> BoxFuture<Result<(), Error>> {
+    Box::pin(async move {
+        let ctx = ctx.root();
+        if ctx.cancel.is_raised() {
+            return match teardown(|| drop(fut)) {
+                Ok(()) => Err(stopped()),
+                Err(payload) => Err(Error::StagePanicked {
+                    stage,
+                    message: panic_message(payload),
+                }),
+            };
+        }
+        let mut work = pin!(Some(AssertUnwindSafe(fut).catch_unwind()));
+        let running = async { Some(work.as_mut().as_pin_mut()?.await) };
+        let stop = async {
+            ctx.cancel.wait().await;
+            None
+        };
+        let outcome = running.or(stop).await;
+        let dropped = teardown(|| work.set(None));
+        match (outcome, dropped) {
+            (Some(Err(payload)), _) | (_, Err(payload)) => Err(Error::StagePanicked {
+                stage,
+                message: panic_message(payload),
+            }),
+            (Some(Ok(())), Ok(())) => Ok(()),
+            (None, Ok(())) => Err(stopped()),
+        }
+    })
+}
