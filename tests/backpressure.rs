@@ -135,3 +135,125 @@ fn memory_stays_bounded_over_a_long_run() {
         assert!(max <= 64 + 64 + 4 * 16, "{max} items were in flight");
     });
 }
+
+mod random {
+    //! The bound under random shapes: live items (counted by the items
+    //! themselves) are sampled at every pull from the source and every time
+    //! the pipeline comes to rest. `FLOWGATE_BOUND_STATS=1` prints each
+    //! case's peak against its bound.
+
+    use super::common::settle;
+    use super::common::tracked::{Live, Tracked};
+    use proptest::prelude::*;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Debug, Clone, Copy)]
+    enum Op {
+        Map,
+        Then,
+        Filter,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        ops: Vec<Op>,
+        /// (capacity, chunk limit) of each hop, the source's first.
+        hops: Vec<(usize, usize)>,
+        /// How many items the sink may take in each round.
+        bursts: Vec<usize>,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        prop::collection::vec(
+            prop_oneof![Just(Op::Map), Just(Op::Then), Just(Op::Filter)],
+            0..5,
+        )
+        .prop_flat_map(|ops| {
+            let hops = prop::collection::vec(
+                (prop_oneof![1..8usize, 8..300usize], 1..100usize),
+                ops.len() + 1,
+            );
+            let bursts = prop::collection::vec(0..200usize, 1..30);
+            (Just(ops), hops, bursts)
+        })
+        .prop_map(|(ops, hops, bursts)| Case { ops, hops, bursts })
+    }
+
+    /// The documented bound: Σ capacities, plus for each stage the chunk it
+    /// is draining and the chunk it is filling (each hop's effective chunk
+    /// limit counted once at each end).
+    fn bound(hops: &[(usize, usize)]) -> i64 {
+        let caps: usize = hops.iter().map(|h| h.0).sum();
+        let chunks: usize = hops.iter().map(|&(c, l)| l.min(c)).sum();
+        (caps + 2 * chunks) as i64
+    }
+
+    fn run(case: Case) -> Result<(), TestCaseError> {
+        let live = Live::new();
+        let peak = Arc::new(AtomicI64::new(0));
+        let (items, seen) = (live.clone(), Arc::clone(&peak));
+        let source = (0u64..).map(move |v| {
+            seen.fetch_max(items.count(), Ordering::SeqCst);
+            items.item(v)
+        });
+        let (gate_tx, gate) = async_channel::unbounded::<()>();
+        let ex = smol::LocalExecutor::new();
+        let (capacity, limit) = case.hops[0];
+        let mut p = flowgate::from_iter(source)
+            .capacity(capacity)
+            .chunk_limit(limit);
+        for (op, &(capacity, limit)) in case.ops.iter().zip(&case.hops[1..]) {
+            p = match op {
+                Op::Map => p.map(|t: Tracked| t),
+                Op::Then => p.then(|t| async move {
+                    if t.value % 3 == 0 {
+                        futures_lite::future::yield_now().await;
+                    }
+                    t
+                }),
+                Op::Filter => p.filter(|t| t.value % 5 != 0),
+            }
+            .capacity(capacity)
+            .chunk_limit(limit);
+        }
+        let handle = p
+            .for_each_async(move |t| {
+                let gate = gate.clone();
+                async move {
+                    let _ = gate.recv().await;
+                    drop(t);
+                }
+            })
+            .spawn_local(&ex);
+        let bound = bound(&case.hops);
+        for &burst in &case.bursts {
+            settle(&ex);
+            peak.fetch_max(live.count(), Ordering::SeqCst);
+            let seen = peak.load(Ordering::SeqCst);
+            prop_assert!(seen <= bound, "{} live items, bound {}", seen, bound);
+            for _ in 0..burst {
+                gate_tx.try_send(()).unwrap();
+            }
+        }
+        if std::env::var_os("FLOWGATE_BOUND_STATS").is_some() {
+            eprintln!("peak {} bound {}", peak.load(Ordering::SeqCst), bound);
+        }
+        drop(handle);
+        settle(&ex);
+        prop_assert_eq!(live.count(), 0);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: super::common::scaled(256, 2_000),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn live_items_stay_within_the_capacities_and_the_chunks_in_hand(case in case()) {
+            super::common::watchdog(move || run(case))?;
+        }
+    }
+}

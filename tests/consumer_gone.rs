@@ -298,7 +298,10 @@ fn producers_of_a_dropped_service_are_all_answered() {
     for fate in &fates {
         assert_eq!(fate.total(), ITEMS, "{fate:?}");
         assert_eq!(fate.answered, 0, "{fate:?}");
-        assert!(fate.lost <= 1, "a producer has one send in flight: {fate:?}");
+        assert!(
+            fate.lost <= 1,
+            "a producer has one send in flight: {fate:?}"
+        );
     }
     assert_eq!(live.count(), 0, "items left alive");
 }
