@@ -49,6 +49,17 @@ pub enum Error {
     #[error("cannot run on 0 threads; at least 1 is needed")]
     ZeroThreads,
 
+    /// A pipeline was asked to run on more than
+    /// [`MAX_THREADS`](crate::MAX_THREADS) threads. Each is an OS thread,
+    /// started before the run begins.
+    #[error("cannot run on {threads} threads; at most {max} are allowed")]
+    TooManyThreads {
+        /// The number asked for.
+        threads: usize,
+        /// The most allowed.
+        max: usize,
+    },
+
     /// A thread for [`Job::run_on_threads`](crate::Job::run_on_threads)
     /// could not be started.
     #[error("could not start a worker thread")]

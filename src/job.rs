@@ -14,6 +14,11 @@ use crate::run::{Cell, Ctx};
 use crate::wiring::Upstream;
 use crate::{Control, Error, JobHandle};
 
+/// The most threads [`Job::run_on_threads`] will start. Each is an OS
+/// thread started before the run begins, so a mistyped count gives
+/// [`Error::TooManyThreads`] instead of thousands of threads.
+pub const MAX_THREADS: usize = 1024;
+
 /// The stages and the sink ready to run, or the configuration error that
 /// stops the run.
 pub(crate) type Started<O> = Result<(Vec<StageFuture>, SinkFuture<O>), Error>;
@@ -232,7 +237,8 @@ impl<O: Send + 'static> Job<O> {
     ///
     /// Useful when stages do CPU-heavy work; for light stages one thread is
     /// faster, as items then never cross between cores. `threads == 0` gives
-    /// [`Error::ZeroThreads`].
+    /// [`Error::ZeroThreads`], and more than [`MAX_THREADS`] gives
+    /// [`Error::TooManyThreads`].
     ///
     /// # Examples
     ///
@@ -244,6 +250,12 @@ impl<O: Send + 'static> Job<O> {
     pub fn run_on_threads(self, threads: usize) -> Result<O, Error> {
         if threads == 0 {
             return Err(Error::ZeroThreads);
+        }
+        if threads > MAX_THREADS {
+            return Err(Error::TooManyThreads {
+                threads,
+                max: MAX_THREADS,
+            });
         }
         let ex = Executor::new();
         // Closing `stop` ends the helper threads' `run`.

@@ -179,7 +179,7 @@ pub use fanout::Branch;
 pub use handle::{ConsumerHandle, JobFuture, JobHandle};
 pub use handler::{AsyncHandler, Handler, SyncHandler};
 pub use inline::InlineConsumer;
-pub use job::Job;
+pub use job::{Job, MAX_THREADS};
 pub use merge::merge;
 pub use parallel::MAX_WORKERS;
 pub use pipeline::{Pipeline, DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};

@@ -85,3 +85,22 @@ fn a_chunk_limit_above_the_capacity_still_delivers_everything() {
     .unwrap();
     assert_eq!(out, (0..1000).collect::<Vec<_>>());
 }
+
+#[test]
+fn too_many_threads_is_an_error_before_any_thread_starts() {
+    let err = flowgate::from_iter(0..3u8)
+        .count()
+        .run_on_threads(usize::MAX)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::TooManyThreads { threads: usize::MAX, max } if max == flowgate::MAX_THREADS),
+        "{err:?}"
+    );
+    assert_eq!(
+        common::watchdog(|| flowgate::from_iter(0..3u8)
+            .count()
+            .run_on_threads(flowgate::MAX_THREADS))
+        .unwrap(),
+        3
+    );
+}
