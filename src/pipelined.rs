@@ -20,6 +20,9 @@ pub(crate) type Credit<T, R> = (Vec<T>, Vec<R>);
 /// The two halves of a pipelined producer.
 pub(crate) type Halves<T, R> = (PipelinedSender<T, R>, Replies<T, R>);
 
+/// The most chunks one pipelined sender keeps in flight.
+const MAX_CREDITS: usize = 1024;
+
 pub(crate) fn pipelined<T, R>(
     requests: Sender<Request<T, R>>,
     bell: Doorbell,
@@ -32,7 +35,9 @@ pub(crate) fn pipelined<T, R>(
     // Several chunks in flight let the producer fill one while the consumer
     // works on another.
     let chunk = (window / 4).clamp(1, DEFAULT_CHUNK_LIMIT);
-    let credits = window / chunk;
+    // Each credit's room is made now: a huge window must not become a huge
+    // allocation.
+    let credits = (window / chunk).min(MAX_CREDITS);
     // Room for an answer to every chunk in flight, so no answer is lost.
     let (answer_to, answers) = async_channel::bounded(credits);
     let (give, take) = async_channel::bounded(credits);

@@ -217,7 +217,9 @@ impl<T, R> Producer<T, R> {
     ///
     /// Items go to the consumer in chunks, and replies come back in chunks,
     /// so throughput is not capped by round trips. Window 0 gives
-    /// [`Error::ZeroWindow`].
+    /// [`Error::ZeroWindow`]. The room for the window's chunks is made up
+    /// front, so a window above 262,144 items (1,024 chunks of 256) is
+    /// taken as 262,144: far more than any round trip needs.
     ///
     /// # Examples
     ///

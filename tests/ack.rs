@@ -405,3 +405,25 @@ fn a_pipelined_sender_whose_consumer_ends_gets_every_item_back() {
         }
     });
 }
+
+#[test]
+fn a_huge_window_is_capped_not_allocated() {
+    // Found by tests/fuzz_config.rs: a window of 2^40 once sized a channel
+    // of 2^32 chunk slots up front and aborted on the allocation.
+    let sum = watchdog(|| {
+        let ex = smol::LocalExecutor::new();
+        let (p, _c) = flowgate::Consumer::new((), |_: &mut (), n: u64| n).spawn_local(&ex);
+        let (mut tx, replies) = p.pipelined(usize::MAX).unwrap();
+        block_on(ex.run(async move {
+            let send = async move {
+                for n in 0..1_000u64 {
+                    tx.send(n).await.unwrap();
+                }
+                tx.close().await;
+            };
+            let read = replies.fold(0, |sum, (_, reply)| sum + reply.unwrap());
+            future::zip(send, read).await.1
+        }))
+    });
+    assert_eq!(sum, (0..1_000u64).sum::<u64>());
+}
