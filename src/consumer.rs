@@ -22,6 +22,19 @@ use crate::{AsyncHandler, ConsumerHandle, Error, Handler, InlineConsumer, Produc
 /// ```
 pub const DEFAULT_CONSUMER_CAPACITY: usize = 1024;
 
+/// The most sends that can wait for a task consumer. The queue's room is
+/// made up front, so [`Consumer::capacity`] takes a larger number as this
+/// one rather than allocating for it.
+///
+/// ```
+/// let ex = smol::LocalExecutor::new();
+/// let (p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x)
+///     .capacity(usize::MAX)
+///     .spawn_local(&ex);
+/// assert_eq!(p.capacity(), Some(flowgate::MAX_CONSUMER_CAPACITY));
+/// ```
+pub const MAX_CONSUMER_CAPACITY: usize = 1 << 16;
+
 /// A consumer not yet started: its state, its handler, and its settings.
 ///
 /// Start it in one of two ways:
@@ -167,7 +180,8 @@ impl<S, H> Consumer<S, H> {
 
     /// Sets how many sends can wait for a task consumer. A pipelined chunk
     /// of sends counts once. The default is [`DEFAULT_CONSUMER_CAPACITY`];
-    /// capacity 0 is taken as 1.
+    /// capacity 0 is taken as 1, and more than [`MAX_CONSUMER_CAPACITY`] as
+    /// that most, as the queue's room is made up front.
     ///
     /// # Examples
     ///
@@ -178,7 +192,7 @@ impl<S, H> Consumer<S, H> {
     /// # Ok::<(), flowgate::SendError<u8>>(())
     /// ```
     pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity.max(1);
+        self.capacity = capacity.clamp(1, MAX_CONSUMER_CAPACITY);
         self
     }
 

@@ -33,6 +33,9 @@ const MAX_CHUNKS: usize = 64;
 #[derive(Debug)]
 pub(crate) struct Closed;
 
+/// The most item slots a chunk buffer reserves up front.
+const MAX_RESERVE: usize = 4096;
+
 /// Creates a hop holding at most `capacity` items, sent in chunks of at most
 /// `chunk_limit` items, by the stage whose counters are in `cell`.
 ///
@@ -212,7 +215,8 @@ impl<T> Outlet<T> {
             Some(buf) => buf,
             None => self.spares.try_recv().unwrap_or_default(),
         };
-        next.reserve(self.limit);
+        // A chunk limit may be huge; the buffer then grows as items come.
+        next.reserve(self.limit.min(MAX_RESERVE));
         let chunk = std::mem::replace(&mut self.buf, next);
         if self.source {
             // From here the items are in `chunk`, no longer in `buf`, where

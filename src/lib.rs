@@ -171,7 +171,7 @@ mod timeout;
 mod wiring;
 mod workers;
 
-pub use consumer::{Consumer, DEFAULT_CONSUMER_CAPACITY};
+pub use consumer::{Consumer, DEFAULT_CONSUMER_CAPACITY, MAX_CONSUMER_CAPACITY};
 pub use control::Control;
 pub use error::{Error, SendError, TimedOut, TrySendError};
 pub use fallible::{Fallible, TryMapped, TryThened};

@@ -104,3 +104,31 @@ fn too_many_threads_is_an_error_before_any_thread_starts() {
         3
     );
 }
+
+#[test]
+fn huge_settings_are_not_allocated_up_front() {
+    // Found by tests/fuzz_config.rs: a chunk limit of 2^40 under a huge
+    // capacity once reserved 2^40 slots per chunk, and a consumer capacity
+    // of 2^40 sized its queue up front; both aborted on the allocation.
+    let n = watchdog(|| {
+        flowgate::from_iter(0..10_000u32)
+            .capacity(usize::MAX)
+            .chunk_limit(1 << 40)
+            .map(|x| x + 1)
+            .capacity(1 << 40)
+            .chunk_limit(usize::MAX)
+            .count()
+            .run()
+    })
+    .unwrap();
+    assert_eq!(n, 10_000);
+    let reply = watchdog(|| {
+        let ex = smol::LocalExecutor::new();
+        let (mut p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x)
+            .capacity(1 << 40)
+            .spawn_local(&ex);
+        assert_eq!(p.capacity(), Some(flowgate::MAX_CONSUMER_CAPACITY));
+        futures_lite::future::block_on(ex.run(p.send(7)))
+    });
+    assert_eq!(reply.unwrap(), 7);
+}

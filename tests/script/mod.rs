@@ -139,7 +139,12 @@ enum Runner {
     DropHandle(u8),
 }
 
-fn stage(p: Pipeline<Tracked>, b: &mut Bytes, model: &mut Vec<u64>, expect: &mut Expect) -> Pipeline<Tracked> {
+fn stage(
+    p: Pipeline<Tracked>,
+    b: &mut Bytes,
+    model: &mut Vec<u64>,
+    expect: &mut Expect,
+) -> Pipeline<Tracked> {
     let p = match b.byte() % 10 {
         0 => {
             model.iter_mut().for_each(|v| *v += 1);
@@ -180,9 +185,15 @@ fn stage(p: Pipeline<Tracked>, b: &mut Bytes, model: &mut Vec<u64>, expect: &mut
             let factor = b.pick(&FACTORS);
             expect.bad_setting |= attempts == 0 || !(factor.is_finite() && factor >= 1.0);
             let backoff = Backoff::exponential(Duration::ZERO, factor);
-            p.try_map(|t| if t.value % 5 == 0 { Err(Refused) } else { Ok(t) })
-                .on_error(OnError::retry(attempts, backoff).or_skip())
-                .map(|t| t)
+            p.try_map(|t| {
+                if t.value % 5 == 0 {
+                    Err(Refused)
+                } else {
+                    Ok(t)
+                }
+            })
+            .on_error(OnError::retry(attempts, backoff).or_skip())
+            .map(|t| t)
         }
         7 => {
             // Any wait may be too short for a busy machine: items may time
@@ -197,8 +208,13 @@ fn stage(p: Pipeline<Tracked>, b: &mut Bytes, model: &mut Vec<u64>, expect: &mut
             let n = b.pick(&[0usize, 1, 2, 3]);
             expect.bad_setting |= n == 0;
             let m = n as u64;
-            *model = model.iter().flat_map(|&v| (0..m).map(move |i| v * m + i)).collect();
-            p.broadcast(n, move |i, branch| branch.map(move |t| t.with(t.value * m + i as u64)))
+            *model = model
+                .iter()
+                .flat_map(|&v| (0..m).map(move |i| v * m + i))
+                .collect();
+            p.broadcast(n, move |i, branch| {
+                branch.map(move |t| t.with(t.value * m + i as u64))
+            })
         }
         _ => p.then(|t| async move {
             if t.value % 2 == 0 {
