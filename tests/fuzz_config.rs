@@ -10,7 +10,7 @@
 //! cargo-fuzz target in `fuzz/` runs too. 1,000 cases by default, 10,000
 //! with `FLOWGATE_STRESS=1`.
 
-mod common;
+// Not `mod common`: the script module already includes the tracked items.
 mod script;
 
 use proptest::prelude::*;
@@ -20,13 +20,21 @@ use std::alloc::System;
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+/// 1,000 cases, or 10,000 under `FLOWGATE_STRESS=1`.
+fn cases() -> u32 {
+    match std::env::var("FLOWGATE_STRESS") {
+        Ok(v) if v == "1" => 10_000,
+        _ => 1_000,
+    }
+}
+
 /// No case may allocate this much in all: a buffer sized from a huge
 /// setting would.
 const MOST_BYTES: usize = 256 << 20;
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: common::scaled(1_000, 10_000),
+        cases: cases(),
         ..ProptestConfig::default()
     })]
 
