@@ -17,16 +17,16 @@ use crate::run::{Cell, Ctx};
 use crate::Error;
 
 /// Marks a stage's end in its cell however the stage's future ends, even if
-/// it is dropped unfinished, as when its task is cancelled.
-struct Mark<'a> {
-    cell: &'a Cell,
-    ctx: &'a Ctx,
+/// it is dropped unfinished, as when its task is cancelled, or dropped
+/// before it was ever polled, as when a handle is dropped at once.
+struct Mark {
+    cell: Arc<Cell>,
     ended: bool,
 }
 
-impl Mark<'_> {
-    fn start(&self) {
-        self.cell.begin(self.ctx);
+impl Mark {
+    fn start(&self, ctx: &Ctx) {
+        self.cell.begin(ctx);
     }
 
     fn end(&mut self, state: State) {
@@ -35,7 +35,7 @@ impl Mark<'_> {
     }
 }
 
-impl Drop for Mark<'_> {
+impl Drop for Mark {
     fn drop(&mut self) {
         if !self.ended {
             self.end(State::Cancelled);
@@ -68,15 +68,14 @@ pub(crate) fn drive<T: 'static>(
     ctx: Arc<Ctx>,
     fut: impl Future<Output = Result<T, Error>> + Send + 'static,
 ) -> BoxFuture<Result<T, Error>> {
+    // Made before the future, so that even a future dropped unpolled marks
+    // its stage as cancelled.
+    let mut mark = Mark { cell, ended: false };
     Box::pin(async move {
         // Resolved now, once the graph is built: a merge may have joined
         // this stage's run to another.
         let ctx = ctx.root();
-        let mut mark = Mark {
-            cell: &cell,
-            ctx: &ctx,
-            ended: false,
-        };
+        let cell = Arc::clone(&mark.cell);
         if ctx.cancel.is_raised() {
             let state = match teardown(|| drop(fut)) {
                 Ok(()) => State::Cancelled,
@@ -85,7 +84,7 @@ pub(crate) fn drive<T: 'static>(
             mark.end(state);
             return Err(stopped());
         }
-        mark.start();
+        mark.start(&ctx);
         let mut work = pin!(Some(AssertUnwindSafe(fut).catch_unwind()));
         let running = async { Some(work.as_mut().as_pin_mut()?.await) };
         let stop = async {

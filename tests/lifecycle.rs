@@ -161,6 +161,32 @@ fn dropping_a_handle_cancels_the_pipeline() {
 }
 
 #[test]
+fn a_handle_or_future_dropped_before_its_first_poll_reports_cancelled() {
+    // Found by the fuzz target: a handle dropped before the executor ever
+    // ticked left every stage, and the pipeline, `Pending` for good.
+    let ex = smol::LocalExecutor::new();
+    let handle = flowgate::from_iter(0..10u64)
+        .map(|x| x + 1)
+        .count()
+        .spawn_local(&ex);
+    let control = handle.control();
+    drop(handle);
+    settle(&ex);
+    let job = flowgate::from_iter(0..10u64).count();
+    let unpolled = job.control();
+    drop(std::future::IntoFuture::into_future(job));
+    for control in [control, unpolled] {
+        assert_eq!(control.state(), State::Cancelled);
+        let report = control.report();
+        assert!(
+            report.stages.iter().all(|s| s.state == State::Cancelled),
+            "{report}"
+        );
+        assert!(report.is_balanced(), "{report}");
+    }
+}
+
+#[test]
 fn a_deadline_cancels_an_endless_run_and_returns_the_partial_report() {
     let err = watchdog(|| {
         flowgate::from_iter(0u64..)
