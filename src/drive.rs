@@ -75,52 +75,57 @@ pub(crate) fn drive<T: 'static>(
         // Resolved now, once the graph is built: a merge may have joined
         // this stage's run to another.
         let ctx = ctx.root();
-        let cell = Arc::clone(&mark.cell);
-        if ctx.cancel.is_raised() {
-            let state = match teardown(|| drop(fut)) {
-                Ok(()) => State::Cancelled,
-                Err(_) => State::Failed,
-            };
-            mark.end(state);
-            return Err(stopped());
+        if !ctx.cancel.is_raised() {
+            mark.start(&ctx);
         }
-        mark.start(&ctx);
-        let mut work = pin!(Some(AssertUnwindSafe(fut).catch_unwind()));
-        let running = async { Some(work.as_mut().as_pin_mut()?.await) };
-        let stop = async {
-            ctx.cancel.wait().await;
-            None
-        };
-        let outcome = running.or(stop).await;
-        // What the stage still holds (items in hand, its hops) goes now,
-        // where a panic in an item's `Drop` is caught like any other.
-        let dropped = teardown(|| work.set(None));
-        let (state, result) = match (outcome, dropped) {
-            (Some(Err(payload)), _) | (_, Err(payload)) => (
+        let (state, result) = match guarded(&ctx, fut).await {
+            Err(payload) => (
                 State::Failed,
                 Err(Error::StagePanicked {
-                    stage: cell.name.clone(),
+                    stage: mark.cell.name.clone(),
                     message: panic_message(payload),
                 }),
             ),
-            (None, Ok(())) => (State::Cancelled, Err(stopped())),
+            Ok(None) => (State::Cancelled, Err(stopped())),
             // Its input ended or its output closed because the run is
             // being stopped: the stage did not finish its real input.
-            (Some(Ok(Ok(_))), _) if cell.cut_off.load(Relaxed) || ctx.cancel.is_raised() => {
+            Ok(Some(Ok(_))) if mark.cell.cut_off.load(Relaxed) || ctx.cancel.is_raised() => {
                 (State::Cancelled, Err(stopped()))
             }
-            (Some(Ok(Ok(value))), _) => (State::Done, Ok(value)),
-            (Some(Ok(Err(err))), _) if is_stopped(&err) => (State::Cancelled, Err(err)),
-            (Some(Ok(Err(err))), _) => (State::Failed, Err(err)),
+            Ok(Some(Ok(value))) => (State::Done, Ok(value)),
+            Ok(Some(Err(err))) if is_stopped(&err) => (State::Cancelled, Err(err)),
+            Ok(Some(Err(err))) => (State::Failed, Err(err)),
         };
         mark.end(state);
         result
     })
 }
 
-/// Drops what a stage held, catching a panic from an item's `Drop`.
-fn teardown(drop: impl FnOnce()) -> std::thread::Result<()> {
-    std::panic::catch_unwind(AssertUnwindSafe(drop))
+/// Runs `fut` until it ends or the run is cancelled, whichever comes first:
+/// `Some` output, or `None` if cancelled (or cancelled before it began).
+///
+/// Either way the future is gone when this returns. Whatever it still held
+/// (items in hand, its hops) is dropped here, under the same panic guard as
+/// its work, so a panic in an item's `Drop` is an `Err` like any other.
+async fn guarded<T>(ctx: &Ctx, fut: impl Future<Output = T>) -> std::thread::Result<Option<T>> {
+    let teardown = |drop: &mut dyn FnMut()| std::panic::catch_unwind(AssertUnwindSafe(drop));
+    let mut work = pin!(Some(AssertUnwindSafe(fut).catch_unwind()));
+    if ctx.cancel.is_raised() {
+        teardown(&mut || work.set(None))?;
+        return Ok(None);
+    }
+    let running = async { Some(work.as_mut().as_pin_mut()?.await) };
+    let stop = async {
+        ctx.cancel.wait().await;
+        None
+    };
+    let outcome = running.or(stop).await;
+    let dropped = teardown(&mut || work.set(None));
+    match outcome {
+        Some(Err(payload)) => Err(payload),
+        Some(Ok(value)) => dropped.map(|()| Some(value)),
+        None => dropped.map(|()| None),
+    }
 }
 
 /// Runs `fut` as a helper of the stage called `stage`, such as one worker of
@@ -134,30 +139,13 @@ pub(crate) fn drive_helper(
 ) -> BoxFuture<Result<(), Error>> {
     Box::pin(async move {
         let ctx = ctx.root();
-        if ctx.cancel.is_raised() {
-            return match teardown(|| drop(fut)) {
-                Ok(()) => Err(stopped()),
-                Err(payload) => Err(Error::StagePanicked {
-                    stage,
-                    message: panic_message(payload),
-                }),
-            };
-        }
-        let mut work = pin!(Some(AssertUnwindSafe(fut).catch_unwind()));
-        let running = async { Some(work.as_mut().as_pin_mut()?.await) };
-        let stop = async {
-            ctx.cancel.wait().await;
-            None
-        };
-        let outcome = running.or(stop).await;
-        let dropped = teardown(|| work.set(None));
-        match (outcome, dropped) {
-            (Some(Err(payload)), _) | (_, Err(payload)) => Err(Error::StagePanicked {
+        match guarded(&ctx, fut).await {
+            Ok(Some(())) => Ok(()),
+            Ok(None) => Err(stopped()),
+            Err(payload) => Err(Error::StagePanicked {
                 stage,
                 message: panic_message(payload),
             }),
-            (Some(Ok(())), Ok(())) => Ok(()),
-            (None, Ok(())) => Err(stopped()),
         }
     })
 }
