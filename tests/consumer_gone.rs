@@ -44,6 +44,39 @@ impl Fate {
     }
 }
 
+/// Starts one task per producer, each sending its `ITEMS` items one at a
+/// time through `p` and recording what became of each.
+fn send_all<R: 'static>(
+    ex: &smol::LocalExecutor<'_>,
+    p: &flowgate::Producer<Tracked, R>,
+    item: &Live,
+) -> Vec<smol::Task<Fate>> {
+    (0..PRODUCERS)
+        .map(|id| {
+            let (mut p, item) = (p.clone(), item.clone());
+            ex.spawn(async move {
+                let mut fate = Fate::default();
+                for n in 0..ITEMS {
+                    let value = id * ITEMS + n;
+                    fate.record(value, p.send(item.item(value)).await);
+                }
+                fate
+            })
+        })
+        .collect()
+}
+
+/// Runs `ex` until every task has ended, and gives their outputs in order.
+fn join_all<T>(ex: &smol::LocalExecutor<'_>, tasks: Vec<smol::Task<T>>) -> Vec<T> {
+    block_on(ex.run(async {
+        let mut outputs = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            outputs.push(task.await);
+        }
+        outputs
+    }))
+}
+
 /// A consumer stuck on its first item, whose task is then dropped: the
 /// producers blocked on its full queue and those queued get their items
 /// back, and each producer task ends.
@@ -60,32 +93,14 @@ fn blocked_producers_get_their_items_back_when_the_consumer_task_is_dropped() {
         .capacity(2)
         .into_future();
         let consumer = ex.spawn(consumer);
-        let producers: Vec<_> = (0..PRODUCERS)
-            .map(|id| {
-                let (mut p, item) = (p.clone(), item.clone());
-                ex.spawn(async move {
-                    let mut fate = Fate::default();
-                    for n in 0..ITEMS {
-                        let value = id * ITEMS + n;
-                        fate.record(value, p.send(item.item(value)).await);
-                    }
-                    fate
-                })
-            })
-            .collect();
+        let producers = send_all(&ex, &p, &item);
         drop(p);
         // Every producer is now blocked: one item in the handler, the queue
         // full, each producer waiting.
         settle(&ex);
         assert!(producers.iter().all(|t| !t.is_finished()));
         drop(consumer);
-        block_on(ex.run(async {
-            let mut fates = Vec::new();
-            for task in producers {
-                fates.push(task.await);
-            }
-            fates
-        }))
+        join_all(&ex, producers)
     });
     let lost: u64 = fates.iter().map(|f| f.lost).sum();
     assert_eq!(lost, 1, "only the item in the handler is lost: {fates:?}");
@@ -149,13 +164,7 @@ fn pipelined_sends_are_all_answered_when_the_consumer_goes_away() {
         drop(p);
         settle(&ex);
         drop(consumer);
-        block_on(ex.run(async {
-            let mut fates = Vec::new();
-            for task in producers {
-                fates.push(task.await);
-            }
-            fates
-        }))
+        join_all(&ex, producers)
     });
     let answered: u64 = fates.iter().map(|f| f.answered).sum();
     let lost: u64 = fates.iter().map(|f| f.lost).sum();
@@ -211,13 +220,7 @@ fn outside_producers_get_their_items_back_when_the_pipeline_is_dropped() {
         settle(&ex);
         assert!(producers.iter().all(|t| !t.is_finished()));
         drop(handle);
-        let returned: u64 = block_on(ex.run(async {
-            let mut back = 0;
-            for task in producers {
-                back += task.await;
-            }
-            back
-        }));
+        let returned: u64 = join_all(&ex, producers).into_iter().sum();
         settle(&ex);
         assert!(ex.is_empty(), "a task is left on the executor");
         (returned, PRODUCERS * ITEMS)
@@ -271,29 +274,11 @@ fn producers_of_a_dropped_service_are_all_answered() {
             })
         });
         let handle = job.spawn_local(&ex);
-        let producers: Vec<_> = (0..PRODUCERS)
-            .map(|id| {
-                let (mut p, item) = (p.clone(), item.clone());
-                ex.spawn(async move {
-                    let mut fate = Fate::default();
-                    for n in 0..ITEMS {
-                        let value = id * ITEMS + n;
-                        fate.record(value, p.send(item.item(value)).await);
-                    }
-                    fate
-                })
-            })
-            .collect();
+        let producers = send_all(&ex, &p, &item);
         drop(p);
         settle(&ex);
         drop(handle);
-        block_on(ex.run(async {
-            let mut fates = Vec::new();
-            for task in producers {
-                fates.push(task.await);
-            }
-            fates
-        }))
+        join_all(&ex, producers)
     });
     for fate in &fates {
         assert_eq!(fate.total(), ITEMS, "{fate:?}");
