@@ -21,6 +21,28 @@ fn live_allocations() -> i64 {
     stats.allocations as i64 - stats.deallocations as i64
 }
 
+/// How many threads this process has now (Linux: `Threads:` in
+/// `/proc/self/status`), or `None` where that cannot be read.
+fn threads_now() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("Threads:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Waits until the threads a run started have left the process.
+///
+/// `run_on_threads` joins its helper threads before it returns, but a
+/// joined thread still runs its thread-local destructors, which free
+/// memory, on its way out. Counting before they are done would see those
+/// allocations as not returned; the thread count says when they are done.
+/// A thread that never leaves is a hang, caught by the watchdog.
+fn wait_for_threads_to_leave(before: Option<usize>) {
+    let Some(before) = before else { return };
+    while threads_now().is_some_and(|now| now > before) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 const ITEMS: u64 = 1_000_000;
 /// The sink samples the live allocations every this many items.
 const EVERY: u64 = 25_000;
@@ -102,6 +124,9 @@ fn live_allocations_stay_flat_and_all_are_returned() {
             // the test's own bookkeeping allocates nothing during the run.
             let samples = Arc::new(Mutex::new(Vec::with_capacity(64)));
             let kept = Arc::clone(&samples);
+            // Read before the count: the warm-up's threads may still be on
+            // their way out, and then they are not waited for below.
+            let threads = threads_now();
             let before = live_allocations();
             let sample: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |x| {
                 if x % EVERY == 0 {
@@ -111,6 +136,7 @@ fn live_allocations_stay_flat_and_all_are_returned() {
             });
             let done = run(sample);
             assert_eq!(done, ITEMS, "{name}");
+            wait_for_threads_to_leave(threads);
             let after = live_allocations();
             let samples = std::mem::take(&mut *samples.lock().unwrap());
             // The first quarter is the warm-up: chunk buffers, spares and
@@ -134,12 +160,12 @@ fn live_allocations_stay_flat_and_all_are_returned() {
                 last <= first + JITTER,
                 "{name}: live allocations grew from {first} to {last}: {samples:?}"
             );
-            // Not above the count before the run. It can be below: the
-            // warm-up's helper threads may still be freeing their
-            // thread-locals as they exit, after `run_on_threads` returned.
+            // Every thread the runs started has left, so nothing is still
+            // being freed: the count must be back where it was before.
             assert!(
                 after <= before,
-                "{name}: {} allocations not returned after the run",
+                "{name}: expected every allocation of the run returned, but {} \
+                 were still live after it ({before} before, {after} after)",
                 after - before
             );
             lines.push(format!(
