@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::report::{Report, State};
-use crate::run::Ctx;
+use crate::engine::run::RunState;
+use crate::engine::snapshot;
+use crate::report::run::Report;
+use crate::report::state::State;
 
 /// Watches and steers a pipeline from anywhere: its state, a live report,
 /// and the two ways to stop it.
@@ -32,30 +34,24 @@ use crate::run::Ctx;
 /// ```
 #[derive(Clone)]
 pub struct Control {
-    ctx: Arc<Ctx>,
+    run: Arc<RunState>,
 }
 
 impl Control {
-    pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
-        Control { ctx }
+    pub(crate) fn new(run: Arc<RunState>) -> Self {
+        Control { run }
     }
 
     /// The pipeline's state: `Pending` until a stage starts, `Running`
     /// while any runs, then `Done`, `Failed` or `Cancelled`.
     pub fn state(&self) -> State {
-        let ctx = self.ctx.root();
-        if let Some(verdict) = ctx.verdict() {
-            return verdict;
-        }
-        let states = ctx.cells().iter().map(|cell| cell.state());
-        State::of_pipeline(states)
+        snapshot::state(&self.run.root())
     }
 
     /// A report of every stage's counts and state: live while the pipeline
     /// runs, final once it has ended.
     pub fn report(&self) -> Report {
-        let ctx = self.ctx.root();
-        Report::collect(self.state(), ctx.cells())
+        snapshot::report(&self.run)
     }
 
     /// Stops the pipeline promptly: every stage drops the item it holds and
@@ -83,7 +79,7 @@ impl Control {
     /// assert_eq!(control.state(), State::Cancelled);
     /// ```
     pub fn cancel(&self) -> bool {
-        self.ctx.root().cancel.raise()
+        self.run.root().cancel.raise()
     }
 
     /// Closes the pipeline's input: the source stops taking new items, and
@@ -91,7 +87,7 @@ impl Control {
     /// run then ends as it would have at the end of its input. Returns
     /// `false` if shutdown was already asked for.
     pub fn shutdown(&self) -> bool {
-        self.ctx.root().shutdown.raise()
+        self.run.root().shutdown.raise()
     }
 
     /// Whether the pipeline has ended, for whatever reason.
@@ -104,7 +100,7 @@ impl std::fmt::Debug for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Control")
             .field("state", &self.state())
-            .field("stages", &self.ctx.root().cells().len())
+            .field("stages", &self.run.root().stages().len())
             .finish()
     }
 }

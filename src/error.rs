@@ -1,9 +1,10 @@
 //! The errors flowgate returns.
 
 use std::any::Any;
+use std::fmt;
 use std::time::Duration;
 
-use crate::Report;
+use crate::report::run::Report;
 
 /// Why a pipeline could not be built or did not finish.
 ///
@@ -340,6 +341,109 @@ impl<T> std::fmt::Debug for TrySendError<T> {
         match self {
             TrySendError::Full(_) => f.write_str("Full(..)"),
             TrySendError::Send(err) => f.debug_tuple("Send").field(err).finish(),
+        }
+    }
+}
+
+/// Why one item failed in a fallible stage: its own error, or its timeout.
+///
+/// # Examples
+///
+/// ```
+/// use flowgate::{ItemError, TimedOut};
+/// use std::time::Duration;
+///
+/// let err: ItemError<std::num::ParseIntError> = ItemError::TimedOut(TimedOut { after: Duration::ZERO });
+/// assert!(err.is_timeout());
+/// assert_eq!(err.to_string(), "an item took longer than its timeout of 0ns");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemError<E> {
+    /// The stage's function returned this error.
+    Failed(E),
+    /// The item took longer than the stage's timeout.
+    TimedOut(TimedOut),
+}
+
+impl<E> ItemError<E> {
+    /// Whether the item timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ItemError::TimedOut(_))
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for ItemError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ItemError::Failed(err) => err.fmt(f),
+            ItemError::TimedOut(err) => err.fmt(f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for ItemError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ItemError::Failed(err) => Some(err),
+            ItemError::TimedOut(err) => Some(err),
+        }
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> ItemError<E> {
+    /// The error as the source of [`Error::Stage`]: the stage's own error,
+    /// or [`TimedOut`], so that callers can downcast to either.
+    pub(crate) fn into_source(self) -> Box<dyn std::error::Error + Send + Sync> {
+        match self {
+            ItemError::Failed(err) => Box::new(err),
+            ItemError::TimedOut(err) => Box::new(err),
+        }
+    }
+}
+
+/// Why [`Producer::send_timeout`](crate::Producer::send_timeout) gave no reply.
+///
+/// # Examples
+///
+/// ```
+/// let err = flowgate::SendTimeoutError::Timeout(5u8);
+/// assert_eq!(err.into_inner(), Some(5));
+/// ```
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum SendTimeoutError<T> {
+    /// The consumer's queue had no room before the time ran out. The item
+    /// was never handed over, and is given back.
+    #[error("timed out waiting for room in the consumer's queue")]
+    Timeout(T),
+
+    /// The item was handed over, but its reply did not come in time. The
+    /// consumer still handles the item; its reply is discarded.
+    #[error("timed out waiting for the consumer's reply")]
+    Unanswered,
+
+    /// The send failed as a send without a time limit would have.
+    #[error(transparent)]
+    Send(#[from] SendError<T>),
+}
+
+impl<T> SendTimeoutError<T> {
+    /// Gives back the item, if the consumer never took it.
+    pub fn into_inner(self) -> Option<T> {
+        match self {
+            SendTimeoutError::Timeout(item) => Some(item),
+            SendTimeoutError::Unanswered => None,
+            SendTimeoutError::Send(err) => err.into_inner(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendTimeoutError::Unanswered => f.write_str("Unanswered"),
+            SendTimeoutError::Send(err) => f.debug_tuple("Send").field(err).finish(),
         }
     }
 }

@@ -134,64 +134,42 @@
 )]
 
 mod ack;
-mod batch;
-mod consumer;
 mod control;
-mod drive;
+mod engine;
 mod error;
-mod fallible;
-mod fanout;
-mod handle;
-mod handler;
-mod hop;
-mod inline;
 mod job;
-mod join;
-mod links;
-mod merge;
-mod metrics;
-mod ops;
-mod parallel;
+mod limits;
 mod pipeline;
-mod pipelined;
-mod policy;
-mod producer;
-mod replies;
 mod report;
-mod report_table;
-mod run;
 mod service;
-mod service_ends;
-mod sink;
-mod source;
-mod stage;
-mod state;
-mod stream;
-mod timeout;
-mod wiring;
-mod workers;
+mod stages;
 
-pub use consumer::{Consumer, DEFAULT_CONSUMER_CAPACITY, MAX_CONSUMER_CAPACITY};
+pub use ack::consumer::{Consumer, ConsumerHandle};
+pub use ack::handler::{AsyncHandler, Handler, SyncHandler};
+pub use ack::inline::InlineConsumer;
+pub use ack::pipelined::PipelinedSender;
+pub use ack::producer::Producer;
+pub use ack::replies::{Replies, ReplyChunk};
 pub use control::Control;
-pub use error::{Error, SendError, TimedOut, TrySendError};
-pub use fallible::{Fallible, TryMapped, TryThened};
-pub use fanout::Branch;
-pub use handle::{ConsumerHandle, JobFuture, JobHandle};
-pub use handler::{AsyncHandler, Handler, SyncHandler};
-pub use inline::InlineConsumer;
-pub use job::{Job, MAX_THREADS};
-pub use merge::merge;
-pub use parallel::MAX_WORKERS;
-pub use pipeline::{Pipeline, DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};
-pub use pipelined::PipelinedSender;
-pub use policy::{Backoff, DeadLetter, ItemError, OnError};
-pub use producer::Producer;
-pub use replies::{Replies, ReplyChunk};
-pub use report::{Report, StageReport, State, WAITED_ON};
-pub use service::{service, Service};
-pub use source::{from_iter, from_stream};
-pub use stream::PipelineStream;
-pub use timeout::SendTimeoutError;
+pub use error::{Error, ItemError, SendError, SendTimeoutError, TimedOut, TrySendError};
+pub use job::future::JobFuture;
+pub use job::handle::JobHandle;
+pub use job::run::Job;
+pub use job::stream::PipelineStream;
+pub use limits::{
+    DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT, DEFAULT_CONSUMER_CAPACITY, MAX_CONSUMER_CAPACITY,
+    MAX_THREADS, MAX_WORKERS,
+};
+pub use pipeline::builder::Pipeline;
+pub use report::run::{Report, WAITED_ON};
+pub use report::stage::StageReport;
+pub use report::state::State;
+pub use service::builder::{service, Service};
+pub use stages::fallible::{Fallible, TryMapped, TryThened};
+pub use stages::fanout::Branch;
+pub use stages::merge::merge;
+pub use stages::policy::{Backoff, DeadLetter, OnError};
+pub use stages::source::{from_iter, from_stream};
 
 /// The README's Rust snippets, compiled and run as doctests so that the
 /// README and the code cannot drift apart.

@@ -1,0 +1,292 @@
+//! The request/answer protocol between producers and a task consumer.
+//!
+//! A producer sends a [`Request`]: a chunk of items, an empty buffer for
+//! their replies, and the sender of its own answer channel. The consumer
+//! moves the items through its handler, fills the reply buffer, and sends
+//! back an [`Answer`]. Buffers travel back with the answer, so a producer in
+//! steady state allocates nothing per send.
+//!
+//! Every request is answered exactly once. A request that is dropped
+//! unanswered (because the consumer ended, was cancelled, or panicked)
+//! answers itself from `Drop`, giving back the items it still holds. Answer
+//! channels always have room for every request in flight, so that answer
+//! cannot be lost.
+
+use std::panic::AssertUnwindSafe;
+
+use std::task::{Poll, Waker};
+
+use async_channel::{Receiver, Sender, TryRecvError};
+use futures_lite::FutureExt;
+
+use crate::ack::handler::Handler;
+use crate::error::{panic_message, SendError};
+
+/// A chunk of items on its way to a consumer.
+pub(crate) struct Request<T, R> {
+    /// The items not yet taken, in reverse order, so that taking the next
+    /// one is a `pop` and the rest stay owned by the request.
+    pending: Vec<T>,
+    /// How many items the consumer has taken out of `pending`.
+    taken: usize,
+    replies: Vec<R>,
+    answer_to: Option<Sender<Answer<T, R>>>,
+    /// The task waiting for the answer, woken directly once it is sent.
+    /// `None` when the answer is awaited through the channel itself.
+    waiter: Option<Waker>,
+}
+
+/// What became of a request's items, in order: `replies` answers the first
+/// items; the next `lost` items were used up by a consumer that failed, for
+/// the reason in `failure`; `returned` holds the items it never took.
+pub(crate) struct Answer<T, R> {
+    pub(crate) replies: Vec<R>,
+    pub(crate) failure: Failure,
+    pub(crate) lost: usize,
+    pub(crate) returned: Vec<T>,
+}
+
+/// Why an item taken by the consumer got no reply.
+#[derive(Debug, Clone)]
+pub(crate) enum Failure {
+    /// The handler panicked with this message.
+    Panicked(String),
+    /// The consumer was stopped while it held the item.
+    Cancelled,
+}
+
+impl<T, R> Request<T, R> {
+    /// Makes a request for `items` (in send order), to be answered on
+    /// `answer_to`. `replies` is an empty buffer for the replies.
+    pub(crate) fn new(
+        mut items: Vec<T>,
+        replies: Vec<R>,
+        answer_to: Sender<Answer<T, R>>,
+        waiter: Option<Waker>,
+    ) -> Self {
+        items.reverse();
+        Request {
+            pending: items,
+            taken: 0,
+            replies,
+            answer_to: Some(answer_to),
+            waiter,
+        }
+    }
+
+    /// Takes the items back out of a request that was never delivered, in
+    /// send order, with the reply buffer. The request will not answer.
+    pub(crate) fn into_parts(mut self) -> (Vec<T>, Vec<R>) {
+        self.answer_to = None;
+        let mut items = std::mem::take(&mut self.pending);
+        items.reverse();
+        (items, std::mem::take(&mut self.replies))
+    }
+
+    /// Takes every item out, in send order, for a consumer that answers
+    /// them later with [`Request::reply`].
+    pub(crate) fn take_items(&mut self) -> Vec<T> {
+        let mut items = std::mem::take(&mut self.pending);
+        items.reverse();
+        self.taken += items.len();
+        items
+    }
+
+    /// Puts back items taken with [`Request::take_items`] that were never
+    /// handed on, so that the answer gives them back.
+    pub(crate) fn untake(&mut self, mut items: Vec<T>) {
+        self.taken -= items.len();
+        items.reverse();
+        self.pending = items;
+    }
+
+    /// Records the reply to the next taken item. Returns `true` once every
+    /// taken item has its reply.
+    pub(crate) fn reply(&mut self, reply: R) -> bool {
+        self.replies.push(reply);
+        self.replies.len() == self.taken
+    }
+
+    /// Sends the answer. Taken items without a reply are reported as lost,
+    /// for the reason `failure`.
+    pub(crate) fn answer(&mut self, failure: Failure) {
+        let Some(answer_to) = self.answer_to.take() else {
+            return;
+        };
+        let mut returned = std::mem::take(&mut self.pending);
+        returned.reverse();
+        // The producer keeps room in its answer channel for every request it
+        // has in flight, so this only fails if the producer is gone.
+        let _ = answer_to.try_send(Answer {
+            lost: self.taken - self.replies.len(),
+            replies: std::mem::take(&mut self.replies),
+            failure,
+            returned,
+        });
+        if let Some(waiter) = self.waiter.take() {
+            waiter.wake();
+        }
+    }
+}
+
+impl<T, R> Drop for Request<T, R> {
+    fn drop(&mut self) {
+        // A request dropped unanswered gives back the items it still holds;
+        // any it had handed out were lost when its consumer stopped.
+        self.answer(Failure::Cancelled);
+    }
+}
+
+/// Where an idle consumer leaves its waker for the next producer to wake.
+///
+/// The consumer takes requests with `try_recv` and never sleeps on the
+/// channel itself, which would cost an allocation and a notification per
+/// wait. Instead it publishes its waker here and checks its queue once more;
+/// a producer queues its request and then rings. Each side writes before it
+/// reads the other's side, so at least one of them sees the other: either
+/// the consumer finds the request, or the producer finds the waker.
+#[derive(Clone)]
+pub(crate) struct Doorbell {
+    give: Sender<Waker>,
+    take: Receiver<Waker>,
+}
+
+impl Doorbell {
+    pub(crate) fn new() -> Self {
+        let (give, take) = async_channel::bounded(1);
+        Doorbell { give, take }
+    }
+
+    /// Wakes the consumer if it is waiting.
+    #[inline]
+    pub(crate) fn ring(&self) {
+        if let Ok(waker) = self.take.try_recv() {
+            waker.wake();
+        }
+    }
+
+    /// Leaves the consumer's waker for the next ring, replacing one left
+    /// before.
+    fn arm(&self, waker: &Waker) {
+        if let Err(async_channel::TrySendError::Full(waker)) = self.give.try_send(waker.clone()) {
+            let _ = self.take.try_recv();
+            let _ = self.give.try_send(waker);
+        }
+    }
+}
+
+/// Closes `requests` and answers every request still queued in it, so that
+/// none waits for ever once nobody will take it.
+pub(crate) fn close_and_answer<T, R>(requests: &Receiver<Request<T, R>>) {
+    requests.close();
+    while let Ok(request) = requests.try_recv() {
+        drop(request);
+    }
+}
+
+/// The consumer's end of its request channel. Dropping it, however the
+/// consumer ends, closes the channel and answers every request still
+/// queued, giving the items back to their producers.
+pub(crate) struct Inbox<T, R> {
+    pub(crate) requests: Receiver<Request<T, R>>,
+    pub(crate) bell: Doorbell,
+}
+
+impl<T, R> Inbox<T, R> {
+    /// Waits for the next request; `None` once every producer is gone or
+    /// the queue was closed, and it is empty.
+    pub(crate) async fn recv(&self) -> Option<Request<T, R>> {
+        std::future::poll_fn(|cx| {
+            // Armed afresh on every poll: a ring that woke this task took
+            // the waker it had left, whether or not a request came with it.
+            let mut armed = false;
+            loop {
+                match self.requests.try_recv() {
+                    Ok(request) => return Poll::Ready(Some(request)),
+                    Err(TryRecvError::Closed) => return Poll::Ready(None),
+                    Err(TryRecvError::Empty) if !armed => {
+                        // Publish the waker, then look once more: a request
+                        // queued before the waker was visible is seen now.
+                        self.bell.arm(cx.waker());
+                        armed = true;
+                    }
+                    Err(TryRecvError::Empty) => return Poll::Pending,
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl<T, R> Drop for Inbox<T, R> {
+    fn drop(&mut self) {
+        close_and_answer(&self.requests);
+    }
+}
+
+/// Handles every item of `request` and answers it. Returns the panic
+/// message if the handler panicked; the request is answered either way.
+///
+/// Items whose replies are ready at once are handled in one tight loop; the
+/// loop stops at the first item whose reply must be awaited.
+pub(crate) async fn serve<S, T, H>(
+    handler: &mut H,
+    state: &mut S,
+    mut request: Request<T, H::Reply>,
+) -> Result<(), String>
+where
+    H: Handler<S, T>,
+{
+    request.replies.reserve(request.pending.len());
+    loop {
+        let step = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            while let Some(item) = request.pending.pop() {
+                // Counted as taken before the call: if the handler panics,
+                // the answer reports this item as lost.
+                request.taken += 1;
+                match handler.call_now(state, item) {
+                    Ok(reply) => request.replies.push(reply),
+                    Err(reply) => return Some(reply),
+                }
+            }
+            None
+        }));
+        // If this future is dropped while a reply is awaited, the request
+        // answers from `Drop`, reporting that item as lost: its producer
+        // hears `Cancelled`.
+        let result = match step {
+            Ok(None) => break,
+            Ok(Some(reply)) => AssertUnwindSafe(reply).catch_unwind().await,
+            Err(payload) => Err(payload),
+        };
+        match result {
+            Ok(reply) => request.replies.push(reply),
+            Err(payload) => {
+                let message = panic_message(payload);
+                request.answer(Failure::Panicked(message.clone()));
+                return Err(message);
+            }
+        }
+    }
+    request.answer(Failure::Cancelled);
+    Ok(())
+}
+
+/// What a producer makes of an answer's failure for an item.
+pub(crate) fn send_error<T>(failure: Failure, name: &str) -> SendError<T> {
+    match failure {
+        Failure::Panicked(message) => SendError::Panicked {
+            stage: name.to_owned(),
+            message,
+        },
+        Failure::Cancelled => SendError::Cancelled,
+    }
+}
+
+/// Drops a producer's sender, then wakes the consumer. If that was the last
+/// sender the queue is now closed, and the consumer must wake to see it.
+pub(crate) fn release<T, R>(requests: &mut Sender<Request<T, R>>, bell: &Doorbell) {
+    let (closed, _) = async_channel::bounded(1);
+    drop(std::mem::replace(requests, closed));
+    bell.ring();
+}

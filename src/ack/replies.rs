@@ -1,0 +1,243 @@
+//! The replies to pipelined sends, read in send order.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_channel::{Receiver, Sender};
+use futures_lite::Stream;
+
+use crate::ack::protocol::{send_error, Answer, Failure};
+use crate::error::SendError;
+
+/// A chunk's buffers: one for the items, one for their replies.
+pub(crate) type Credit<T, R> = (Vec<T>, Vec<R>);
+
+/// The replies to a [`PipelinedSender`](crate::PipelinedSender)'s items, as a [`Stream`] of
+/// `(ticket, result)` in send order.
+///
+/// Each item sent gets exactly one entry: `Ok(reply)`, or an error that
+/// gives the item back ([`SendError::Closed`]) or says why it has no reply.
+/// The stream ends once the sender is closed or dropped and every reply has
+/// been read.
+///
+/// # Examples
+///
+/// ```
+/// use futures_lite::StreamExt;
+///
+/// # futures_lite::future::block_on(async {
+/// let ex = smol::LocalExecutor::new();
+/// let (p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u32| x * x).spawn_local(&ex);
+/// let (mut tx, replies) = p.pipelined(16)?;
+/// let got: Vec<_> = ex.run(async move {
+///     for x in 1..=3 {
+///         tx.send(x).await.unwrap();
+///     }
+///     tx.close().await;
+///     replies.map(|(ticket, reply)| (ticket, reply.unwrap())).collect().await
+/// })
+/// .await;
+/// assert_eq!(got, [(0, 1), (1, 4), (2, 9)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[must_use = "streams do nothing unless polled"]
+pub struct Replies<T, R> {
+    answers: Pin<Box<Receiver<Answer<T, R>>>>,
+    credits: Sender<Credit<T, R>>,
+    /// What is left of the answer being read.
+    replies: std::vec::IntoIter<R>,
+    failure: Failure,
+    /// How many items after the replies were lost, for `failure`.
+    lost: usize,
+    returned: VecDeque<T>,
+    /// The item buffer of the answer being read, returned with the credit.
+    items: Vec<T>,
+    /// Whether an answer has been taken whose credit is not yet returned.
+    holding: bool,
+    next_ticket: u64,
+    name: Arc<str>,
+}
+
+impl<T, R> Replies<T, R> {
+    pub(crate) fn new(
+        answers: Receiver<Answer<T, R>>,
+        credits: Sender<Credit<T, R>>,
+        name: Arc<str>,
+    ) -> Self {
+        Replies {
+            answers: Box::pin(answers),
+            credits,
+            replies: Vec::new().into_iter(),
+            failure: Failure::Cancelled,
+            lost: 0,
+            returned: VecDeque::new(),
+            items: Vec::new(),
+            holding: false,
+            next_ticket: 0,
+            name,
+        }
+    }
+
+    /// Waits for the next chunk of replies, and gives them, in send order,
+    /// as an iterator of `(ticket, result)`. Reading a chunk at a time costs
+    /// less per reply than polling the stream for each one. `None` once the
+    /// sender is closed and every reply has been read.
+    ///
+    /// Replies the iterator does not take stay for the next read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// let ex = smol::LocalExecutor::new();
+    /// let (p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u64| x + 1).spawn_local(&ex);
+    /// let (mut tx, mut replies) = p.pipelined(256)?;
+    /// let sum = ex.run(async move {
+    ///     let send = async move {
+    ///         for x in 0..1000 {
+    ///             tx.send(x).await.unwrap();
+    ///         }
+    ///         tx.close().await;
+    ///     };
+    ///     let read = async move {
+    ///         let mut sum = 0;
+    ///         while let Some(chunk) = replies.next_chunk().await {
+    ///             for (_ticket, reply) in chunk {
+    ///                 sum += reply.unwrap();
+    ///             }
+    ///         }
+    ///         sum
+    ///     };
+    ///     futures_lite::future::zip(send, read).await.1
+    /// })
+    /// .await;
+    /// assert_eq!(sum, (1..=1000).sum());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn next_chunk(&mut self) -> Option<ReplyChunk<'_, T, R>> {
+        let first = futures_lite::StreamExt::next(self).await?;
+        Some(ReplyChunk {
+            replies: self,
+            first: Some(first),
+        })
+    }
+
+    #[inline]
+    fn next_ready(&mut self) -> Option<Result<R, SendError<T>>> {
+        if let Some(reply) = self.replies.next() {
+            return Some(Ok(reply));
+        }
+        if self.lost > 0 {
+            self.lost -= 1;
+            return Some(Err(send_error(self.failure.clone(), &self.name)));
+        }
+        self.returned
+            .pop_front()
+            .map(|item| Err(SendError::Closed(item)))
+    }
+}
+
+// Nothing in `Replies` is pinned structurally: the receiver is boxed.
+impl<T, R> Unpin for Replies<T, R> {}
+
+impl<T, R> Stream for Replies<T, R> {
+    type Item = (u64, Result<R, SendError<T>>);
+
+    #[inline]
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(result) = this.next_ready() {
+                let ticket = this.next_ticket;
+                this.next_ticket += 1;
+                return Poll::Ready(Some((ticket, result)));
+            }
+            if this.holding {
+                // The answer is used up: its item buffer goes back to the
+                // sender as the credit for one more chunk. (The reply buffer
+                // is read by value, so the consumer makes a new one.)
+                this.holding = false;
+                let items = std::mem::take(&mut this.items);
+                let _ = this.credits.try_send((items, Vec::new()));
+            }
+            match this.answers.as_mut().poll_next(cx) {
+                Poll::Ready(Some(answer)) => {
+                    this.holding = true;
+                    let Answer {
+                        replies,
+                        failure,
+                        lost,
+                        mut returned,
+                    } = answer;
+                    this.replies = replies.into_iter();
+                    (this.failure, this.lost) = (failure, lost);
+                    this.returned = returned.drain(..).collect();
+                    this.items = returned;
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// The replies of one chunk, from [`Replies::next_chunk`]: an iterator of
+/// `(ticket, result)` in send order.
+///
+/// # Examples
+///
+/// ```
+/// # futures_lite::future::block_on(async {
+/// let ex = smol::LocalExecutor::new();
+/// let (p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x).spawn_local(&ex);
+/// let (mut tx, mut replies) = p.pipelined(8)?;
+/// ex.run(async { tx.send(7).await.unwrap(); tx.close().await }).await;
+/// let chunk = ex.run(replies.next_chunk()).await.unwrap();
+/// assert_eq!(chunk.map(|(t, r)| (t, r.unwrap())).collect::<Vec<_>>(), [(0, 7)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub struct ReplyChunk<'a, T, R> {
+    replies: &'a mut Replies<T, R>,
+    first: Option<(u64, Result<R, SendError<T>>)>,
+}
+
+impl<T, R> Iterator for ReplyChunk<'_, T, R> {
+    type Item = (u64, Result<R, SendError<T>>);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        let result = self.replies.next_ready()?;
+        let ticket = self.replies.next_ticket;
+        self.replies.next_ticket += 1;
+        Some((ticket, result))
+    }
+}
+
+impl<T, R> fmt::Debug for ReplyChunk<'_, T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplyChunk")
+            .field(
+                "left",
+                &(self.replies.replies.len() + usize::from(self.first.is_some())),
+            )
+            .finish()
+    }
+}
+
+impl<T, R> fmt::Debug for Replies<T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replies")
+            .field("read", &self.next_ticket)
+            .field("buffered", &self.replies.len())
+            .finish()
+    }
+}

@@ -1,0 +1,165 @@
+//! The driver of a stage: it runs the stage's future, stops it when the
+//! run is cancelled, turns a panic into an error naming the stage, and keeps
+//! the stage's stats true however it ends.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::{pin, Pin};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use futures_lite::FutureExt;
+
+use crate::engine::run::RunState;
+use crate::engine::stats::StageStats;
+use crate::error::{panic_message, Error};
+use crate::report::state::State;
+
+/// A boxed future, as every stage is stored once built.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A built stage: it ends with `Ok` or with the error that stopped it.
+pub(crate) type StageFuture = BoxFuture<Result<(), Error>>;
+
+/// A built sink: it ends with the pipeline's output.
+pub(crate) type SinkFuture<O> = BoxFuture<Result<O, Error>>;
+
+/// Marks a stage's end in its stats however the stage's future ends, even
+/// if it is dropped unfinished, as when its task is cancelled, or dropped
+/// before it was ever polled, as when a handle is dropped at once.
+struct EndMark {
+    stats: Arc<StageStats>,
+    ended: bool,
+}
+
+impl EndMark {
+    fn start(&self, run: &RunState) {
+        self.stats.begin(run.timed.load(Relaxed));
+    }
+
+    fn end(&mut self, state: State) {
+        self.stats.end(state);
+        self.ended = true;
+    }
+}
+
+impl Drop for EndMark {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end(State::Cancelled);
+        }
+    }
+}
+
+/// The error a stage returns when it was stopped rather than failing. The
+/// join never reports it as the run's cause; it builds its own.
+pub(crate) fn stopped() -> Error {
+    Error::Cancelled {
+        report: Box::default(),
+    }
+}
+
+/// Whether `err` only says that a stage was stopped.
+pub(crate) fn is_stopped(err: &Error) -> bool {
+    matches!(err, Error::Cancelled { .. })
+}
+
+/// Runs `fut` as the stage whose stats are `stats`.
+///
+/// The stage's state goes from `Pending` to `Running` on its first poll, and
+/// to `Done`, `Failed` or `Cancelled` at its end. A panic becomes
+/// [`Error::StagePanicked`]. Once the run's cancel signal is raised the
+/// stage's future is dropped at once, whatever it is waiting on; the items
+/// it held are then counted as dropped by the report.
+pub(crate) fn drive<T: 'static>(
+    stats: Arc<StageStats>,
+    run: Arc<RunState>,
+    fut: impl Future<Output = Result<T, Error>> + Send + 'static,
+) -> BoxFuture<Result<T, Error>> {
+    // Made before the future, so that even a future dropped unpolled marks
+    // its stage as cancelled.
+    let mut mark = EndMark {
+        stats,
+        ended: false,
+    };
+    Box::pin(async move {
+        // Resolved now, once the graph is built: a merge may have joined
+        // this stage's run to another.
+        let run = run.root();
+        if !run.cancel.is_raised() {
+            mark.start(&run);
+        }
+        let (state, result) = match guarded(&run, fut).await {
+            Err(payload) => (
+                State::Failed,
+                Err(Error::StagePanicked {
+                    stage: mark.stats.name().to_owned(),
+                    message: panic_message(payload),
+                }),
+            ),
+            Ok(None) => (State::Cancelled, Err(stopped())),
+            // Its input ended or its output closed because the run is
+            // being stopped: the stage did not finish its real input.
+            Ok(Some(Ok(_))) if mark.stats.is_cut_off() || run.cancel.is_raised() => {
+                (State::Cancelled, Err(stopped()))
+            }
+            Ok(Some(Ok(value))) => (State::Done, Ok(value)),
+            Ok(Some(Err(err))) if is_stopped(&err) => (State::Cancelled, Err(err)),
+            Ok(Some(Err(err))) => (State::Failed, Err(err)),
+        };
+        mark.end(state);
+        result
+    })
+}
+
+/// Runs `fut` until it ends or the run is cancelled, whichever comes first:
+/// `Some` output, or `None` if cancelled (or cancelled before it began).
+///
+/// Either way the future is gone when this returns. Whatever it still held
+/// (items in hand, its hops) is dropped here, under the same panic guard as
+/// its work, so a panic in an item's `Drop` is an `Err` like any other.
+async fn guarded<T>(
+    run: &RunState,
+    fut: impl Future<Output = T>,
+) -> std::thread::Result<Option<T>> {
+    let teardown = |drop: &mut dyn FnMut()| std::panic::catch_unwind(AssertUnwindSafe(drop));
+    let mut work = pin!(Some(AssertUnwindSafe(fut).catch_unwind()));
+    if run.cancel.is_raised() {
+        teardown(&mut || work.set(None))?;
+        return Ok(None);
+    }
+    let running = async { Some(work.as_mut().as_pin_mut()?.await) };
+    let stop = async {
+        run.cancel.wait().await;
+        None
+    };
+    let outcome = running.or(stop).await;
+    let dropped = teardown(&mut || work.set(None));
+    match outcome {
+        Some(Err(payload)) => Err(payload),
+        Some(Ok(value)) => dropped.map(|()| Some(value)),
+        None => dropped.map(|()| None),
+    }
+}
+
+/// Runs `fut` as a worker of the stage called `stage`, a task beside the
+/// stage's own, as the workers of a parallel stage are. Like [`drive`], it
+/// stops on cancel and turns a panic into [`Error::StagePanicked`]; the
+/// stage's state is left to the future that owns it.
+pub(crate) fn drive_worker(
+    stage: String,
+    run: Arc<RunState>,
+    fut: impl Future<Output = ()> + Send + 'static,
+) -> StageFuture {
+    Box::pin(async move {
+        let run = run.root();
+        match guarded(&run, fut).await {
+            Ok(Some(())) => Ok(()),
+            Ok(None) => Err(stopped()),
+            Err(payload) => Err(Error::StagePanicked {
+                stage,
+                message: panic_message(payload),
+            }),
+        }
+    })
+}

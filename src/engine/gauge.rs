@@ -1,0 +1,68 @@
+//! A hop's gauge: the items in it, which is also what admits a sender's
+//! chunk or makes it wait, and the most it has held.
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::Arc;
+
+/// The items in one hop: how many now, the most there have been, and how
+/// many fit.
+///
+/// The sender adds a chunk's items before sending it and the receiver takes
+/// them off once it has the chunk, so `items` is also what makes the sender
+/// wait when the hop is full.
+pub(crate) struct Gauge {
+    items: AtomicUsize,
+    peak: AtomicUsize,
+    capacity: usize,
+}
+
+impl Gauge {
+    pub(crate) fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Gauge {
+            items: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            capacity,
+        })
+    }
+
+    /// Claims room for `n` more items, if they fit.
+    #[inline]
+    pub(crate) fn try_add(&self, n: usize) -> bool {
+        let capacity = self.capacity;
+        match self.items.fetch_update(SeqCst, SeqCst, |held| {
+            (held + n <= capacity).then_some(held + n)
+        }) {
+            Ok(held) => {
+                let now = held + n;
+                // A plain load first: the peak rarely rises, so the
+                // read-modify-write is rare.
+                if now > self.peak.load(Relaxed) {
+                    self.peak.fetch_max(now, Relaxed);
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Gives back the room of `n` items that left the hop.
+    #[inline]
+    pub(crate) fn take(&self, n: usize) {
+        self.items.fetch_sub(n, SeqCst);
+    }
+
+    /// Items in the hop now.
+    pub(crate) fn items(&self) -> usize {
+        self.items.load(Relaxed)
+    }
+
+    /// The most items the hop has held at once.
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.load(Relaxed)
+    }
+
+    /// The most items the hop can hold.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+}

@@ -1,0 +1,391 @@
+//! A hop: the bounded link between two stages.
+//!
+//! Items cross a hop in chunks (`Vec<T>`) over a bounded `async_channel`, so
+//! one channel operation moves many items. The hop's capacity still counts
+//! items: a [`Gauge`] holds the number of items sent and not yet received,
+//! and a sender waits until its whole chunk fits.
+//!
+//! A stage's waits on its hops are timed here, and only when it has to
+//! wait: see `engine::clock`.
+//!
+//! Emptied buffers travel back to the sender on a second bounded channel,
+//! the *return channel*. It has two jobs: buffers are reused instead of
+//! allocated per chunk, and every receive sends on it, which wakes a sender
+//! waiting for room.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use futures_lite::Stream;
+
+use crate::engine::gauge::Gauge;
+use crate::engine::stats::{InputHop, StageStats};
+
+/// The most chunks one hop holds at once, whatever its item capacity.
+///
+/// It bounds the memory of an idle hop (each slot is allocated up front)
+/// while still letting small chunks fill a large capacity.
+const MAX_CHUNKS: usize = 64;
+
+/// The downstream side of a hop has gone: its receiving stage has ended.
+#[derive(Debug)]
+pub(crate) struct Closed;
+
+/// The most item slots a chunk buffer reserves up front.
+const MAX_RESERVE: usize = 4096;
+
+/// Creates a hop holding at most `capacity` items, sent in chunks of at most
+/// `chunk_limit` items, by the stage whose stats are `stats`.
+///
+/// Both must be at least 1; the builder checks this before calling. A chunk
+/// limit above the capacity is lowered to it, as a larger chunk could never
+/// fit. The receiving stage attaches its own stats with [`Inlet::attach`].
+pub(crate) fn hop<T>(
+    capacity: usize,
+    chunk_limit: usize,
+    stats: Arc<StageStats>,
+) -> (Outlet<T>, Inlet<T>) {
+    debug_assert!(capacity > 0 && chunk_limit > 0);
+    let slots = capacity.min(MAX_CHUNKS);
+    let (chunk_tx, chunk_rx) = async_channel::bounded(slots);
+    // One more slot than chunks can be in flight, so a receive never finds
+    // the return channel full while the sender could be asleep on it.
+    let (spare_tx, spare_rx) = async_channel::bounded(slots + 1);
+    let gauge = Gauge::new(capacity);
+    let limit = chunk_limit.min(capacity);
+    let inlet = Inlet {
+        chunks: Box::pin(chunk_rx),
+        spares: spare_tx,
+        gauge: Arc::clone(&gauge),
+        spare: Vec::new(),
+        stats: None,
+        from: Arc::clone(&stats),
+    };
+    let outlet = Outlet {
+        chunks: chunk_tx,
+        spares: spare_rx,
+        gauge,
+        limit,
+        buf: Vec::new(),
+        stats,
+        source: false,
+        passing: 0,
+    };
+    (outlet, inlet)
+}
+
+/// The sending side of a hop, owned by the upstream stage.
+///
+/// Items are pushed into a local buffer; [`Outlet::flush`] sends the buffer
+/// as one chunk, and counts it in the stage's stats once it is sent.
+pub(crate) struct Outlet<T> {
+    chunks: Sender<Vec<T>>,
+    spares: Receiver<Vec<T>>,
+    gauge: Arc<Gauge>,
+    limit: usize,
+    buf: Vec<T>,
+    stats: Arc<StageStats>,
+    /// A source's outlet also counts the items it sends as received.
+    source: bool,
+    /// Inputs of an expanding stage whose outputs are all in `buf`: they
+    /// count as passed once `buf` is sent.
+    passing: u64,
+}
+
+impl<T> Outlet<T> {
+    /// Makes this the outlet of a source, which counts every item pushed
+    /// into it as received, even if the item is never sent.
+    pub(crate) fn into_source(mut self) -> Self {
+        self.source = true;
+        self
+    }
+
+    /// The stats of the stage that owns this outlet.
+    pub(crate) fn stats(&self) -> &StageStats {
+        &self.stats
+    }
+
+    /// How many items the chunk being built holds.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Records that one input of an expanding stage has all its outputs in
+    /// the chunk being built.
+    #[inline]
+    pub(crate) fn pass_one(&mut self) {
+        self.passing += 1;
+    }
+
+    /// Records that `n` inputs have all their outputs in the chunk being
+    /// built.
+    #[inline]
+    pub(crate) fn pass(&mut self, n: usize) {
+        self.passing += n as u64;
+    }
+
+    /// Adds an item to the chunk being built. Returns `true` when the chunk
+    /// has reached the chunk limit and must be flushed before the next push.
+    #[inline]
+    pub(crate) fn push(&mut self, item: T) -> bool {
+        self.buf.push(item);
+        self.buf.len() >= self.limit
+    }
+
+    /// Fills the chunk being built from `items`, stopping when it is full.
+    /// Returns `true` when the chunk is full and must be flushed.
+    ///
+    /// Runs as one tight loop, which is where a stage spends its time.
+    #[inline]
+    pub(crate) fn fill(&mut self, items: impl Iterator<Item = T>) -> bool {
+        let room = self.limit - self.buf.len();
+        self.buf.extend(items.take(room));
+        self.buf.len() >= self.limit
+    }
+
+    /// Appends `items`, which the caller has sized to fit the room left.
+    #[inline]
+    pub(crate) fn extend(&mut self, items: impl Iterator<Item = T>) {
+        self.buf.extend(items);
+        debug_assert!(self.buf.len() <= self.limit);
+    }
+
+    /// Whether the chunk being built is full.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.buf.len() >= self.limit
+    }
+
+    /// How many more items the chunk being built takes.
+    #[inline]
+    pub(crate) fn room(&self) -> usize {
+        self.limit - self.buf.len()
+    }
+
+    /// The most items one chunk holds.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Moves every item of `items` into the output, in order, flushing each
+    /// time the chunk being built fills. Leaves `items` empty, its buffer
+    /// kept for reuse. Fails once the receiving stage has ended.
+    pub(crate) async fn put_all(&mut self, items: &mut Vec<T>) -> Result<(), Closed> {
+        while !items.is_empty() {
+            let run = self.room().min(items.len());
+            self.extend(items.drain(..run));
+            if self.is_full() {
+                self.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the chunk being built, waiting for room in the hop.
+    ///
+    /// Does nothing when the chunk is empty. Fails once the receiving stage
+    /// has ended; the chunk's items are then dropped with the outlet.
+    pub(crate) async fn flush(&mut self) -> Result<(), Closed> {
+        let n = self.buf.len();
+        if n == 0 {
+            self.commit(0);
+            return Ok(());
+        }
+
+        let mut spare = None;
+        if !self.gauge.try_add(n) {
+            let _waiting = self.stats.waiting_to_send();
+            while !self.gauge.try_add(n) {
+                // No room: wait for the receiver to take a chunk. Each
+                // receive sends on the return channel, so this cannot sleep
+                // through a free-up.
+                let Ok(returned) = self.spares.recv().await else {
+                    self.cut_off();
+                    return Err(Closed);
+                };
+                if returned.capacity() > 0 {
+                    spare = Some(returned);
+                }
+            }
+        }
+        let mut next = match spare {
+            Some(buf) => buf,
+            None => self.spares.try_recv().unwrap_or_default(),
+        };
+        // A chunk limit may be huge; the buffer then grows as items come.
+        next.reserve(self.limit.min(MAX_RESERVE));
+        let chunk = std::mem::replace(&mut self.buf, next);
+        if self.source {
+            // From here the items are in `chunk`, no longer in `buf`, where
+            // dropping the outlet would count them.
+            self.stats.count_received(n);
+        }
+        let sent = match self.chunks.try_send(chunk) {
+            Ok(()) => true,
+            Err(TrySendError::Full(chunk)) => {
+                // Every chunk slot is taken by small chunks.
+                let _waiting = self.stats.waiting_to_send();
+                self.chunks.send(chunk).await.is_ok()
+            }
+            Err(TrySendError::Closed(_)) => false,
+        };
+        if sent {
+            self.commit(n);
+            Ok(())
+        } else {
+            self.cut_off();
+            Err(Closed)
+        }
+    }
+
+    /// Counts `n` items as handed on, with the inputs that made them.
+    #[inline]
+    fn commit(&mut self, n: usize) {
+        self.stats.count_emitted(n);
+        if self.passing > 0 {
+            self.stats.count_passed(self.passing);
+            self.passing = 0;
+        }
+    }
+
+    /// Records that the receiving stage has gone.
+    fn cut_off(&self) {
+        self.stats.mark_cut_off();
+    }
+}
+
+impl<T> Drop for Outlet<T> {
+    fn drop(&mut self) {
+        if self.source {
+            // Taken from the source's input, never sent: dropped.
+            self.stats.count_received(self.buf.len());
+        }
+    }
+}
+
+/// The receiving side of a hop, owned by the downstream stage.
+pub(crate) struct Inlet<T> {
+    /// Pinned so that [`Inlet::poll_recv`] can poll it as a `Stream`.
+    chunks: Pin<Box<Receiver<Vec<T>>>>,
+    spares: Sender<Vec<T>>,
+    gauge: Arc<Gauge>,
+    /// An emptied buffer, handed back to the sender on the next receive.
+    spare: Vec<T>,
+    /// The receiving stage's stats.
+    stats: Option<Arc<StageStats>>,
+    /// The sending stage's stats.
+    from: Arc<StageStats>,
+}
+
+impl<T> Inlet<T> {
+    /// Counts what this inlet receives in `stats`, the receiving stage's.
+    pub(crate) fn attach(&mut self, stats: &Arc<StageStats>) {
+        self.stats = Some(Arc::clone(stats));
+    }
+
+    /// The stats of the stage that sends into this hop.
+    pub(crate) fn from(&self) -> &Arc<StageStats> {
+        &self.from
+    }
+
+    /// This hop as an input of the stage that receives from it: the sending
+    /// stage and the hop's gauge.
+    pub(crate) fn input_hop(&self) -> InputHop {
+        InputHop {
+            from: Arc::clone(&self.from),
+            gauge: Arc::clone(&self.gauge),
+        }
+    }
+
+    /// Another receiving side of the same hop, for a competing consumer:
+    /// each chunk goes to whichever inlet takes it first. Closing any of
+    /// them closes the hop for all.
+    pub(crate) fn share(&self) -> Inlet<T> {
+        Inlet {
+            chunks: Box::pin((*self.chunks).clone()),
+            spares: self.spares.clone(),
+            gauge: Arc::clone(&self.gauge),
+            spare: Vec::new(),
+            stats: None,
+            from: Arc::clone(&self.from),
+        }
+    }
+
+    /// Waits for the next chunk. Returns `None` once the hop is closed and
+    /// empty.
+    pub(crate) async fn recv(&mut self) -> Option<Vec<T>> {
+        let chunk = match self.chunks.try_recv() {
+            Ok(chunk) => chunk,
+            Err(TryRecvError::Closed) => return None,
+            Err(TryRecvError::Empty) => {
+                let _waiting = self.stats.as_deref().map(StageStats::waiting_to_receive);
+                self.chunks.recv().await.ok()?
+            }
+        };
+        self.took(chunk.len());
+        Some(chunk)
+    }
+
+    /// Polls for the next chunk, for code that implements `Stream` by hand.
+    /// The wait is not timed here: the caller times it, as one wait even
+    /// when it polls many inlets.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<T>>> {
+        let polled = self.chunks.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(chunk)) = &polled {
+            self.took(chunk.len());
+        }
+        polled
+    }
+
+    /// Takes a chunk that is already waiting, without waiting.
+    pub(crate) fn try_recv(&mut self) -> Result<Vec<T>, TryRecvError> {
+        let chunk = self.chunks.try_recv()?;
+        self.took(chunk.len());
+        Ok(chunk)
+    }
+
+    /// Gives back a chunk's emptied buffer, to be reused by the sender.
+    #[inline]
+    pub(crate) fn recycle(&mut self, mut buf: Vec<T>) {
+        buf.clear();
+        if buf.capacity() > self.spare.capacity() {
+            self.spare = buf;
+        }
+    }
+
+    /// Accounts for `n` items leaving the hop, and sends the spare buffer
+    /// back, which wakes a sender waiting for room.
+    fn took(&mut self, n: usize) {
+        if let Some(stats) = &self.stats {
+            stats.count_received(n);
+        }
+        self.gauge.take(n);
+        // The return channel has a slot for every chunk that can be in
+        // flight, so this only fails once the sender is gone, and then
+        // nobody listens.
+        let _ = self.spares.try_send(std::mem::take(&mut self.spare));
+    }
+}
+
+impl<T> Inlet<T> {
+    /// Closes the hop and takes the chunks still in it, so that they count
+    /// as received, and so dropped, by the stage that owns this inlet. A
+    /// chunk sent after the close fails to send and stays with its sender.
+    pub(crate) fn discard(&mut self) {
+        self.chunks.close();
+        while let Ok(chunk) = self.chunks.try_recv() {
+            if let Some(stats) = &self.stats {
+                stats.count_received(chunk.len());
+            }
+        }
+    }
+}
+
+impl<T> Drop for Inlet<T> {
+    fn drop(&mut self) {
+        self.discard();
+    }
+}

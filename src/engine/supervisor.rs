@@ -1,0 +1,210 @@
+//! The supervisor of a run: it polls every stage and the sink to their end,
+//! stops the others at the first failure, enforces the deadline, and turns
+//! their results into the run's one result.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use smol::Timer;
+
+use crate::engine::drive::{is_stopped, stopped};
+use crate::engine::run::RunState;
+use crate::engine::snapshot;
+use crate::error::Error;
+use crate::report::state::State;
+
+/// Polls a set of stage futures (or the tasks running them) until every one
+/// has ended.
+///
+/// The first failure raises the run's cancel signal, which stops every other
+/// stage promptly; they are still polled to their end, so that each records
+/// what it held when it stopped, and the report is exact.
+pub(crate) struct StageSet<F> {
+    slots: Vec<Option<F>>,
+    live: usize,
+    /// The first real failure (not a stage that was merely stopped).
+    error: Option<Error>,
+    /// Whether any stage was stopped before the end of its input.
+    stopped: bool,
+}
+
+impl<F> StageSet<F>
+where
+    F: Future<Output = Result<(), Error>> + Unpin,
+{
+    pub(crate) fn new(stages: Vec<F>) -> Self {
+        let live = stages.len();
+        StageSet {
+            slots: stages.into_iter().map(Some).collect(),
+            live,
+            error: None,
+            stopped: false,
+        }
+    }
+
+    /// Polls every stage that has not ended, upstream first. Ready once all
+    /// have ended.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>, run: &RunState) -> Poll<()> {
+        for slot in &mut self.slots {
+            let Some(stage) = slot else { continue };
+            if let Poll::Ready(result) = Pin::new(stage).poll(cx) {
+                // Dropping the stage drops its hops, so its neighbours see
+                // them close.
+                *slot = None;
+                self.live -= 1;
+                if let Err(err) = result {
+                    record(&mut self.error, &mut self.stopped, err, run);
+                }
+            }
+        }
+        if self.live == 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Whether no stage has failed or been stopped so far.
+    pub(crate) fn is_clean(&self) -> bool {
+        self.error.is_none() && !self.stopped
+    }
+
+    /// Takes the stages out, for handing them to someone else.
+    pub(crate) fn into_inner(self) -> impl Iterator<Item = F> {
+        self.slots.into_iter().flatten()
+    }
+
+    /// The run's error, once every stage has ended and the sink (if any)
+    /// gave no output: the first failure, or else a cancel with its report.
+    pub(crate) fn outcome(&mut self, run: &Arc<RunState>, sink_ok: bool) -> Result<(), Error> {
+        if let Some(err) = self.error.take() {
+            run.set_verdict(State::Failed);
+            return Err(err);
+        }
+        if sink_ok && !self.stopped {
+            run.set_verdict(State::Done);
+            return Ok(());
+        }
+        run.set_verdict(State::Cancelled);
+        let report = Box::new(snapshot::report(run));
+        match run.deadline() {
+            Some(after) if run.deadline_passed.load(Relaxed) => {
+                Err(Error::DeadlineElapsed { after, report })
+            }
+            _ => Err(Error::Cancelled { report }),
+        }
+    }
+
+    /// Records the error of a stage that ran outside this set (the sink).
+    pub(crate) fn record(&mut self, err: Error, run: &RunState) {
+        record(&mut self.error, &mut self.stopped, err, run);
+    }
+}
+
+/// Keeps the first real failure, and stops every stage on any error.
+fn record(first: &mut Option<Error>, stopped: &mut bool, err: Error, run: &RunState) {
+    if is_stopped(&err) {
+        *stopped = true;
+    } else if first.is_none() {
+        *first = Some(err);
+    }
+    run.cancel.raise();
+}
+
+/// A whole pipeline in motion: its stages and its sink, the run's deadline,
+/// and any configuration error found while building it.
+pub(crate) struct Supervisor<F, S, O> {
+    stages: StageSet<F>,
+    sink: Option<S>,
+    output: Option<O>,
+    run: Arc<RunState>,
+    /// A configuration error, returned at once: the pipeline never starts.
+    failed: Option<Error>,
+    deadline: Option<Timer>,
+}
+
+// The output is only ever moved out whole, never pinned.
+impl<F, S, O> Unpin for Supervisor<F, S, O> {}
+
+impl<F, S, O> Supervisor<F, S, O>
+where
+    F: Future<Output = Result<(), Error>> + Unpin,
+    S: Future<Output = Result<O, Error>> + Unpin,
+{
+    pub(crate) fn new(stages: Vec<F>, sink: S, run: Arc<RunState>) -> Self {
+        let deadline = run.deadline().map(Timer::after);
+        Supervisor {
+            stages: StageSet::new(stages),
+            sink: Some(sink),
+            output: None,
+            run,
+            failed: None,
+            deadline,
+        }
+    }
+
+    /// A join that fails at once, for a pipeline that was badly configured.
+    pub(crate) fn failed(err: Error, run: Arc<RunState>) -> Self {
+        run.set_verdict(State::Failed);
+        Supervisor {
+            stages: StageSet::new(Vec::new()),
+            sink: None,
+            output: None,
+            run,
+            failed: Some(err),
+            deadline: None,
+        }
+    }
+
+    /// Ready with the sink's output once every stage and the sink are done,
+    /// or with the first error once every stage has stopped. A sink that
+    /// finishes while a stage is still running (as after a stage panicked)
+    /// waits for that stage's result, so a failure is never hidden behind a
+    /// short output.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<O, Error>> {
+        if let Some(err) = self.failed.take() {
+            return Poll::Ready(Err(err));
+        }
+        if let Some(timer) = &mut self.deadline {
+            if Pin::new(timer).poll(cx).is_ready() {
+                self.deadline = None;
+                // Only a deadline that stops the run is reported as such.
+                if self.run.cancel.raise() {
+                    self.run.deadline_passed.store(true, Relaxed);
+                }
+            }
+        }
+        let stages_done = self.stages.poll(cx, &self.run).is_ready();
+        if let Some(sink) = &mut self.sink {
+            if let Poll::Ready(result) = Pin::new(sink).poll(cx) {
+                self.sink = None;
+                match result {
+                    Ok(output) => self.output = Some(output),
+                    Err(err) => self.stages.record(err, &self.run),
+                }
+            }
+        }
+        if !stages_done || self.sink.is_some() {
+            return Poll::Pending;
+        }
+        let output = self.output.take();
+        Poll::Ready(
+            self.stages
+                .outcome(&self.run, output.is_some())
+                .and_then(|()| output.ok_or_else(stopped)),
+        )
+    }
+
+    /// The run's shared state.
+    pub(crate) fn run(&self) -> &Arc<RunState> {
+        &self.run
+    }
+
+    /// Takes the stages and the sink out, for handing them to someone else.
+    pub(crate) fn into_parts(self) -> (impl Iterator<Item = F>, Option<S>) {
+        (self.stages.into_inner(), self.sink)
+    }
+}

@@ -1,0 +1,136 @@
+//! [`JobHandle`]: a pipeline running as tasks on an executor.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use smol::Task;
+
+use crate::control::Control;
+use crate::engine::supervisor::Supervisor;
+use crate::error::Error;
+use crate::report::run::Report;
+use crate::report::state::State;
+
+/// A stage running as a task.
+pub(crate) type StageTask = Task<Result<(), Error>>;
+
+/// A pipeline running as tasks on an executor: a future of its result.
+///
+/// Made by [`Job::spawn`](crate::Job::spawn), [`Job::spawn_local`](crate::Job::spawn_local) or
+/// [`Job::spawn_global`](crate::Job::spawn_global).
+/// The handle reports the pipeline's state and a live report, and can shut
+/// the pipeline down or cancel it; [`control`](JobHandle::control) gives the
+/// same powers to another task.
+///
+/// Dropping the handle cancels every stage: a pipeline nobody awaits does
+/// not run on for ever. [`detach`](JobHandle::detach) lets it run on
+/// unobserved instead; a [`Control`] taken before still watches it.
+///
+/// # Examples
+///
+/// ```
+/// let ex = smol::LocalExecutor::new();
+/// let handle = flowgate::from_iter(0..4u8).count().spawn_local(&ex);
+/// assert_eq!(smol::block_on(ex.run(handle))?, 4);
+/// # Ok::<(), flowgate::Error>(())
+/// ```
+#[must_use = "dropping a job handle cancels the pipeline"]
+pub struct JobHandle<O> {
+    supervisor: Supervisor<StageTask, Task<Result<O, Error>>, O>,
+}
+
+impl<O> JobHandle<O> {
+    /// A handle that supervises the tasks of a spawned run.
+    pub(crate) fn new(supervisor: Supervisor<StageTask, Task<Result<O, Error>>, O>) -> Self {
+        JobHandle { supervisor }
+    }
+}
+
+impl<O: Send + 'static> JobHandle<O> {
+    /// A [`Control`] for this pipeline, to watch or stop it from another
+    /// task.
+    pub fn control(&self) -> Control {
+        Control::new(Arc::clone(self.supervisor.run()))
+    }
+
+    /// The pipeline's state, live.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::State;
+    ///
+    /// let ex = smol::LocalExecutor::new();
+    /// let handle = flowgate::from_iter(0..4u8).count().spawn_local(&ex);
+    /// assert_eq!(handle.state(), State::Pending); // nothing has run yet
+    /// let control = handle.control();
+    /// assert_eq!(smol::block_on(ex.run(handle))?, 4);
+    /// assert_eq!(control.state(), State::Done);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn state(&self) -> State {
+        self.control().state()
+    }
+
+    /// A live report of every stage; see [`Control::report`].
+    pub fn report(&self) -> Report {
+        self.control().report()
+    }
+
+    /// Stops the pipeline promptly; see [`Control::cancel`]. Awaiting the
+    /// handle then gives [`Error::Cancelled`] with the report.
+    pub fn cancel(&self) -> bool {
+        self.control().cancel()
+    }
+
+    /// Closes the pipeline's input and lets the items in flight drain; see
+    /// [`Control::shutdown`]. Awaiting the handle gives the normal result.
+    pub fn shutdown(&self) -> bool {
+        self.control().shutdown()
+    }
+
+    /// Lets the pipeline run to its end without anyone awaiting it. Its
+    /// result, and any error, are dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = smol::LocalExecutor::new();
+    /// let (tx, rx) = async_channel::bounded(4);
+    /// flowgate::from_iter(0..3u8)
+    ///     .for_each_async(move |x| {
+    ///         let tx = tx.clone();
+    ///         async move { let _ = tx.send(x).await; }
+    ///     })
+    ///     .spawn_local(&ex)
+    ///     .detach();
+    /// let got: Vec<u8> = smol::block_on(ex.run(async { vec![
+    ///     rx.recv().await.unwrap(), rx.recv().await.unwrap(), rx.recv().await.unwrap(),
+    /// ] }));
+    /// assert_eq!(got, [0, 1, 2]);
+    /// ```
+    pub fn detach(self) {
+        let (stages, sink) = self.supervisor.into_parts();
+        stages.for_each(Task::detach);
+        if let Some(sink) = sink {
+            sink.detach();
+        }
+    }
+}
+
+impl<O> Future for JobHandle<O> {
+    type Output = Result<O, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.supervisor.poll(cx)
+    }
+}
+
+impl<O> fmt::Debug for JobHandle<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobHandle").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,356 @@
+//! [`Job`]: a complete pipeline, and the ways to run it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::future;
+use smol::{Executor, LocalExecutor, Task};
+
+use crate::control::Control;
+use crate::engine::drive::{SinkFuture, StageFuture};
+use crate::engine::run::RunState;
+use crate::engine::stats::{InputHop, StageStats};
+use crate::engine::supervisor::Supervisor;
+use crate::error::Error;
+use crate::job::handle::{JobHandle, StageTask};
+use crate::limits::MAX_THREADS;
+use crate::pipeline::graph::Graph;
+
+/// The stages and the sink ready to run, or the configuration error that
+/// stops the run.
+pub(crate) type Launched<O> = Result<(Vec<StageFuture>, SinkFuture<O>), Error>;
+
+/// Starts the sink once its stats exist.
+pub(crate) type StartSink<O> = Box<dyn FnOnce(Arc<StageStats>) -> SinkFuture<O> + Send>;
+
+/// A complete pipeline, from source to sink, whose sink gives `O`.
+///
+/// A job is made by ending a [`Pipeline`](crate::Pipeline) in a sink, and
+/// does nothing until it runs. There are three ways to run it:
+///
+/// - [`run`](Job::run) blocks the calling thread until the sink is done, like
+///   Python's `asyncio.run`; [`run_on_threads`](Job::run_on_threads) does the
+///   same on several threads.
+/// - [`spawn`](Job::spawn) and its siblings start every stage as a task on an
+///   executor the app already has, and give a [`JobHandle`].
+/// - `.await` (through [`IntoFuture`](std::future::IntoFuture)) turns the whole pipeline into one
+///   future that drives every stage itself, with nothing spawned, so it runs
+///   under any executor: smol, tokio, async-std or a plain `block_on`.
+///
+/// Each gives the sink's output, or the first [`Error`].
+///
+/// # Examples
+///
+/// ```
+/// let job = flowgate::from_iter(1..=10u64).map(|x| x * x).fold(0, |a, x| a + x);
+/// assert_eq!(job.run()?, 385);
+/// # Ok::<(), flowgate::Error>(())
+/// ```
+#[must_use = "a job does nothing until it runs"]
+pub struct Job<O> {
+    graph: Graph,
+    sink: Sink<O>,
+    deadline: Option<Duration>,
+}
+
+/// A job's sink: one to start when the job runs, or the sinks of a fan-out's
+/// branches, started already and joined into one future.
+enum Sink<O> {
+    Unstarted {
+        name: String,
+        inputs: Vec<InputHop>,
+        start: StartSink<O>,
+    },
+    Branches(SinkFuture<O>),
+}
+
+impl<O: Send + 'static> Job<O> {
+    /// A job of `graph`'s stages and the sink that `start` makes, named
+    /// `name` and fed by `inputs`.
+    pub(crate) fn new(
+        graph: Graph,
+        name: String,
+        inputs: Vec<InputHop>,
+        start: StartSink<O>,
+    ) -> Self {
+        Job {
+            graph,
+            sink: Sink::Unstarted {
+                name,
+                inputs,
+                start,
+            },
+            deadline: None,
+        }
+    }
+
+    /// A job of `graph`'s stages whose sink is the joined sinks of a
+    /// fan-out's branches, each registered already.
+    pub(crate) fn from_branches(
+        graph: Graph,
+        sinks: SinkFuture<O>,
+        deadline: Option<Duration>,
+    ) -> Self {
+        Job {
+            graph,
+            sink: Sink::Branches(sinks),
+            deadline,
+        }
+    }
+
+    /// Registers the sink in the graph and gives the parts apart, for
+    /// joining this job, as a branch of a fan-out, into a larger one.
+    pub(crate) fn into_branch(self) -> (Graph, SinkFuture<O>, Option<Duration>) {
+        let Job {
+            mut graph,
+            sink,
+            deadline,
+        } = self;
+        let sink = match sink {
+            Sink::Branches(sinks) => sinks,
+            Sink::Unstarted {
+                name,
+                inputs,
+                start,
+            } => {
+                let stats = StageStats::new(name, false, inputs);
+                graph.add_sink(Arc::clone(&stats), start(stats))
+            }
+        };
+        (graph, sink, deadline)
+    }
+
+    /// A [`Control`] for this job's run: its state, its report, and cancel
+    /// and shutdown, usable from any thread while the job runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let job = flowgate::from_iter(0..3u8).count();
+    /// let control = job.control();
+    /// job.run()?;
+    /// println!("{}", control.report());
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn control(&self) -> Control {
+        Control::new(Arc::clone(self.graph.run()))
+    }
+
+    /// Gives the whole run a deadline, like Python's `asyncio.timeout`: if
+    /// it has not finished `after` the run starts, every stage is cancelled
+    /// and the run fails with [`Error::DeadlineElapsed`], which carries the
+    /// report of what got done.
+    ///
+    /// The clock runs on smol's timers. A deadline of zero lets the run
+    /// start and then cancels it at once, as `asyncio.wait_for(x, 0)` does:
+    /// only a pipeline that finishes in its first poll can succeed. A
+    /// deadline too far away to represent never fires.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let err = flowgate::from_iter(0u64..) // endless
+    ///     .count()
+    ///     .deadline(Duration::from_millis(20))
+    ///     .run()
+    ///     .unwrap_err();
+    /// let report = err.report().expect("a deadline error carries the report");
+    /// assert!(report.is_balanced());
+    /// assert_eq!(err.to_string(), "the pipeline did not finish within its deadline of 20ms");
+    /// ```
+    pub fn deadline(mut self, after: Duration) -> Self {
+        self.deadline = Some(after);
+        self
+    }
+
+    /// Registers the sink, and gives the stages and the sink ready to run,
+    /// or the configuration error that stops the run.
+    pub(crate) fn launch(self) -> (Launched<O>, Arc<RunState>) {
+        let (graph, sink, deadline) = self.into_branch();
+        let (stages, run) = graph.finish();
+        if let Some(after) = deadline {
+            run.set_deadline(after);
+        }
+        (stages.map(|stages| (stages, sink)), run)
+    }
+
+    /// Names the sink stage. Names appear in errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = flowgate::from_iter([1u8])
+    ///     .for_each(|_| panic!("full"))
+    ///     .name("writer")
+    ///     .run()
+    ///     .unwrap_err();
+    /// assert_eq!(err.to_string(), "stage `writer` panicked: full");
+    /// ```
+    ///
+    /// A job whose fan-out branches end in sinks of their own has no single
+    /// sink to name; this does nothing to it. Name each branch's sink
+    /// instead.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        if let Sink::Unstarted { name: old, .. } = &mut self.sink {
+            *old = name.into();
+        }
+        self
+    }
+
+    /// Runs the pipeline on the calling thread and blocks until the sink is
+    /// done, like Python's `asyncio.run`.
+    ///
+    /// The stages are tasks on a fresh single-threaded executor, driven
+    /// without polling for I/O on every wake-up. Timers and sockets used by
+    /// async stages still work: smol drives them from its own thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v: Vec<u32> = flowgate::from_iter(0..3u32).collect().run()?;
+    /// assert_eq!(v, [0, 1, 2]);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn run(self) -> Result<O, Error> {
+        let ex = LocalExecutor::new();
+        let handle = self.spawn_local(&ex);
+        future::block_on(ex.run(handle))
+    }
+
+    /// Runs the pipeline on `threads` threads of a multi-threaded executor:
+    /// the calling thread and `threads - 1` new ones. Blocks until the sink
+    /// is done.
+    ///
+    /// Useful when stages do CPU-heavy work; for light stages one thread is
+    /// faster, as items then never cross between cores. `threads == 0` gives
+    /// [`Error::ZeroThreads`], and more than [`MAX_THREADS`] gives
+    /// [`Error::TooManyThreads`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let n = flowgate::from_iter(0..10_000u64).map(|x| x % 3).count().run_on_threads(2)?;
+    /// assert_eq!(n, 10_000);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn run_on_threads(self, threads: usize) -> Result<O, Error> {
+        if threads == 0 {
+            return Err(Error::ZeroThreads);
+        }
+        if threads > MAX_THREADS {
+            return Err(Error::TooManyThreads {
+                threads,
+                max: MAX_THREADS,
+            });
+        }
+        let ex = Executor::new();
+        // Closing `stop` ends the helper threads' `run`.
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        std::thread::scope(|scope| {
+            for i in 1..threads {
+                let (ex, stopped) = (&ex, stopped.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("flowgate-{i}"))
+                    .spawn_scoped(scope, move || future::block_on(ex.run(stopped.recv())));
+                if let Err(source) = spawned {
+                    drop(stop);
+                    return Err(Error::ThreadSpawn { source });
+                }
+            }
+            let result = future::block_on(ex.run(self.spawn(&ex)));
+            drop(stop);
+            result
+        })
+    }
+
+    /// Starts every stage as a task on `ex` and gives a handle that is a
+    /// future of the result.
+    ///
+    /// Dropping the handle cancels the pipeline; call
+    /// [`JobHandle::detach`] to let it run on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol::Executor;
+    ///
+    /// let ex = Executor::new();
+    /// let handle = flowgate::from_iter(0..100u32).count().spawn(&ex);
+    /// let n = smol::block_on(ex.run(handle))?;
+    /// assert_eq!(n, 100);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn spawn(self, ex: &Executor<'_>) -> JobHandle<O> {
+        self.spawn_with(|fut| ex.spawn(fut), |fut| ex.spawn(fut))
+    }
+
+    /// Starts every stage as a task on a single-threaded `ex` and gives a
+    /// handle that is a future of the result.
+    ///
+    /// Dropping the handle cancels the pipeline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use smol::LocalExecutor;
+    ///
+    /// let ex = LocalExecutor::new();
+    /// let handle = flowgate::from_iter("abc".chars()).collect::<String>().spawn_local(&ex);
+    /// assert_eq!(smol::block_on(ex.run(handle))?, "abc");
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn spawn_local(self, ex: &LocalExecutor<'_>) -> JobHandle<O> {
+        self.spawn_with(|fut| ex.spawn(fut), |fut| ex.spawn(fut))
+    }
+
+    /// Starts every stage as a task on smol's global executor and gives a
+    /// handle that is a future of the result.
+    ///
+    /// Dropping the handle cancels the pipeline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let total = smol::block_on(flowgate::from_iter(1..=3u8).fold(0, |a, x| a + x).spawn_global())?;
+    /// assert_eq!(total, 6);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn spawn_global(self) -> JobHandle<O> {
+        self.spawn_with(smol::spawn, smol::spawn)
+    }
+
+    fn spawn_with(
+        self,
+        mut spawn_stage: impl FnMut(StageFuture) -> StageTask,
+        spawn_sink: impl FnOnce(SinkFuture<O>) -> Task<Result<O, Error>>,
+    ) -> JobHandle<O> {
+        let supervisor = match self.launch() {
+            (Err(err), run) => Supervisor::failed(err, run),
+            (Ok((stages, sink)), run) => {
+                let tasks = stages.into_iter().map(&mut spawn_stage).collect();
+                Supervisor::new(tasks, spawn_sink(sink), run)
+            }
+        };
+        JobHandle::new(supervisor)
+    }
+}
+
+impl<O> fmt::Debug for Job<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("stages", &(self.graph.len() + 1))
+            .field(
+                "sink",
+                &match &self.sink {
+                    Sink::Unstarted { name, .. } => name.as_str(),
+                    Sink::Branches(_) => "(branches)",
+                },
+            )
+            .field("deadline", &self.deadline)
+            .field("graph", &self.graph)
+            .finish()
+    }
+}

@@ -1,0 +1,12 @@
+//! Pure data about a run: its [`State`](state::State), one
+//! [`StageReport`](stage::StageReport) per stage, the hops between them,
+//! and the [`Report`](run::Report) that holds it all and prints as a table.
+//!
+//! Nothing here reads a running pipeline; `engine::snapshot` does, and
+//! fills these types in.
+
+pub(crate) mod links;
+pub(crate) mod run;
+pub(crate) mod stage;
+pub(crate) mod state;
+mod table;

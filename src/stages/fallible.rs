@@ -1,0 +1,356 @@
+//! Fallible stages, `try_map` and `try_then`, with their error policies and
+//! per-item timeouts.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use std::sync::Arc;
+
+use futures_lite::future::poll_once;
+use futures_lite::FutureExt;
+use smol::Timer;
+
+use crate::engine::hop::{Closed, Inlet, Outlet};
+use crate::engine::stage_loop::{run_stage, Work};
+use crate::engine::stats::StageStats;
+use crate::error::{Error, ItemError, TimedOut};
+use crate::pipeline::builder::Pipeline;
+use crate::pipeline::head::StageSetup;
+use crate::stages::policy::{DeadLetter, OnError, Step};
+
+/// Marks a pipeline whose newest stage is a [`Pipeline::try_map`] from `T`
+/// that fails with `E`.
+#[derive(Debug)]
+pub struct TryMapped<T, E>(PhantomData<fn() -> (T, E)>);
+
+/// Marks a pipeline whose newest stage is a [`Pipeline::try_then`] from `T`
+/// that fails with `E`.
+#[derive(Debug)]
+pub struct TryThened<T, E>(PhantomData<fn() -> (T, E)>);
+
+/// A fallible stage: its input type and its error type.
+///
+/// Implemented by [`TryMapped`] and [`TryThened`] only.
+pub trait Fallible: sealed::Sealed {
+    /// The stage's input.
+    type Input;
+    /// The stage's error.
+    type Error;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<T, E> Sealed for super::TryMapped<T, E> {}
+    impl<T, E> Sealed for super::TryThened<T, E> {}
+}
+
+impl<T, E> Fallible for TryMapped<T, E> {
+    type Input = T;
+    type Error = E;
+}
+
+impl<T, E> Fallible for TryThened<T, E> {
+    type Input = T;
+    type Error = E;
+}
+
+impl<T: Send + 'static, S> Pipeline<T, S> {
+    /// Adds a stage that maps each item with a function that can fail.
+    ///
+    /// A failed item goes to the stage's policy, set with
+    /// [`on_error`](Pipeline::on_error); by default the run fails with
+    /// [`Error::Stage`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::Error;
+    ///
+    /// let err = flowgate::from_iter(["1", "x"])
+    ///     .try_map(|s| s.parse::<u8>())
+    ///     .name("parse")
+    ///     .count()
+    ///     .run()
+    ///     .unwrap_err();
+    /// assert!(matches!(&err, Error::Stage { stage, .. } if stage == "parse"));
+    /// ```
+    pub fn try_map<U, E, F>(self, mut f: F) -> Pipeline<U, TryMapped<T, E>>
+    where
+        U: Send + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+        F: FnMut(T) -> Result<U, E> + Send + 'static,
+    {
+        self.chain("try_map", false, move |input, setup| {
+            try_stage(input, setup, move |item| std::future::ready(f(item)))
+        })
+    }
+
+    /// Adds a stage that maps each item with an async function that can
+    /// fail, one item at a time, in order.
+    ///
+    /// A failed item goes to the stage's policy, set with
+    /// [`on_error`](Pipeline::on_error). An item can also be given a time
+    /// limit with [`timeout`](Pipeline::timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::OnError;
+    ///
+    /// let out: Vec<u32> = flowgate::from_iter([1u32, 50, 2])
+    ///     .try_then(|ms| async move {
+    ///         smol::Timer::after(Duration::from_millis(ms.into())).await;
+    ///         Ok::<u32, std::io::Error>(ms)
+    ///     })
+    ///     .timeout(Duration::from_millis(20))
+    ///     .on_error(OnError::skip())
+    ///     .collect()
+    ///     .run()?;
+    /// assert_eq!(out, [1, 2]);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn try_then<U, E, Fut, F>(self, f: F) -> Pipeline<U, TryThened<T, E>>
+    where
+        U: Send + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        F: FnMut(T) -> Fut + Send + 'static,
+    {
+        self.chain("try_then", false, move |input, setup| {
+            try_stage(input, setup, f)
+        })
+    }
+}
+
+impl<U: Send + 'static, F> Pipeline<U, F>
+where
+    F: Fallible,
+    F::Input: Send + 'static,
+    F::Error: Send + 'static,
+{
+    /// Sets what the newest stage, a fallible one, does with an item that
+    /// failed. See [`OnError`].
+    ///
+    /// A retry policy of 0 attempts, or a backoff factor below 1, makes the
+    /// run fail at once with [`Error::ZeroAttempts`] or
+    /// [`Error::BadBackoff`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::{Backoff, OnError};
+    /// use std::time::Duration;
+    ///
+    /// let (dead_tx, dead_rx) = async_channel::bounded(8);
+    /// let ok: Vec<u8> = flowgate::from_iter(["1", "x", "3"])
+    ///     .try_map(|s: &str| s.parse::<u8>())
+    ///     .on_error(OnError::retry(2, Backoff::fixed(Duration::ZERO)).or_dead_letter(dead_tx))
+    ///     .collect()
+    ///     .run()?;
+    /// assert_eq!(ok, [1, 3]);
+    /// let letter = dead_rx.try_recv().unwrap();
+    /// assert_eq!((letter.item, letter.attempts), ("x", 2));
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn on_error(self, policy: OnError<F::Input, F::Error>) -> Self {
+        match policy.check(self.newest_name()) {
+            Ok(()) => self.configure(Some(Box::new(policy)), None),
+            Err(err) => self.fail(err),
+        }
+    }
+}
+
+impl<U: Send + 'static, T, E> Pipeline<U, TryThened<T, E>> {
+    /// Gives each item of the newest stage, a `try_then`, at most `after` to
+    /// finish, like Python's `asyncio.wait_for`. An item that takes longer
+    /// fails with [`TimedOut`], which goes to the stage's policy like any
+    /// other failure.
+    ///
+    /// The timer runs from the moment the item's work starts. A zero timeout
+    /// gives the work one poll: an item whose future is ready at once still
+    /// succeeds, any other times out, as with `wait_for(x, 0)`. A timeout too
+    /// long to represent never fires.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::{Error, TimedOut};
+    /// use std::time::Duration;
+    ///
+    /// let err = flowgate::from_iter([1u8])
+    ///     .try_then(|x| async move {
+    ///         smol::Timer::after(Duration::from_secs(2)).await;
+    ///         Ok::<u8, std::io::Error>(x)
+    ///     })
+    ///     .timeout(Duration::from_millis(10))
+    ///     .count()
+    ///     .run()
+    ///     .unwrap_err();
+    /// let Error::Stage { source, .. } = err else { panic!("{err}") };
+    /// assert!(source.downcast_ref::<TimedOut>().is_some());
+    /// ```
+    pub fn timeout(self, after: Duration) -> Self {
+        self.configure(None, Some(after))
+    }
+}
+
+/// The work of a fallible stage: each item is tried, and a failure goes to
+/// the stage's policy.
+struct TryStage<I, O, E, F> {
+    out: Outlet<O>,
+    stats: Arc<StageStats>,
+    policy: OnError<I, E>,
+    timeout: Option<Duration>,
+    f: F,
+}
+
+impl<I, O, E, Fut, F> Work<Vec<I>> for TryStage<I, O, E, F>
+where
+    E: std::error::Error + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, E>>,
+    F: FnMut(I) -> Fut,
+{
+    async fn chunk(&mut self, chunk: &mut Vec<I>) -> Result<(), Error> {
+        for item in chunk.drain(..) {
+            if let Some(output) = self.try_item(item).await? {
+                if self.out.push(output) {
+                    self.out.flush().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn round_end(&mut self) -> Result<(), Error> {
+        Ok(self.out.flush().await?)
+    }
+}
+
+impl<I, O, E, Fut, F> TryStage<I, O, E, F>
+where
+    E: std::error::Error + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, E>>,
+    F: FnMut(I) -> Fut,
+{
+    /// Tries one item, as often as the policy says: its output, or `None`
+    /// if the policy skipped or dead-lettered it.
+    async fn try_item(&mut self, mut item: I) -> Result<Option<O>, Error> {
+        let mut attempt = 1;
+        loop {
+            let copy = self.policy.clone.map(|clone| clone(&item));
+            let error = match attempt_once((self.f)(item), self.timeout, &mut self.out).await? {
+                Ok(output) => return Ok(Some(output)),
+                Err(error) => error,
+            };
+            match (self.policy.step(attempt), copy) {
+                (Step::Retry(wait), Some(copy)) => {
+                    self.stats.count_retried();
+                    self.out.flush().await?;
+                    Timer::after(wait).await;
+                    item = copy;
+                    attempt += 1;
+                }
+                (Step::DeadLetter(output), Some(copy)) => {
+                    let letter = DeadLetter {
+                        stage: self.stats.name().to_owned(),
+                        item: copy,
+                        error,
+                        attempts: attempt,
+                    };
+                    self.out.flush().await?;
+                    if let Err(async_channel::SendError(letter)) = output.send(letter).await {
+                        fail_or_skip(&Step::<I, E>::Fail, &self.stats, letter.error)?;
+                    }
+                    self.stats.count_dead_lettered();
+                    return Ok(None);
+                }
+                (step, _) => {
+                    fail_or_skip(&step, &self.stats, error)?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// Counts a failed item as skipped, or fails the stage with its error.
+fn fail_or_skip<E>(
+    step: &Step<'_, impl Sized, E>,
+    stats: &StageStats,
+    error: ItemError<E>,
+) -> Result<(), Error>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    if let Step::Skip = step {
+        stats.count_skipped();
+        return Ok(());
+    }
+    stats.count_failed();
+    Err(Error::Stage {
+        stage: stats.name().to_owned(),
+        source: error.into_source(),
+    })
+}
+
+/// Runs a fallible stage: each item of `input` goes through `f`, and a
+/// failure to the stage's policy (fail fast unless one was set).
+async fn try_stage<I, O, E, Fut, F>(
+    input: Inlet<I>,
+    setup: StageSetup<O>,
+    f: F,
+) -> Result<(), Error>
+where
+    I: 'static,
+    E: std::error::Error + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, E>>,
+    F: FnMut(I) -> Fut,
+{
+    let policy = setup
+        .policy
+        .and_then(|policy| policy.downcast::<OnError<I, E>>().ok())
+        .map_or_else(OnError::fail_fast, |policy| *policy);
+    let mut work = TryStage {
+        out: setup.out,
+        stats: setup.stats,
+        policy,
+        timeout: setup.timeout,
+        f,
+    };
+    run_stage(input, &mut work).await
+}
+
+/// Runs one attempt of an item's work, under the stage's timeout. If the
+/// work has to wait, the outputs already made are sent on first. Fails if
+/// the next stage has gone.
+async fn attempt_once<O, E, T>(
+    work: impl Future<Output = Result<T, E>>,
+    timeout: Option<Duration>,
+    out: &mut Outlet<O>,
+) -> Result<Result<T, ItemError<E>>, Closed> {
+    let started = Instant::now();
+    let mut work = pin!(work);
+    if let Some(result) = poll_once(work.as_mut()).await {
+        return Ok(result.map_err(ItemError::Failed));
+    }
+    let Some(after) = timeout else {
+        out.flush().await?;
+        return Ok(work.await.map_err(ItemError::Failed));
+    };
+    if after.is_zero() {
+        return Ok(Err(ItemError::TimedOut(TimedOut { after })));
+    }
+    let timer = started
+        .checked_add(after)
+        .map_or_else(Timer::never, Timer::at);
+    let expired = async {
+        timer.await;
+        Err(ItemError::TimedOut(TimedOut { after }))
+    };
+    let finished = async { work.await.map_err(ItemError::Failed) };
+    out.flush().await?;
+    Ok(finished.or(expired).await)
+}

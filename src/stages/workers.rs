@@ -1,0 +1,327 @@
+//! The parts of a parallel stage: a dispatcher that hands items to workers,
+//! the workers, and a collector that hands their outputs on.
+//!
+//! ```text
+//!            ┌─▶ worker ─┐
+//! input ─▶ dispatch ─▶ worker ─▶ collect ─▶ output
+//!            └─▶ worker ─┘
+//! ```
+//!
+//! The dispatcher and the collector are one task; each worker is a task of
+//! its own, so CPU-heavy work spreads over a multi-threaded executor. Items
+//! and outputs travel on bounded channels sized to the number of workers.
+//! A worker is free again as soon as it has handed its output to the
+//! collector, not once the output has left the stage, so N items stay in
+//! flight while the next stage is slow, until the outputs waiting for it
+//! fill their own bounded room.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use async_channel::{Receiver, Sender};
+use futures_lite::FutureExt;
+
+use crate::engine::hop::{Inlet, Outlet};
+use crate::engine::stage_loop::{Input, Work};
+use crate::error::Error;
+use crate::pipeline::graph::WorkerTask;
+
+/// Work handed to a worker: its place in the input, a tag that comes back
+/// when the worker is done with it (a key, for a keyed stage), and the
+/// item (or, for a windowed stage, a slice of items).
+pub(crate) type Assignment<G, T> = (u64, G, T);
+
+/// One worker: takes items until there are no more, sends each output with
+/// the item's place, and then gives the item's tag back through `freed`, to
+/// tell the dispatcher it is free.
+async fn worker<G, T, U, W, Fut>(
+    work: Receiver<Assignment<G, T>>,
+    done: Sender<(u64, U)>,
+    freed: Sender<G>,
+    f: Arc<W>,
+) where
+    W: Fn(T) -> Fut,
+    Fut: Future<Output = U>,
+{
+    while let Ok((seq, tag, item)) = work.recv().await {
+        let output = f(item).await;
+        if done.send((seq, output)).await.is_err() {
+            return;
+        }
+        // The channel has room for every item in flight, and nobody
+        // listens once the dispatcher has ended.
+        let _ = freed.send(tag).await;
+    }
+}
+
+/// Builds `n` workers that share `f`. Gives the channel to hand them work
+/// on, the channel their outputs come back on, and the workers, to be
+/// driven beside the stage; each gives an item's tag back through `freed`
+/// once its output is sent.
+#[allow(clippy::type_complexity)]
+pub(crate) fn crew<G, T, U, W, Fut>(
+    n: usize,
+    f: W,
+    freed: &Sender<G>,
+) -> (
+    Sender<Assignment<G, T>>,
+    Receiver<(u64, Vec<U>)>,
+    Vec<WorkerTask>,
+)
+where
+    G: Send + 'static,
+    T: Send + 'static,
+    U: Send + 'static,
+    W: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Vec<U>> + Send + 'static,
+{
+    let (work_tx, work_rx) = async_channel::bounded(n);
+    let (done_tx, done_rx) = async_channel::bounded(n);
+    let f = Arc::new(f);
+    let workers = (0..n)
+        .map(|_| {
+            let work = worker(
+                work_rx.clone(),
+                done_tx.clone(),
+                freed.clone(),
+                Arc::clone(&f),
+            );
+            Box::pin(work) as WorkerTask
+        })
+        .collect();
+    (work_tx, done_rx, workers)
+}
+
+/// Hands each item to a worker once a worker is free: each worker gives a
+/// permit back through `free` once it has handed its output on, so at most
+/// as many items as there are permits are being worked on, whatever the
+/// next stage does. For ordered output, an item also takes a place in
+/// `window`, given back when its output leaves the stage: that bounds the
+/// outputs that wait for a slow item before them.
+pub(crate) async fn dispatch<T>(
+    mut input: Inlet<T>,
+    work: Sender<Assignment<(), Vec<T>>>,
+    free: Receiver<()>,
+    window: Option<Receiver<()>>,
+    slices: Slices,
+) {
+    let mut seq = 0;
+    while let Some(mut chunk) = input.recv().await {
+        let size = slices.size(chunk.len());
+        while !chunk.is_empty() {
+            let slice: Vec<T> = chunk.drain(..size.min(chunk.len())).collect();
+            if free.recv().await.is_err() {
+                return;
+            }
+            if let Some(window) = &window {
+                if window.recv().await.is_err() {
+                    return;
+                }
+            }
+            if work.send((seq, (), slice)).await.is_err() {
+                return;
+            }
+            seq += 1;
+        }
+        input.recycle(chunk);
+    }
+}
+
+/// How many items go to a worker at once.
+#[derive(Clone, Copy)]
+pub(crate) struct Slices {
+    /// The most items in one slice.
+    pub(crate) most: usize,
+    pub(crate) workers: usize,
+}
+
+impl Slices {
+    /// The size of the slices a chunk of `len` items is cut into: small
+    /// enough that every worker gets about four, so that the work stays
+    /// balanced when items take unequal times.
+    fn size(self, len: usize) -> usize {
+        len.div_ceil(4 * self.workers).clamp(1, self.most.max(1))
+    }
+}
+
+/// What the keyed dispatcher waits for.
+enum Event<T, K> {
+    Chunk(Option<Vec<T>>),
+    Freed(Option<K>),
+}
+
+/// Hands items to workers so that items with the same key are worked on one
+/// at a time, in input order, and at most `n` items are in flight. An item
+/// whose key is busy waits in its key's queue; at most `n` items wait so.
+pub(crate) async fn dispatch_keyed<T, K, KF>(
+    mut input: Inlet<T>,
+    work: Sender<Assignment<K, T>>,
+    freed: Receiver<K>,
+    mut key: KF,
+    n: usize,
+) where
+    K: Hash + Eq + Clone,
+    KF: FnMut(&T) -> K,
+{
+    // Keys with an item in flight, each with the items waiting behind it.
+    let mut busy: HashMap<K, VecDeque<T>> = HashMap::new();
+    let (mut waiting, mut in_flight, mut seq) = (0, 0, 0);
+    // An item whose key is free, waiting for a worker.
+    let mut held: Option<(K, T)> = None;
+    let mut current = Vec::new().into_iter();
+    let mut open = true;
+    loop {
+        // Place the items at hand until one has to wait for a worker, or
+        // the queues are full.
+        loop {
+            if held.is_none() && waiting < n {
+                let Some(item) = current.next() else { break };
+                let k = key(&item);
+                match busy.get_mut(&k) {
+                    Some(queue) => {
+                        queue.push_back(item);
+                        waiting += 1;
+                        continue;
+                    }
+                    None => held = Some((k, item)),
+                }
+            }
+            if in_flight >= n {
+                break;
+            }
+            let Some((k, item)) = held.take() else { break };
+            busy.insert(k.clone(), VecDeque::new());
+            in_flight += 1;
+            if work.send((seq, k, item)).await.is_err() {
+                return;
+            }
+            seq += 1;
+        }
+        let idle = held.is_none() && current.len() == 0;
+        if !open && idle && waiting == 0 {
+            // Everything is handed out; the workers finish on their own.
+            return;
+        }
+        let freed_one = async { Event::Freed(freed.recv().await.ok()) };
+        let event = if open && idle && waiting < n {
+            freed_one
+                .or(async { Event::Chunk(input.recv().await) })
+                .await
+        } else {
+            freed_one.await
+        };
+        match event {
+            Event::Chunk(Some(chunk)) => current = chunk.into_iter(),
+            Event::Chunk(None) => open = false,
+            // Every worker has gone: the run is being stopped.
+            Event::Freed(None) => return,
+            Event::Freed(Some(k)) => {
+                in_flight -= 1;
+                match busy.get_mut(&k).and_then(VecDeque::pop_front) {
+                    Some(item) => {
+                        waiting -= 1;
+                        in_flight += 1;
+                        if work.send((seq, k, item)).await.is_err() {
+                            return;
+                        }
+                        seq += 1;
+                    }
+                    None => {
+                        busy.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The workers' outputs, as the collector's input: each receive is one
+/// worker's output for one assignment, with the assignment's place.
+pub(crate) struct Done<U>(pub(crate) Receiver<(u64, Vec<U>)>);
+
+impl<U> Input for Done<U> {
+    type Chunk = (u64, Vec<U>);
+
+    async fn recv(&mut self) -> Option<(u64, Vec<U>)> {
+        self.0.recv().await.ok()
+    }
+
+    fn try_recv(&mut self) -> Option<(u64, Vec<U>)> {
+        self.0.try_recv().ok()
+    }
+
+    fn recycle(&mut self, _: (u64, Vec<U>)) {}
+
+    /// One assignment, however many outputs it made.
+    fn size(_: &(u64, Vec<U>)) -> usize {
+        1
+    }
+}
+
+/// The work of a parallel stage's collector: it hands the workers' outputs
+/// on, in input order when `ordered`, else as they come. With `window`,
+/// each output handed on gives its place back to the dispatcher, before the
+/// collector waits for room downstream.
+pub(crate) struct Collect<U> {
+    pub(crate) out: Outlet<U>,
+    pub(crate) window: Option<Sender<()>>,
+    pub(crate) ordered: bool,
+    /// Outputs that came early, by place after `next`.
+    pub(crate) early: VecDeque<Option<Vec<U>>>,
+    /// The place of the next output to hand on, in input order.
+    pub(crate) next: u64,
+}
+
+impl<U> Collect<U> {
+    /// A collector with nothing waiting.
+    pub(crate) fn new(out: Outlet<U>, window: Option<Sender<()>>, ordered: bool) -> Self {
+        Collect {
+            out,
+            window,
+            ordered,
+            early: VecDeque::new(),
+            next: 0,
+        }
+    }
+
+    /// Hands on the outputs of one assignment.
+    async fn hand_on(&mut self, outputs: Vec<U>) -> Result<(), Error> {
+        if let Some(window) = &self.window {
+            let _ = window.try_send(());
+        }
+        for output in outputs {
+            if self.out.push(output) {
+                self.out.flush().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<U> Work<(u64, Vec<U>)> for Collect<U> {
+    async fn chunk(&mut self, done: &mut (u64, Vec<U>)) -> Result<(), Error> {
+        let (seq, outputs) = (done.0, std::mem::take(&mut done.1));
+        if !self.ordered {
+            return self.hand_on(outputs).await;
+        }
+        // The window keeps every place within reach.
+        let slot = usize::try_from(seq - self.next).unwrap_or(usize::MAX);
+        if self.early.len() <= slot {
+            self.early.resize_with(slot + 1, || None);
+        }
+        self.early[slot] = Some(outputs);
+        while self.early.front().is_some_and(Option::is_some) {
+            self.next += 1;
+            if let Some(Some(outputs)) = self.early.pop_front() {
+                self.hand_on(outputs).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn round_end(&mut self) -> Result<(), Error> {
+        Ok(self.out.flush().await?)
+    }
+}
