@@ -341,6 +341,7 @@ impl<T> Inlet<T> {
     }
 
     /// Takes a chunk that is already waiting, without waiting.
+    #[inline]
     pub(crate) fn try_recv(&mut self) -> Result<Vec<T>, TryRecvError> {
         let chunk = self.chunks.try_recv()?;
         self.took(chunk.len());
@@ -358,6 +359,7 @@ impl<T> Inlet<T> {
 
     /// Accounts for `n` items leaving the hop, and sends the spare buffer
     /// back, which wakes a sender waiting for room.
+    #[inline]
     fn took(&mut self, n: usize) {
         if let Some(stats) = &self.stats {
             stats.count_received(n);

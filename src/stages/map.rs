@@ -181,24 +181,44 @@ struct Each<O, F> {
     apply: F,
 }
 
+impl<O, F> Each<O, F> {
+    /// Moves `chunk`'s first `slice` items through `apply`, counting those
+    /// that made no output as filtered.
+    #[inline]
+    fn apply<I>(&mut self, chunk: &mut Vec<I>, slice: usize)
+    where
+        F: FnMut(std::vec::Drain<'_, I>, &mut Outlet<O>),
+    {
+        let before = self.out.len();
+        (self.apply)(chunk.drain(..slice), &mut self.out);
+        let filtered = slice - (self.out.len() - before);
+        if filtered > 0 {
+            self.out.stats().count_filtered(filtered);
+        }
+    }
+}
+
 impl<I, O, F> Work<Vec<I>> for Each<O, F>
 where
     F: FnMut(std::vec::Drain<'_, I>, &mut Outlet<O>),
 {
+    /// The whole chunk, when it fits in the output chunk being built.
     #[inline]
+    fn chunk_now(&mut self, chunk: &mut Vec<I>) -> bool {
+        if chunk.len() > self.out.room() {
+            return false;
+        }
+        self.apply(chunk, chunk.len());
+        true
+    }
+
     async fn chunk(&mut self, chunk: &mut Vec<I>) -> Result<(), Error> {
-        let mut filtered = 0;
         while !chunk.is_empty() {
             if self.out.is_full() {
                 self.out.flush().await?;
             }
             let slice = self.out.room().min(chunk.len());
-            let before = self.out.len();
-            (self.apply)(chunk.drain(..slice), &mut self.out);
-            filtered += slice - (self.out.len() - before);
-        }
-        if filtered > 0 {
-            self.out.stats().count_filtered(filtered);
+            self.apply(chunk, slice);
         }
         Ok(())
     }

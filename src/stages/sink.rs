@@ -191,13 +191,19 @@ impl<I, B, F> Work<Vec<I>> for FoldChunks<B, F>
 where
     F: FnMut(B, std::vec::Drain<'_, I>) -> B,
 {
+    /// Every chunk: folding never waits.
     #[inline]
-    async fn chunk(&mut self, chunk: &mut Vec<I>) -> Result<(), Error> {
+    fn chunk_now(&mut self, chunk: &mut Vec<I>) -> bool {
         let n = chunk.len();
         if let Some(acc) = self.acc.take() {
             self.acc = Some((self.f)(acc, chunk.drain(..)));
         }
         self.stats.count_emitted(n);
+        true
+    }
+
+    async fn chunk(&mut self, chunk: &mut Vec<I>) -> Result<(), Error> {
+        self.chunk_now(chunk);
         Ok(())
     }
 
