@@ -5,7 +5,7 @@
 
 #![no_main]
 
-#[path = "../../tests/script/mod.rs"]
+#[path = "../../tests/support/script.rs"]
 mod script;
 
 use std::sync::Once;

@@ -1,0 +1,251 @@
+//! States, shutdown, cancel, dropped handles and deadlines, each checked
+//! against the report's account of every item.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::support::{assert_accounted, settle, watchdog};
+use flowgate::{Error, State};
+
+#[test]
+fn states_go_from_pending_to_running_to_done_as_seen_from_another_thread() {
+    let (started_tx, started_rx) = mpsc::channel();
+    let (gate_tx, gate_rx) = async_channel::bounded::<()>(1);
+    let job = flowgate::from_iter(0..10u32)
+        .then(move |x| {
+            let (started, gate) = (started_tx.clone(), gate_rx.clone());
+            async move {
+                if x == 0 {
+                    let _ = started.send(());
+                    let _ = gate.recv().await;
+                }
+                x
+            }
+        })
+        .name("gated")
+        .count();
+    let control = job.control();
+    assert_eq!(control.state(), State::Pending);
+    let runner = std::thread::spawn(move || job.run_on_threads(2));
+    watchdog(move || started_rx.recv().unwrap());
+    assert_eq!(control.state(), State::Running);
+    let gated = control.report();
+    assert_eq!(gated.stage("gated").unwrap().state, State::Running);
+    // It holds the chunk that item 0 came in.
+    assert!(gated.stage("gated").unwrap().in_hand >= 1, "{gated}");
+    gate_tx.close();
+    assert_eq!(watchdog(move || runner.join().unwrap()).unwrap(), 10);
+    assert_eq!(control.state(), State::Done);
+    let report = control.report();
+    assert!(
+        report.stages.iter().all(|s| s.state == State::Done),
+        "{report}"
+    );
+    assert_accounted(&report);
+    assert_eq!(report.delivered(), 10);
+}
+
+#[test]
+fn a_handle_reports_live_stage_states() {
+    let ex = smol::LocalExecutor::new();
+    let (tx, rx) = async_channel::bounded::<u32>(4);
+    let handle = flowgate::from_stream(rx)
+        .map(|x| x * 2)
+        .count()
+        .spawn_local(&ex);
+    assert_eq!(handle.state(), State::Pending);
+    settle(&ex);
+    assert_eq!(handle.state(), State::Running);
+    let live = handle.report();
+    assert_eq!(live.stages.len(), 3);
+    assert!(
+        live.stages.iter().all(|s| s.state == State::Running),
+        "{live}"
+    );
+    futures_lite::future::block_on(async {
+        for x in 0..3 {
+            tx.send(x).await.unwrap();
+        }
+    });
+    drop(tx);
+    let control = handle.control();
+    assert_eq!(futures_lite::future::block_on(ex.run(handle)).unwrap(), 3);
+    assert_eq!(control.state(), State::Done);
+}
+
+#[test]
+fn cancel_stops_a_stage_that_waits_forever_and_reports_what_it_dropped() {
+    let (started_tx, started_rx) = mpsc::channel();
+    let job = flowgate::from_iter(0u64..)
+        .then(move |x| {
+            let started = started_tx.clone();
+            async move {
+                if x == 100 {
+                    let _ = started.send(());
+                    std::future::pending::<()>().await;
+                }
+                x
+            }
+        })
+        .name("stuck")
+        .count();
+    let control = job.control();
+    let runner = std::thread::spawn(move || job.run());
+    watchdog(move || started_rx.recv().unwrap());
+    assert!(control.cancel());
+    assert!(!control.cancel(), "a second cancel is a no-op");
+    let err = watchdog(move || runner.join().unwrap()).unwrap_err();
+    let Error::Cancelled { report } = err else {
+        panic!("expected a cancel, got {err}")
+    };
+    assert_eq!(report.state, State::Cancelled);
+    assert_accounted(&report);
+    let stuck = report.stage("stuck").unwrap();
+    assert_eq!(stuck.state, State::Cancelled);
+    assert!(stuck.dropped >= 1, "the item it held is dropped\n{report}");
+    assert_eq!(report.delivered(), stuck.emitted);
+    assert_eq!(control.state(), State::Cancelled);
+}
+
+#[test]
+fn shutdown_drains_every_item_in_flight() {
+    let source = flowgate::from_iter(0u64..);
+    let control = source.control();
+    let stop = control.clone();
+    let total = watchdog(move || {
+        source
+            .map(|x| x + 1)
+            .capacity(64)
+            .filter(|x| x % 3 != 0)
+            .fold(0u64, move |n, _| {
+                if n == 5_000 {
+                    stop.shutdown();
+                }
+                n + 1
+            })
+            .run()
+    })
+    .unwrap();
+    let report = control.report();
+    assert_eq!(report.state, State::Done);
+    assert_accounted(&report);
+    assert_eq!(report.dropped(), 0);
+    assert_eq!(report.delivered(), total);
+    let source = &report.stages[0];
+    assert_eq!(source.received - report.stages[2].filtered, total);
+}
+
+#[test]
+fn dropping_a_handle_cancels_the_pipeline() {
+    let ex = smol::LocalExecutor::new();
+    let handle = flowgate::from_iter(0u64..)
+        .map(|x| x + 1)
+        .count()
+        .spawn_local(&ex);
+    let control = handle.control();
+    for _ in 0..50 {
+        ex.try_tick();
+    }
+    assert_eq!(control.state(), State::Running);
+    drop(handle);
+    settle(&ex);
+    assert_eq!(control.state(), State::Cancelled);
+    let report = control.report();
+    assert!(
+        report.stages.iter().all(|s| s.state == State::Cancelled),
+        "{report}"
+    );
+    assert!(report.stages.iter().all(|s| s.is_balanced()), "{report}");
+}
+
+#[test]
+fn a_handle_or_future_dropped_before_its_first_poll_reports_cancelled() {
+    // Found by the fuzz target: a handle dropped before the executor ever
+    // ticked left every stage, and the pipeline, `Pending` for good.
+    let ex = smol::LocalExecutor::new();
+    let handle = flowgate::from_iter(0..10u64)
+        .map(|x| x + 1)
+        .count()
+        .spawn_local(&ex);
+    let control = handle.control();
+    drop(handle);
+    settle(&ex);
+    let job = flowgate::from_iter(0..10u64).count();
+    let unpolled = job.control();
+    drop(std::future::IntoFuture::into_future(job));
+    for control in [control, unpolled] {
+        assert_eq!(control.state(), State::Cancelled);
+        let report = control.report();
+        assert!(
+            report.stages.iter().all(|s| s.state == State::Cancelled),
+            "{report}"
+        );
+        assert!(report.is_balanced(), "{report}");
+    }
+}
+
+#[test]
+fn a_deadline_cancels_an_endless_run_and_returns_the_partial_report() {
+    let err = watchdog(|| {
+        flowgate::from_iter(0u64..)
+            .map(|x| x * 2)
+            .count()
+            .deadline(Duration::from_millis(30))
+            .run()
+    })
+    .unwrap_err();
+    let Error::DeadlineElapsed { after, report } = err else {
+        panic!("expected a deadline error, got {err}")
+    };
+    assert_eq!(after, Duration::from_millis(30));
+    assert_eq!(report.state, State::Cancelled);
+    assert_accounted(&report);
+    assert!(report.stages[0].received > 0, "{report}");
+}
+
+#[test]
+fn a_zero_deadline_cancels_at_once_and_a_huge_one_never_fires() {
+    let err = watchdog(|| {
+        flowgate::from_iter(0..1_000_000u64)
+            .count()
+            .deadline(Duration::ZERO)
+            .run()
+    })
+    .unwrap_err();
+    assert!(matches!(err, Error::DeadlineElapsed { .. }), "{err}");
+    assert_accounted(err.report().unwrap());
+    let n = watchdog(|| {
+        flowgate::from_iter(0..1000u64)
+            .count()
+            .deadline(Duration::MAX)
+            .run()
+    })
+    .unwrap();
+    assert_eq!(n, 1000);
+}
+
+#[test]
+fn a_cancelled_stream_ends_with_the_report() {
+    use futures_lite::StreamExt;
+
+    let items: Vec<Result<u64, Error>> = watchdog(|| {
+        futures_lite::future::block_on(async {
+            let mut out = flowgate::from_iter(0u64..).into_stream();
+            let control = out.control();
+            let mut got = Vec::new();
+            while let Some(item) = out.next().await {
+                if got.len() == 10 {
+                    control.cancel();
+                }
+                got.push(item);
+            }
+            got
+        })
+    });
+    let (last, firsts) = items.split_last().unwrap();
+    assert!(firsts.iter().all(Result::is_ok));
+    let Err(Error::Cancelled { report }) = last else {
+        panic!("expected a cancel at the end, got {last:?}")
+    };
+    assert_accounted(report);
+}

@@ -1,0 +1,132 @@
+//! A pipeline gives exactly what the same chain of `Iterator` adapters
+//! gives, in order, whatever its stages, capacities, chunk limits and runner.
+
+use crate::support::runner::Runner;
+use crate::support::watchdog;
+
+use flowgate::Pipeline;
+use proptest::prelude::*;
+
+/// One stage, as data, so the same chain can be built both ways.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Map(u64),
+    Filter(u64),
+    FilterMap(u64),
+    /// Each item becomes `x % k` items: none, one or several.
+    FlatMap(u64),
+    /// An async map that waits (yields) on some items.
+    Then(u64),
+}
+
+impl Op {
+    fn map(a: u64, x: u64) -> u64 {
+        x.wrapping_mul(a).wrapping_add(1)
+    }
+    fn keep(m: u64, x: &u64) -> bool {
+        x % m != 0
+    }
+    fn filter_map(m: u64, x: u64) -> Option<u64> {
+        (x % m != 1).then(|| x / m + x % m)
+    }
+    fn flat_map(k: u64, x: u64) -> std::ops::Range<u64> {
+        x..x + x % k
+    }
+    fn then(a: u64, x: u64) -> u64 {
+        x ^ a
+    }
+
+    fn apply_iter(self, it: Box<dyn Iterator<Item = u64>>) -> Box<dyn Iterator<Item = u64>> {
+        match self {
+            Op::Map(a) => Box::new(it.map(move |x| Op::map(a, x))),
+            Op::Filter(m) => Box::new(it.filter(move |x| Op::keep(m, x))),
+            Op::FilterMap(m) => Box::new(it.filter_map(move |x| Op::filter_map(m, x))),
+            Op::FlatMap(k) => Box::new(it.flat_map(move |x| Op::flat_map(k, x))),
+            Op::Then(a) => Box::new(it.map(move |x| Op::then(a, x))),
+        }
+    }
+
+    fn apply_pipeline(self, p: Pipeline<u64>) -> Pipeline<u64> {
+        match self {
+            Op::Map(a) => p.map(move |x| Op::map(a, x)),
+            Op::Filter(m) => p.filter(move |x| Op::keep(m, x)),
+            Op::FilterMap(m) => p.filter_map(move |x| Op::filter_map(m, x)),
+            Op::FlatMap(k) => p.flat_map(move |x| Op::flat_map(k, x)),
+            Op::Then(a) => p.then(move |x| async move {
+                if x % 5 == 0 {
+                    futures_lite::future::yield_now().await;
+                }
+                Op::then(a, x)
+            }),
+        }
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (1..1000u64).prop_map(Op::Map),
+        (2..5u64).prop_map(Op::Filter),
+        (2..5u64).prop_map(Op::FilterMap),
+        // x % k averages about one output per item, so chains stay small.
+        (1..4u64).prop_map(Op::FlatMap),
+        (0..1000u64).prop_map(Op::Then),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    items: u64,
+    /// The stages, each with the capacity and chunk limit of its output hop.
+    stages: Vec<(Op, usize, usize)>,
+    source: (usize, usize),
+    runner: Runner,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let hop = || (1..=64usize, 1..=80usize);
+    (
+        0..=5000u64,
+        prop::collection::vec((op(), 1..=64usize, 1..=80usize), 1..=8),
+        hop(),
+        Runner::any(),
+    )
+        .prop_map(|(items, stages, source, runner)| Case {
+            items,
+            stages,
+            source,
+            runner,
+        })
+}
+
+fn run_case(case: &Case) -> Vec<u64> {
+    let mut p = flowgate::from_iter(0..case.items)
+        .capacity(case.source.0)
+        .chunk_limit(case.source.1);
+    for &(op, capacity, chunk_limit) in &case.stages {
+        p = op
+            .apply_pipeline(p)
+            .capacity(capacity)
+            .chunk_limit(chunk_limit);
+    }
+    case.runner
+        .collect(p)
+        .unwrap_or_else(|err| panic!("{:?} run failed: {err}", case.runner))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn output_equals_the_iterator_chain(case in case()) {
+        let mut expected: Box<dyn Iterator<Item = u64>> = Box::new(0..case.items);
+        for &(op, _, _) in &case.stages {
+            expected = op.apply_iter(expected);
+        }
+        let expected: Vec<u64> = expected.collect();
+        let got = {
+            let case = case.clone();
+            watchdog(move || run_case(&case))
+        };
+        prop_assert_eq!(got, expected);
+    }
+}

@@ -1,0 +1,14 @@
+//! Building and running pipelines: every stage family, the runners, settings
+//! that are errors, and the metrics and report.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod batches;
+mod config_errors;
+mod equivalence;
+mod fanout;
+mod metrics;
+mod parallel;
+mod policies;
+mod runners;
