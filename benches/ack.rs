@@ -7,7 +7,7 @@
 //! Python's generator `send` loop, the reference, is measured by
 //! `python3 ../shared/bench/gen_send.py`.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 
 #[path = "shared/rows.rs"]
 mod rows;
@@ -15,7 +15,7 @@ mod rows;
 #[path = "shared/workloads.rs"]
 mod workloads;
 
-use rows::{bench_rows, Row};
+use rows::{Row, bench_rows};
 
 const N: u64 = 100_000;
 

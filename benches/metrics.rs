@@ -4,7 +4,7 @@
 //!
 //! Run with: cargo bench --bench metrics
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 
 #[path = "shared/rows.rs"]
 mod rows;
@@ -12,7 +12,7 @@ mod rows;
 #[path = "shared/workloads.rs"]
 mod workloads;
 
-use rows::{bench_rows, Row};
+use rows::{Row, bench_rows};
 
 const N: u64 = 1_000_000;
 const CAPACITY: usize = 1024;

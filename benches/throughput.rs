@@ -7,7 +7,7 @@
 //!
 //! Run with: cargo bench --bench throughput
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 
 #[path = "shared/rows.rs"]
 mod rows;
@@ -18,7 +18,7 @@ mod workloads;
 #[path = "shared/threads.rs"]
 mod threads;
 
-use rows::{bench_rows, Row};
+use rows::{Row, bench_rows};
 
 const N: u64 = 1_000_000;
 const CAPACITY: usize = 1024;

@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use futures_lite::{stream, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures_lite::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, StreamExt, stream};
 use smol::io::BufReader;
 use smol::net::{TcpListener, TcpStream};
 use smol::{LocalExecutor, Timer};

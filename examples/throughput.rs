@@ -146,7 +146,9 @@ fn main() -> ExitCode {
     ]
     .contains(&0)
     {
-        eprintln!("error: --items, --ack-items, --capacity, --chunk-limit and --repeat must be at least 1");
+        eprintln!(
+            "error: --items, --ack-items, --capacity, --chunk-limit and --repeat must be at least 1"
+        );
         return ExitCode::from(2);
     }
     let pick = |rows: &'static [Row]| -> Vec<&'static Row> {

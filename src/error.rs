@@ -119,7 +119,9 @@ pub enum Error {
 
     /// A backoff's growth factor was below 1, not a number, or infinite,
     /// which would make the waits shrink, or be undefined.
-    #[error("stage `{stage}` has a backoff factor of {factor}; it must be a finite number of at least 1")]
+    #[error(
+        "stage `{stage}` has a backoff factor of {factor}; it must be a finite number of at least 1"
+    )]
     BadBackoff {
         /// The stage whose policy was set.
         stage: String,

@@ -164,7 +164,7 @@ pub use pipeline::builder::Pipeline;
 pub use report::run::{Report, WAITED_ON};
 pub use report::stage::StageReport;
 pub use report::state::State;
-pub use service::builder::{service, Service};
+pub use service::builder::{Service, service};
 pub use stages::fallible::{Fallible, TryMapped, TryThened};
 pub use stages::fanout::Branch;
 pub use stages::merge::merge;

@@ -11,7 +11,7 @@ use smol::{Executor, LocalExecutor, Task};
 use crate::ack::handler::{AsyncHandler, Handler, SyncHandler};
 use crate::ack::inline::InlineConsumer;
 use crate::ack::producer::Producer;
-use crate::ack::protocol::{serve, Doorbell, Inbox};
+use crate::ack::protocol::{Doorbell, Inbox, serve};
 use crate::error::Error;
 use crate::limits::{DEFAULT_CONSUMER_CAPACITY, MAX_CONSUMER_CAPACITY};
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::ack::handler::{call, Handler};
+use crate::ack::handler::{Handler, call};
 use crate::error::SendError;
 
 /// A generator-style consumer, driven in the caller's task: each

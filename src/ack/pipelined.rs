@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_channel::{Receiver, Sender};
 
-use crate::ack::protocol::{release, Answer, Doorbell, Failure, Request};
+use crate::ack::protocol::{Answer, Doorbell, Failure, Request, release};
 use crate::ack::replies::{Credit, Replies};
 use crate::error::{Error, SendError};
 use crate::limits::DEFAULT_CHUNK_LIMIT;

@@ -9,8 +9,8 @@ use async_channel::{Receiver, Sender, TrySendError as ChannelTrySendError};
 use futures_lite::FutureExt;
 use smol::Timer;
 
-use crate::ack::pipelined::{pipelined, Halves};
-use crate::ack::protocol::{release, send_error, Answer, Doorbell, Request};
+use crate::ack::pipelined::{Halves, pipelined};
+use crate::ack::protocol::{Answer, Doorbell, Request, release, send_error};
 use crate::error::{Error, SendError, SendTimeoutError, TrySendError};
 
 /// Sends items to a task consumer and gets each item's reply, like
@@ -403,7 +403,7 @@ impl<T, R> Producer<T, R> {
         let request = match self.requests.try_send(request) {
             Ok(()) => None,
             Err(ChannelTrySendError::Closed(request)) => {
-                return Err(self.take_back(request).into())
+                return Err(self.take_back(request).into());
             }
             Err(ChannelTrySendError::Full(request)) => Some(request),
         };
@@ -422,7 +422,7 @@ impl<T, R> Producer<T, R> {
             match send.or(expired).await {
                 Some(Ok(())) => {}
                 Some(Err(async_channel::SendError(request))) => {
-                    return Err(self.take_back(request).into())
+                    return Err(self.take_back(request).into());
                 }
                 None => {
                     // The dropped send dropped the request, which answered

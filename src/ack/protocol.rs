@@ -20,7 +20,7 @@ use async_channel::{Receiver, Sender, TryRecvError};
 use futures_lite::FutureExt;
 
 use crate::ack::handler::Handler;
-use crate::error::{panic_message, SendError};
+use crate::error::{SendError, panic_message};
 
 /// A chunk of items on its way to a consumer.
 pub(crate) struct Request<T, R> {

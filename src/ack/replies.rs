@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use async_channel::{Receiver, Sender};
 use futures_lite::Stream;
 
-use crate::ack::protocol::{send_error, Answer, Failure};
+use crate::ack::protocol::{Answer, Failure, send_error};
 use crate::error::SendError;
 
 /// A chunk's buffers: one for the items, one for their replies.

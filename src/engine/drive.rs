@@ -4,15 +4,15 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::{pin, Pin};
-use std::sync::atomic::Ordering::Relaxed;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use futures_lite::FutureExt;
 
 use crate::engine::run::RunState;
 use crate::engine::stats::StageStats;
-use crate::error::{panic_message, Error};
+use crate::error::{Error, panic_message};
 use crate::report::state::State;
 
 /// A boxed future, as every stage is stored once built.

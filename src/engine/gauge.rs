@@ -1,8 +1,8 @@
 //! A hop's gauge: the items in it, which is also what admits a sender's
 //! chunk or makes it wait, and the most it has held.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 
 /// The items in one hop: how many now, the most there have been, and how
 /// many fit.

@@ -20,8 +20,8 @@
 use std::future::Future;
 use std::pin::pin;
 
-use futures_lite::future::{poll_once, yield_now};
 use futures_lite::FutureExt;
+use futures_lite::future::{poll_once, yield_now};
 use smol::Timer;
 
 use crate::engine::drive::stopped;

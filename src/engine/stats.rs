@@ -6,11 +6,11 @@
 //! the methods here; [`StageStats::report`] reads them all into a
 //! [`StageReport`].
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use crate::engine::clock::{stamp, WaitClock, Waiting};
+use crate::engine::clock::{WaitClock, Waiting, stamp};
 use crate::engine::gauge::Gauge;
 use crate::report::stage::StageReport;
 use crate::report::state::State;

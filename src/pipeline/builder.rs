@@ -4,12 +4,12 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use crate::control::Control;
-use crate::engine::hop::{hop, Inlet, Outlet};
+use crate::engine::hop::{Inlet, Outlet, hop};
 use crate::engine::run::RunState;
 use crate::engine::stats::{InputHop, StageStats};
 use crate::error::Error;

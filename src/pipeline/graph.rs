@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::engine::drive::{drive, drive_worker, SinkFuture, StageFuture};
+use crate::engine::drive::{SinkFuture, StageFuture, drive, drive_worker};
 use crate::engine::run::RunState;
 use crate::engine::stats::StageStats;
 use crate::error::Error;

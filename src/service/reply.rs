@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use async_channel::Receiver;
 
-use crate::ack::protocol::{close_and_answer, Failure};
+use crate::ack::protocol::{Failure, close_and_answer};
 use crate::engine::drive::stopped;
 use crate::engine::hop::Inlet;
-use crate::engine::stage_loop::{run_stage, Work};
+use crate::engine::stage_loop::{Work, run_stage};
 use crate::engine::stats::StageStats;
 use crate::error::Error;
 use crate::service::message::{Msg, ServiceRequest};

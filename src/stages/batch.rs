@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use smol::Timer;
 
 use crate::engine::hop::Outlet;
-use crate::engine::stage_loop::{run_stage, Work};
+use crate::engine::stage_loop::{Work, run_stage};
 use crate::error::Error;
 use crate::pipeline::builder::Pipeline;
 

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use futures_lite::future::poll_once;
 use futures_lite::FutureExt;
+use futures_lite::future::poll_once;
 use smol::Timer;
 
 use crate::engine::hop::{Closed, Inlet, Outlet};
-use crate::engine::stage_loop::{run_stage, Work};
+use crate::engine::stage_loop::{Work, run_stage};
 use crate::engine::stats::StageStats;
 use crate::error::{Error, ItemError, TimedOut};
 use crate::pipeline::builder::Pipeline;

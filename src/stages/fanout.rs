@@ -1,14 +1,14 @@
 //! Fan-out: `broadcast`, `partition` and `balance`, and how their branches
 //! end.
 
-use std::future::{poll_fn, Future};
+use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use crate::engine::drive::SinkFuture;
 use crate::engine::hop::{Inlet, Outlet};
-use crate::engine::stage_loop::{run_stage, Work};
+use crate::engine::stage_loop::{Work, run_stage};
 use crate::engine::stats::StageStats;
 use crate::error::Error;
 use crate::job::run::Job;
@@ -268,7 +268,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
                         return Err(Error::LostBranch {
                             stage: stage_name,
                             branch,
-                        })
+                        });
                     }
                 }
             }

@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use crate::engine::hop::Outlet;
-use crate::engine::stage_loop::{await_flushing, run_stage, Work};
+use crate::engine::stage_loop::{Work, await_flushing, run_stage};
 use crate::error::Error;
 use crate::pipeline::builder::Pipeline;
 

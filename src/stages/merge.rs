@@ -7,7 +7,7 @@ use std::task::Poll;
 use async_channel::TryRecvError;
 
 use crate::engine::hop::{Inlet, Outlet};
-use crate::engine::stage_loop::{run_stage, Input, Work};
+use crate::engine::stage_loop::{Input, Work, run_stage};
 use crate::engine::stats::StageStats;
 use crate::error::Error;
 use crate::pipeline::builder::Pipeline;

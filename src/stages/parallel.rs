@@ -1,7 +1,7 @@
 //! Parallel stages: N workers on one stage, with outputs in input order, in
 //! completion order, or in order per key.
 
-use std::future::{ready, Future, Ready};
+use std::future::{Future, Ready, ready};
 use std::hash::Hash;
 
 use futures_lite::future::zip;
@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::limits::MAX_WORKERS;
 use crate::pipeline::builder::Pipeline;
 use crate::pipeline::graph::{StageTasks, WorkerTask};
-use crate::stages::workers::{crew, dispatch, dispatch_keyed, Collect, Done, Slices};
+use crate::stages::workers::{Collect, Done, Slices, crew, dispatch, dispatch_keyed};
 
 /// Items between an ordered stage's input and its output, per worker: one
 /// at hand, one queued, and two finished early, waiting for those before.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::engine::drive::SinkFuture;
 use crate::engine::hop::Inlet;
-use crate::engine::stage_loop::{run_stage, Work};
+use crate::engine::stage_loop::{Work, run_stage};
 use crate::engine::stats::StageStats;
 use crate::error::Error;
 use crate::job::run::Job;

@@ -5,8 +5,8 @@
 
 use crate::support::{scaled, watchdog};
 use flowgate::Service;
-use futures_lite::future::{self, block_on, yield_now};
 use futures_lite::StreamExt;
+use futures_lite::future::{self, block_on, yield_now};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

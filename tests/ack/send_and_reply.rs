@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::support::watchdog;
 use flowgate::{Consumer, SendError, TrySendError};
-use futures_lite::future::{self, block_on};
 use futures_lite::StreamExt;
+use futures_lite::future::{self, block_on};
 
 #[test]
 fn many_producers_each_get_their_own_replies_in_order() {

@@ -3,8 +3,8 @@
 
 use crate::support::watchdog;
 use flowgate::{SendError, Service};
-use futures_lite::future::{self, block_on};
 use futures_lite::StreamExt;
+use futures_lite::future::{self, block_on};
 
 /// The chain under test, both as service stages and as a plain function.
 fn chain(s: Service<u32>) -> Service<u32> {

@@ -9,7 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use std::alloc::System;
 use std::sync::{Arc, Mutex};
 

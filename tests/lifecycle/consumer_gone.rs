@@ -10,8 +10,8 @@ use std::time::Duration;
 use crate::support::tracked::{Live, Tracked};
 use crate::support::{settle, watchdog};
 use flowgate::{Consumer, SendError};
-use futures_lite::future::{block_on, pending, zip};
 use futures_lite::StreamExt;
+use futures_lite::future::{block_on, pending, zip};
 
 const PRODUCERS: u64 = 4;
 const ITEMS: u64 = 50;

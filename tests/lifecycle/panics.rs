@@ -7,7 +7,7 @@ use std::future::IntoFuture;
 
 use crate::support::watchdog;
 use flowgate::Error;
-use futures_lite::{stream, StreamExt};
+use futures_lite::{StreamExt, stream};
 
 fn assert_panicked(result: Result<impl std::fmt::Debug, Error>, stage: &str, message: &str) {
     match result {

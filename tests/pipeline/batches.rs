@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::support::{assert_accounted, watchdog};
 use flowgate::Error;
-use futures_lite::{stream, StreamExt};
+use futures_lite::{StreamExt, stream};
 use proptest::prelude::*;
 
 proptest! {

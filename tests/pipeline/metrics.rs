@@ -209,10 +209,12 @@ fn turning_metrics_off_keeps_the_counts_and_drops_the_times() {
     assert_eq!(watchdog(move || job.run()).unwrap(), 200);
     let report = control.report();
     assert_accounted(&report);
-    assert!(report
-        .stages
-        .iter()
-        .all(|s| s.blocked_send.is_zero() && s.blocked_recv.is_zero()));
+    assert!(
+        report
+            .stages
+            .iter()
+            .all(|s| s.blocked_send.is_zero() && s.blocked_recv.is_zero())
+    );
     assert_eq!(stage(&report, "slow").peak_queued, 4, "{report}");
     assert!(report.bottleneck().is_none(), "{report}");
 }

@@ -1,7 +1,7 @@
 //! Error policies and item timeouts, each with exact counts in the report.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::support::{assert_accounted, watchdog};
@@ -18,11 +18,7 @@ impl std::error::Error for Bad {}
 
 /// Fails every item that is a multiple of 5.
 fn check(x: u32) -> Result<u32, Bad> {
-    if x % 5 == 0 {
-        Err(Bad(x))
-    } else {
-        Ok(x)
-    }
+    if x % 5 == 0 { Err(Bad(x)) } else { Ok(x) }
 }
 
 #[test]
@@ -81,13 +77,7 @@ fn retry_succeeds_when_a_later_attempt_works() {
     let job = flowgate::from_iter(0..10u32)
         .try_then(move |x| {
             let n = counter.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n % 3 < 2 {
-                    Err(Bad(x))
-                } else {
-                    Ok(x)
-                }
-            }
+            async move { if n % 3 < 2 { Err(Bad(x)) } else { Ok(x) } }
         })
         .name("flaky")
         .on_error(OnError::retry(
@@ -141,9 +131,11 @@ fn retry_then_skip_and_dead_letter_alone() {
     let letters: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
     let items: Vec<u32> = letters.iter().map(|l| l.item).collect();
     assert_eq!(items, [5, 10, 15, 20]);
-    assert!(letters
-        .iter()
-        .all(|l| l.stage == "check" && l.attempts == 1));
+    assert!(
+        letters
+            .iter()
+            .all(|l| l.stage == "check" && l.attempts == 1)
+    );
     assert!(matches!(
         letters[0].error,
         flowgate::ItemError::Failed(Bad(5))

@@ -7,8 +7,8 @@
 
 use crate::support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::support::{settle, watchdog};
 
@@ -145,8 +145,8 @@ mod random {
     use super::support::settle;
     use super::support::tracked::{Live, Tracked};
     use proptest::prelude::*;
-    use std::sync::atomic::{AtomicI64, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
 
     #[derive(Debug, Clone, Copy)]
     enum Op {

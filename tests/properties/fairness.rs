@@ -2,8 +2,8 @@
 //! producers sharing one consumer, or pipelines sharing one merge, each get
 //! their share.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::support::watchdog;

@@ -19,11 +19,7 @@ pub fn stress() -> bool {
 
 /// `normal` by default, `heavy` under `FLOWGATE_STRESS=1`.
 pub fn scaled<T>(normal: T, heavy: T) -> T {
-    if stress() {
-        heavy
-    } else {
-        normal
-    }
+    if stress() { heavy } else { normal }
 }
 
 /// Runs `f` on its own thread and fails the test if it has not finished

@@ -26,11 +26,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use flowgate::{
-    Backoff, Error, OnError, Pipeline, SendError, SendTimeoutError, TrySendError, MAX_THREADS,
-    MAX_WORKERS,
+    Backoff, Error, MAX_THREADS, MAX_WORKERS, OnError, Pipeline, SendError, SendTimeoutError,
+    TrySendError,
 };
-use futures_lite::future::{block_on, yield_now};
 use futures_lite::StreamExt;
+use futures_lite::future::{block_on, yield_now};
 use tracked::{Live, Tracked};
 
 /// How long one script may take before it counts as hung.

@@ -1,8 +1,8 @@
 //! An item that counts how many of its kind are alive, so a test can show
 //! that every item was dropped exactly once.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// The live count shared by a family of [`Tracked`] items.
 #[derive(Debug, Clone, Default)]
