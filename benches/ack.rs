@@ -4,8 +4,10 @@
 //! async-channel ping-pong between two tasks, the baseline.
 //!
 //! Run with: cargo bench --bench ack
-//! Python's generator `send` loop, the reference, is measured by
-//! `python3 ../shared/bench/gen_send.py`.
+//! The reference is Python's generator `send`: a consumer generator that
+//! answers each `c.send(n)` with `'200 OK'`, primed with `c.send(None)`,
+//! driven by a producer loop of 1,000,000 sends timed with
+//! `time.perf_counter()`, with no printing inside the loop.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 

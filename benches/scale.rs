@@ -9,8 +9,8 @@
 //! Before the timed runs it prints the memory of an idle stage: resident
 //! memory (`VmRSS` from `/proc/self/status`) before and after spawning the
 //! 100,000 stages with every source waiting for input, divided by the
-//! stages, at hop capacity 16 and at the default 1024. For seed 002's
-//! coroutine, thread and process comparison it also prints the resident
+//! stages, at hop capacity 16 and at the default 1024. For the
+//! coroutine, thread and process comparison of Python's coroutine tutorials it also prints the resident
 //! memory of an idle OS thread and of an idle small process.
 //!
 //! Run with: cargo bench --bench scale

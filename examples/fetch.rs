@@ -1,11 +1,15 @@
-//! Seed 003's `wget`, rebuilt on flowgate: several HTTP requests at once, on
-//! one thread, through a parallel stage.
+//! The classic asyncio `wget` example, rebuilt on flowgate: several HTTP
+//! requests at once, on one thread, through a parallel stage. (In Python,
+//! each request is a coroutine that opens a connection with
+//! `asyncio.open_connection`, writes a GET and prints the response's header
+//! lines; `asyncio.gather` runs them together.)
 //!
 //! The example first starts its own HTTP/1.0 server on 127.0.0.1 (port 0, so
 //! the system picks a free one), which answers each `GET /delay/<ms>/<n>`
 //! after waiting `<ms>` milliseconds. Then a pipeline fetches the paths with
 //! up to `--concurrency` requests in flight, printing each response's
-//! header lines as the seed does, and `Done <path>` when a page is read.
+//! header lines as the Python example does, and `Done <path>` when a page
+//! is read.
 //! Server and client are both pipelines on one single-threaded executor;
 //! the total time comes out close to the slowest response, not the sum of
 //! them.
@@ -112,7 +116,7 @@ fn delay_of(path: &str) -> Duration {
 }
 
 /// Fetches `path` from `host` over HTTP/1.0, printing each header line as
-/// it arrives, as the seed's `wget` does.
+/// it arrives, as the Python `wget` example does.
 async fn wget(host: String, path: String) -> std::io::Result<Page> {
     println!("wget {host}{path}...");
     let mut stream = TcpStream::connect(host.as_str()).await?;

@@ -1,4 +1,5 @@
-//! Seeds 000 §2, 002 and 004: run three delayed jobs at once on one thread.
+//! Python's `asyncio.gather` and `asyncio.wait`, rebuilt on flowgate: run
+//! three delayed jobs at once on one thread.
 //! `gather` collects their results in order, in about the time of the
 //! slowest (3 units, not 6); `wait` returns when the first completes, with
 //! the done and pending sets, then waits for all.
@@ -23,7 +24,8 @@ struct Args {
 }
 
 /// A one-item pipeline that waits `units` units, then gives its result,
-/// like the seeds' `do_some_work(x)`.
+/// like the `do_some_work(x)` coroutine of the usual asyncio demo, which
+/// sleeps `x` seconds and returns a message.
 fn do_some_work(ex: &smol::Executor<'_>, units: u64, unit: Duration) -> JobHandle<String> {
     flowgate::from_iter([units])
         .then(move |x| async move {

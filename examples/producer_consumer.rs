@@ -1,8 +1,9 @@
-//! The generator producer/consumer of the seed notes, rebuilt on flowgate:
+//! The generator producer/consumer of Python's coroutine tutorials, rebuilt
+//! on flowgate:
 //! the producer hands each item to the consumer with `send` and gets the
 //! consumer's reply back, "200 OK", then closes the consumer.
 //!
-//! With no flags it replays the seed's dialog for 5 items. With `--quiet`
+//! With no flags it replays the tutorial's dialog for 5 items. With `--quiet`
 //! it becomes a throughput demo that prints a summary with round trips per
 //! second and the checksum of the replies.
 //!
@@ -56,7 +57,7 @@ struct Args {
     quiet: bool,
 }
 
-/// The consumer of the seed: it prints what it consumes and answers
+/// The tutorial's consumer: it prints what it consumes and answers
 /// "200 OK". Its state counts the items, like a generator's local.
 fn consumer(
     quiet: bool,

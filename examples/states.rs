@@ -1,4 +1,5 @@
-//! Seed 004's task states on a flowgate pipeline: Pending before it runs,
+//! The states of an asyncio task (pending, running, done, cancelled), shown
+//! on a flowgate pipeline: Pending before it runs,
 //! Running while it does, Done at the end; and a second run, cancelled
 //! while it works, that ends Cancelled with its report.
 //!
@@ -20,8 +21,8 @@ struct Args {
     cancel_after: u64,
 }
 
-/// A pipeline that "works" 100 ms on each item, like seed 004's
-/// `do_some_work`.
+/// A pipeline that "works" 100 ms on each item, like the sleeping
+/// `do_some_work` coroutine of the usual asyncio demo.
 fn work(items: u64) -> flowgate::Job<usize> {
     flowgate::from_iter(1..=items)
         .name("tasks")

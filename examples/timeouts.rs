@@ -1,6 +1,7 @@
-//! Seed 000 §3, `asyncio.wait_for` and `asyncio.timeout`, rebuilt on
-//! flowgate: a send with a time limit, and a deadline on a whole run. Both
-//! print `timeout!` where the seed does, and say what became of the work.
+//! Python's `asyncio.wait_for` and `asyncio.timeout`, rebuilt on flowgate:
+//! a send with a time limit, and a deadline on a whole run. Like the usual
+//! asyncio demo, where a coroutine sleeps longer than the limit it is given,
+//! both print `timeout!`, and then say what became of the work.
 //!
 //! Run with: cargo run --example timeouts -- [--sleep-ms 2000] [--limit-ms 1000]
 

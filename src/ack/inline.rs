@@ -18,7 +18,7 @@ use crate::error::SendError;
 ///
 /// # Examples
 ///
-/// The producer/consumer dialog of the seed notes:
+/// The producer/consumer dialog of the Python generator tutorial:
 ///
 /// ```
 /// # futures_lite::future::block_on(async {

@@ -1,4 +1,5 @@
-//! The main example replays the seed's producer/consumer dialog exactly.
+//! The main example replays the Python tutorial's producer/consumer dialog
+//! exactly.
 //!
 //! These tests run the example binary that a plain `cargo test` builds first;
 //! `cargo test --test example_dialog` alone does not rebuild examples.
@@ -36,7 +37,7 @@ fn dialog(args: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn the_example_prints_the_seed_dialog() {
+fn the_example_prints_the_tutorial_dialog() {
     assert_eq!(dialog(&[]), expected_dialog());
 }
 
