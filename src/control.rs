@@ -79,7 +79,7 @@ impl Control {
     /// assert_eq!(control.state(), State::Cancelled);
     /// ```
     pub fn cancel(&self) -> bool {
-        self.run.root().cancel.raise()
+        self.run.root().cancel()
     }
 
     /// Closes the pipeline's input: the source stops taking new items, and
@@ -87,7 +87,7 @@ impl Control {
     /// run then ends as it would have at the end of its input. Returns
     /// `false` if shutdown was already asked for.
     pub fn shutdown(&self) -> bool {
-        self.run.root().shutdown.raise()
+        self.run.root().shut_down()
     }
 
     /// Whether the pipeline has ended, for whatever reason.

@@ -16,7 +16,7 @@ use crate::error::{Error, SendError};
 use crate::limits::DEFAULT_CHUNK_LIMIT;
 
 /// The two halves of a pipelined producer.
-pub(crate) type Halves<T, R> = (PipelinedSender<T, R>, Replies<T, R>);
+pub(super) type Halves<T, R> = (PipelinedSender<T, R>, Replies<T, R>);
 
 /// The most chunks one pipelined sender keeps in flight.
 const MAX_CREDITS: usize = 1024;

@@ -159,7 +159,7 @@ impl Doorbell {
 
     /// Wakes the consumer if it is waiting.
     #[inline]
-    pub(crate) fn ring(&self) {
+    pub(super) fn ring(&self) {
         if let Ok(waker) = self.take.try_recv() {
             waker.wake();
         }
@@ -229,7 +229,7 @@ impl<T, R> Drop for Inbox<T, R> {
 ///
 /// Items whose replies are ready at once are handled in one tight loop; the
 /// loop stops at the first item whose reply must be awaited.
-pub(crate) async fn serve<S, T, H>(
+pub(super) async fn serve<S, T, H>(
     handler: &mut H,
     state: &mut S,
     mut request: Request<T, H::Reply>,
@@ -273,7 +273,7 @@ where
 }
 
 /// What a producer makes of an answer's failure for an item.
-pub(crate) fn send_error<T>(failure: Failure, name: &str) -> SendError<T> {
+pub(super) fn send_error<T>(failure: Failure, name: &str) -> SendError<T> {
     match failure {
         Failure::Panicked(message) => SendError::Panicked {
             stage: name.to_owned(),
@@ -285,7 +285,7 @@ pub(crate) fn send_error<T>(failure: Failure, name: &str) -> SendError<T> {
 
 /// Drops a producer's sender, then wakes the consumer. If that was the last
 /// sender the queue is now closed, and the consumer must wake to see it.
-pub(crate) fn release<T, R>(requests: &mut Sender<Request<T, R>>, bell: &Doorbell) {
+pub(super) fn release<T, R>(requests: &mut Sender<Request<T, R>>, bell: &Doorbell) {
     let (closed, _) = async_channel::bounded(1);
     drop(std::mem::replace(requests, closed));
     bell.ring();

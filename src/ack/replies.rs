@@ -13,7 +13,7 @@ use crate::ack::protocol::{Answer, Failure, send_error};
 use crate::error::SendError;
 
 /// A chunk's buffers: one for the items, one for their replies.
-pub(crate) type Credit<T, R> = (Vec<T>, Vec<R>);
+pub(super) type Credit<T, R> = (Vec<T>, Vec<R>);
 
 /// The replies to a [`PipelinedSender`](crate::PipelinedSender)'s items, as a [`Stream`] of
 /// `(ticket, result)` in send order.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// `d` in nanoseconds, in 64-bit arithmetic (this runs on every timed
 /// wait); it saturates after some 584 years.
 #[inline]
-pub(crate) fn nanos(d: Duration) -> u64 {
+pub(super) fn nanos(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1_000_000_000)
         .saturating_add(u64::from(d.subsec_nanos()))
@@ -31,7 +31,7 @@ impl WaitClock {
     /// The time waited up to `now` (nanoseconds since `epoch`), counting
     /// the wait in progress. A live value may be off by the one wait that
     /// ends while it is read.
-    pub(crate) fn waited(&self, now: u64) -> Duration {
+    pub(super) fn waited(&self, now: u64) -> Duration {
         let since = self.since.load(Relaxed);
         let current = if since == 0 {
             0
@@ -93,6 +93,6 @@ impl Drop for Waiting<'_> {
 
 /// `at` as nanoseconds since `epoch`, plus one, so that 0 can mean unset.
 #[inline]
-pub(crate) fn stamp(epoch: Instant, at: Instant) -> u64 {
+pub(super) fn stamp(epoch: Instant, at: Instant) -> u64 {
     nanos(at.saturating_duration_since(epoch)).saturating_add(1)
 }

@@ -6,7 +6,6 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use futures_lite::FutureExt;
 
@@ -16,7 +15,7 @@ use crate::error::{Error, panic_message};
 use crate::report::state::State;
 
 /// A boxed future, as every stage is stored once built.
-pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub(super) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// A built stage: it ends with `Ok` or with the error that stopped it.
 pub(crate) type StageFuture = BoxFuture<Result<(), Error>>;
@@ -34,7 +33,7 @@ struct EndMark {
 
 impl EndMark {
     fn start(&self, run: &RunState) {
-        self.stats.begin(run.timed.load(Relaxed));
+        self.stats.begin(run.is_timed());
     }
 
     fn end(&mut self, state: State) {
@@ -60,7 +59,7 @@ pub(crate) fn stopped() -> Error {
 }
 
 /// Whether `err` only says that a stage was stopped.
-pub(crate) fn is_stopped(err: &Error) -> bool {
+pub(super) fn is_stopped(err: &Error) -> bool {
     matches!(err, Error::Cancelled { .. })
 }
 
@@ -86,7 +85,7 @@ pub(crate) fn drive<T: 'static>(
         // Resolved now, once the graph is built: a merge may have joined
         // this stage's run to another.
         let run = run.root();
-        if !run.cancel.is_raised() {
+        if !run.is_cancelled() {
             mark.start(&run);
         }
         let (state, result) = match guarded(&run, fut).await {
@@ -100,7 +99,7 @@ pub(crate) fn drive<T: 'static>(
             Ok(None) => (State::Cancelled, Err(stopped())),
             // Its input ended or its output closed because the run is
             // being stopped: the stage did not finish its real input.
-            Ok(Some(Ok(_))) if mark.stats.is_cut_off() || run.cancel.is_raised() => {
+            Ok(Some(Ok(_))) if mark.stats.is_cut_off() || run.is_cancelled() => {
                 (State::Cancelled, Err(stopped()))
             }
             Ok(Some(Ok(value))) => (State::Done, Ok(value)),
@@ -124,13 +123,13 @@ async fn guarded<T>(
 ) -> std::thread::Result<Option<T>> {
     let teardown = |drop: &mut dyn FnMut()| std::panic::catch_unwind(AssertUnwindSafe(drop));
     let mut work = pin!(Some(AssertUnwindSafe(fut).catch_unwind()));
-    if run.cancel.is_raised() {
+    if run.is_cancelled() {
         teardown(&mut || work.set(None))?;
         return Ok(None);
     }
     let running = async { Some(work.as_mut().as_pin_mut()?.await) };
     let stop = async {
-        run.cancel.wait().await;
+        run.cancelled().await;
         None
     };
     let outcome = running.or(stop).await;

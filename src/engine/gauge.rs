@@ -27,7 +27,7 @@ impl Gauge {
 
     /// Claims room for `n` more items, if they fit.
     #[inline]
-    pub(crate) fn try_add(&self, n: usize) -> bool {
+    pub(super) fn try_add(&self, n: usize) -> bool {
         let capacity = self.capacity;
         match self.items.fetch_update(SeqCst, SeqCst, |held| {
             (held + n <= capacity).then_some(held + n)

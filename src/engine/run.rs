@@ -30,7 +30,7 @@ impl Signal {
     }
 
     /// Raises the signal; `true` if this call raised it.
-    pub(crate) fn raise(&self) -> bool {
+    pub(super) fn raise(&self) -> bool {
         self.tx.close()
     }
 
@@ -48,13 +48,13 @@ impl Signal {
 /// verdict.
 pub(crate) struct RunState {
     /// Raised to stop every stage promptly.
-    pub(crate) cancel: Signal,
+    cancel: Signal,
     /// Raised to make the source stop taking input; the rest drains.
-    pub(crate) shutdown: Signal,
+    shutdown: Signal,
     /// Whether the run's deadline is what raised `cancel`.
-    pub(crate) deadline_passed: AtomicBool,
+    deadline_passed: AtomicBool,
     /// Whether stages time their waits; read by each stage as it starts.
-    pub(crate) timed: AtomicBool,
+    timed: AtomicBool,
     /// The pipeline's final state once the run has ended, as a `State`.
     verdict: AtomicU8,
     /// Every stage's stats, set once the pipeline ends in its sink.
@@ -109,7 +109,7 @@ impl RunState {
         self.verdict.store(state as u8, Relaxed);
     }
 
-    pub(crate) fn verdict(&self) -> Option<State> {
+    pub(super) fn verdict(&self) -> Option<State> {
         State::from_u8(self.verdict.load(Relaxed))
     }
 
@@ -130,5 +130,55 @@ impl RunState {
     /// has ended in its sink.
     pub(crate) fn stages(&self) -> &[Arc<StageStats>] {
         self.stages.get().map_or(&[], |stages| stages)
+    }
+}
+
+/// The stop signals, the deadline's mark and the timing switch.
+impl RunState {
+    /// Raises the cancel signal, which stops every stage promptly; `true`
+    /// if this call raised it.
+    pub(crate) fn cancel(&self) -> bool {
+        self.cancel.raise()
+    }
+
+    /// Whether the run is being cancelled.
+    pub(super) fn is_cancelled(&self) -> bool {
+        self.cancel.is_raised()
+    }
+
+    /// Completes once the run is cancelled.
+    pub(crate) async fn cancelled(&self) {
+        self.cancel.wait().await;
+    }
+
+    /// Raises the shutdown signal, which makes the source stop taking
+    /// input while the rest drains; `true` if this call raised it.
+    pub(crate) fn shut_down(&self) -> bool {
+        self.shutdown.raise()
+    }
+
+    /// The shutdown signal, for a source to watch.
+    pub(crate) fn shutdown_signal(&self) -> &Signal {
+        &self.shutdown
+    }
+
+    /// Records that the run's deadline is what cancelled it.
+    pub(super) fn mark_deadline_passed(&self) {
+        self.deadline_passed.store(true, Relaxed);
+    }
+
+    /// Whether the run's deadline is what cancelled it.
+    pub(super) fn deadline_passed(&self) -> bool {
+        self.deadline_passed.load(Relaxed)
+    }
+
+    /// Whether stages time their waits.
+    pub(crate) fn is_timed(&self) -> bool {
+        self.timed.load(Relaxed)
+    }
+
+    /// Turns the timing of waits on or off, for stages yet to start.
+    pub(crate) fn set_timed(&self, on: bool) {
+        self.timed.store(on, Relaxed);
     }
 }

@@ -131,7 +131,7 @@ impl StageStats {
 impl StageStats {
     /// `n` items taken from the stage's input.
     #[inline]
-    pub(crate) fn count_received(&self, n: usize) {
+    pub(super) fn count_received(&self, n: usize) {
         self.received.fetch_add(n as u64, Relaxed);
     }
 
@@ -174,12 +174,12 @@ impl StageStats {
     }
 
     /// Records that the stage found the stage after it gone.
-    pub(crate) fn mark_cut_off(&self) {
+    pub(super) fn mark_cut_off(&self) {
         self.cut_off.store(true, Relaxed);
     }
 
     /// Whether the stage found the stage after it gone.
-    pub(crate) fn is_cut_off(&self) -> bool {
+    pub(super) fn is_cut_off(&self) -> bool {
         self.cut_off.load(Relaxed)
     }
 }
@@ -204,7 +204,7 @@ impl StageStats {
     }
 
     /// Starts timing a wait for room in an output hop: backpressure.
-    pub(crate) fn waiting_to_send(&self) -> Waiting<'_> {
+    pub(super) fn waiting_to_send(&self) -> Waiting<'_> {
         Waiting::start(&self.send_wait, self.epoch, self.is_timed())
     }
 
@@ -285,7 +285,7 @@ impl StageStats {
 #[cfg(test)]
 impl StageStats {
     /// Sets the counts of a clean run's stage, for tests of the report.
-    pub(crate) fn set_counts(&self, received: u64, emitted: u64) {
+    pub(super) fn set_counts(&self, received: u64, emitted: u64) {
         self.received.store(received, Relaxed);
         self.emitted.store(emitted, Relaxed);
         self.passed.store(received, Relaxed);

@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
 use smol::Timer;
@@ -91,15 +90,13 @@ where
         run.set_verdict(State::Cancelled);
         let report = Box::new(snapshot::report(run));
         match run.deadline() {
-            Some(after) if run.deadline_passed.load(Relaxed) => {
-                Err(Error::DeadlineElapsed { after, report })
-            }
+            Some(after) if run.deadline_passed() => Err(Error::DeadlineElapsed { after, report }),
             _ => Err(Error::Cancelled { report }),
         }
     }
 
     /// Records the error of a stage that ran outside this set (the sink).
-    pub(crate) fn record(&mut self, err: Error, run: &RunState) {
+    pub(super) fn record(&mut self, err: Error, run: &RunState) {
         record(&mut self.error, &mut self.stopped, err, run);
     }
 }
@@ -111,7 +108,7 @@ fn record(first: &mut Option<Error>, stopped: &mut bool, err: Error, run: &RunSt
     } else if first.is_none() {
         *first = Some(err);
     }
-    run.cancel.raise();
+    run.cancel();
 }
 
 /// A whole pipeline in motion: its stages and its sink, the run's deadline,
@@ -172,8 +169,8 @@ where
             if Pin::new(timer).poll(cx).is_ready() {
                 self.deadline = None;
                 // Only a deadline that stops the run is reported as such.
-                if self.run.cancel.raise() {
-                    self.run.deadline_passed.store(true, Relaxed);
+                if self.run.cancel() {
+                    self.run.mark_deadline_passed();
                 }
             }
         }

@@ -15,7 +15,7 @@ use crate::report::run::Report;
 use crate::report::state::State;
 
 /// A stage running as a task.
-pub(crate) type StageTask = Task<Result<(), Error>>;
+pub(super) type StageTask = Task<Result<(), Error>>;
 
 /// A pipeline running as tasks on an executor: a future of its result.
 ///

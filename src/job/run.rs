@@ -19,10 +19,10 @@ use crate::pipeline::graph::Graph;
 
 /// The stages and the sink ready to run, or the configuration error that
 /// stops the run.
-pub(crate) type Launched<O> = Result<(Vec<StageFuture>, SinkFuture<O>), Error>;
+pub(super) type Launched<O> = Result<(Vec<StageFuture>, SinkFuture<O>), Error>;
 
 /// Starts the sink once its stats exist.
-pub(crate) type StartSink<O> = Box<dyn FnOnce(Arc<StageStats>) -> SinkFuture<O> + Send>;
+pub(super) type StartSink<O> = Box<dyn FnOnce(Arc<StageStats>) -> SinkFuture<O> + Send>;
 
 /// A complete pipeline, from source to sink, whose sink gives `O`.
 ///
@@ -168,7 +168,7 @@ impl<O: Send + 'static> Job<O> {
 
     /// Registers the sink, and gives the stages and the sink ready to run,
     /// or the configuration error that stops the run.
-    pub(crate) fn launch(self) -> (Launched<O>, Arc<RunState>) {
+    pub(super) fn launch(self) -> (Launched<O>, Arc<RunState>) {
         let (graph, sink, deadline) = self.into_branch();
         let (stages, run) = graph.finish();
         if let Some(after) = deadline {

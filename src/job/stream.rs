@@ -3,7 +3,6 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -118,7 +117,7 @@ impl<T> Drop for PipelineStream<T> {
         }
         if !self.finished {
             // Dropped before its end: the pipeline is cancelled with it.
-            self.run.cancel.raise();
+            self.run.cancel();
             self.stats.end(State::Cancelled);
         }
     }
@@ -137,7 +136,7 @@ impl<T> Stream for PipelineStream<T> {
             return Poll::Ready(None);
         }
         if this.stats.state() == State::Pending {
-            this.stats.begin(this.run.timed.load(Relaxed));
+            this.stats.begin(this.run.is_timed());
         }
         loop {
             if let Some(item) = this.chunk.next() {

@@ -5,7 +5,6 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use crate::control::Control;
@@ -185,7 +184,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// # Ok::<(), flowgate::Error>(())
     /// ```
     pub fn metrics(self, on: bool) -> Self {
-        self.graph.run().root().timed.store(on, Relaxed);
+        self.graph.run().root().set_timed(on);
         self
     }
 

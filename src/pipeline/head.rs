@@ -14,10 +14,10 @@ use crate::limits::{DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};
 use crate::pipeline::graph::StageTasks;
 
 /// Starts a stage once its output hop exists.
-pub(crate) type StartStage<T> = Box<dyn FnOnce(StageSetup<T>) -> StageTasks + Send>;
+pub(super) type StartStage<T> = Box<dyn FnOnce(StageSetup<T>) -> StageTasks + Send>;
 
 /// Makes the error of a bad setting from the stage's final name.
-pub(crate) type Invalid = Box<dyn FnOnce(String) -> Error + Send>;
+pub(super) type Invalid = Box<dyn FnOnce(String) -> Error + Send>;
 
 /// What a stage gets when it starts.
 pub(crate) struct StageSetup<T> {
@@ -32,7 +32,7 @@ pub(crate) struct StageSetup<T> {
 }
 
 /// Where the newest stage's items go once its output hop is made.
-pub(crate) enum OutputHop<T> {
+pub(super) enum OutputHop<T> {
     /// A stage to start on a new hop.
     New(StartStage<T>),
     /// The hop exists already: this is a branch of a balance, one of the
@@ -48,7 +48,7 @@ pub(crate) enum OutputHop<T> {
 }
 
 /// The newest stage and the settings of its output hop.
-pub(crate) struct Head<T> {
+pub(super) struct Head<T> {
     pub(crate) name: String,
     pub(crate) capacity: usize,
     pub(crate) chunk_limit: usize,

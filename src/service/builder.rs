@@ -71,7 +71,7 @@ where
         bell: bell.clone(),
     };
     let source = Pipeline::source(move |out, run| async move {
-        front(inbox, out, to_sink, &run.root().shutdown).await;
+        front(inbox, out, to_sink, run.root().shutdown_signal()).await;
         Ok(())
     });
     let built = build(Service { inner: source });

@@ -9,7 +9,7 @@ use crate::ack::protocol::Request;
 
 /// An item inside a service, with the flag that marks the end of one
 /// input's outputs.
-pub(crate) struct Msg<T> {
+pub(super) struct Msg<T> {
     pub(crate) value: Option<T>,
     pub(crate) last: bool,
 }
@@ -25,11 +25,11 @@ impl<T> fmt::Debug for Msg<T> {
 
 /// A producer's request to a service, sent by the front to the reply sink
 /// ahead of its items, so the sink knows whom each input's outputs are for.
-pub(crate) type ServiceRequest<In, Out> = Request<In, Vec<Out>>;
+pub(super) type ServiceRequest<In, Out> = Request<In, Vec<Out>>;
 
 /// The messages one input becomes in a `flat_map`: its outputs, with `last`
 /// on the final one, or a bare marker if there are none.
-pub(crate) struct Expand<I: Iterator> {
+pub(super) struct Expand<I: Iterator> {
     pub(crate) outputs: Option<std::iter::Peekable<I>>,
     pub(crate) last: bool,
     /// Whether the `last` marker still has to be sent.

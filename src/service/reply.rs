@@ -63,7 +63,7 @@ impl<In, Out> Work<Vec<Msg<Out>>> for Reply<In, Out> {
 }
 
 /// Runs the reply sink on `input`, answering the requests of `requests`.
-pub(crate) async fn reply_sink<In, Out>(
+pub(super) async fn reply_sink<In, Out>(
     input: Inlet<Msg<Out>>,
     requests: Receiver<ServiceRequest<In, Out>>,
     stats: Arc<StageStats>,

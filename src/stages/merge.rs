@@ -77,7 +77,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
 
 /// Adds a merge stage after `graph`, fed by `inlets` and by each of `more`,
 /// whose stages join `graph`.
-pub(crate) fn merge_into<T: Send + 'static>(
+pub(super) fn merge_into<T: Send + 'static>(
     mut graph: Graph,
     inlets: impl IntoIterator<Item = Inlet<T>>,
     more: impl IntoIterator<Item = Pipeline<T>>,

@@ -130,7 +130,7 @@ pub(crate) enum Rule<T, E> {
 }
 
 /// What a stage does next with a failed item.
-pub(crate) enum Step<'a, T, E> {
+pub(super) enum Step<'a, T, E> {
     Retry(Duration),
     Fail,
     Skip,
@@ -156,7 +156,7 @@ impl<T, E> OnError<T, E> {
     }
 
     /// What to do after `attempt` attempts have failed.
-    pub(crate) fn step(&self, attempt: u32) -> Step<'_, T, E> {
+    pub(super) fn step(&self, attempt: u32) -> Step<'_, T, E> {
         if let Some((attempts, backoff)) = self.retry {
             if attempt < attempts {
                 return Step::Retry(backoff.delay(attempt));

@@ -34,7 +34,7 @@ where
 {
     let iter = iter.into_iter();
     Pipeline::source(move |out, run| async move {
-        drain_iter(iter, out, &run.root().shutdown).await;
+        drain_iter(iter, out, run.root().shutdown_signal()).await;
         Ok(())
     })
 }
@@ -62,7 +62,7 @@ where
     S::Item: Send + 'static,
 {
     Pipeline::source(move |out, run| async move {
-        drain_stream(stream, out, &run.root().shutdown).await;
+        drain_stream(stream, out, run.root().shutdown_signal()).await;
         Ok(())
     })
 }

@@ -31,7 +31,7 @@ use crate::pipeline::graph::WorkerTask;
 /// Work handed to a worker: its place in the input, a tag that comes back
 /// when the worker is done with it (a key, for a keyed stage), and the
 /// item (or, for a windowed stage, a slice of items).
-pub(crate) type Assignment<G, T> = (u64, G, T);
+pub(super) type Assignment<G, T> = (u64, G, T);
 
 /// One worker: takes items until there are no more, sends each output with
 /// the item's place, and then gives the item's tag back through `freed`, to
@@ -61,7 +61,7 @@ async fn worker<G, T, U, W, Fut>(
 /// driven beside the stage; each gives an item's tag back through `freed`
 /// once its output is sent.
 #[allow(clippy::type_complexity)]
-pub(crate) fn crew<G, T, U, W, Fut>(
+pub(super) fn crew<G, T, U, W, Fut>(
     n: usize,
     f: W,
     freed: &Sender<G>,
@@ -100,7 +100,7 @@ where
 /// next stage does. For ordered output, an item also takes a place in
 /// `window`, given back when its output leaves the stage: that bounds the
 /// outputs that wait for a slow item before them.
-pub(crate) async fn dispatch<T>(
+pub(super) async fn dispatch<T>(
     mut input: Inlet<T>,
     work: Sender<Assignment<(), Vec<T>>>,
     free: Receiver<()>,
@@ -131,7 +131,7 @@ pub(crate) async fn dispatch<T>(
 
 /// How many items go to a worker at once.
 #[derive(Clone, Copy)]
-pub(crate) struct Slices {
+pub(super) struct Slices {
     /// The most items in one slice.
     pub(crate) most: usize,
     pub(crate) workers: usize,
@@ -155,7 +155,7 @@ enum Event<T, K> {
 /// Hands items to workers so that items with the same key are worked on one
 /// at a time, in input order, and at most `n` items are in flight. An item
 /// whose key is busy waits in its key's queue; at most `n` items wait so.
-pub(crate) async fn dispatch_keyed<T, K, KF>(
+pub(super) async fn dispatch_keyed<T, K, KF>(
     mut input: Inlet<T>,
     work: Sender<Assignment<K, T>>,
     freed: Receiver<K>,
@@ -264,7 +264,7 @@ impl<U> Input for Done<U> {
 /// on, in input order when `ordered`, else as they come. With `window`,
 /// each output handed on gives its place back to the dispatcher, before the
 /// collector waits for room downstream.
-pub(crate) struct Collect<U> {
+pub(super) struct Collect<U> {
     pub(crate) out: Outlet<U>,
     pub(crate) window: Option<Sender<()>>,
     pub(crate) ordered: bool,
