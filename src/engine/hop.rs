@@ -20,8 +20,10 @@ use std::task::{Context, Poll};
 use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use futures_lite::Stream;
 
+use crate::engine::drive::stopped;
 use crate::engine::gauge::Gauge;
 use crate::engine::stats::{InputHop, StageStats};
+use crate::error::Error;
 
 /// The most chunks one hop holds at once, whatever its item capacity.
 ///
@@ -32,6 +34,14 @@ const MAX_CHUNKS: usize = 64;
 /// The downstream side of a hop has gone: its receiving stage has ended.
 #[derive(Debug)]
 pub(crate) struct Closed;
+
+impl From<Closed> for Error {
+    /// The next stage has gone: the stage that found it so is stopped, not
+    /// failed, so `?` on a send ends it as stopped.
+    fn from(_: Closed) -> Self {
+        stopped()
+    }
+}
 
 /// The most item slots a chunk buffer reserves up front.
 const MAX_RESERVE: usize = 4096;

@@ -24,7 +24,6 @@ use futures_lite::FutureExt;
 use futures_lite::future::{poll_once, yield_now};
 use smol::Timer;
 
-use crate::engine::drive::stopped;
 use crate::engine::hop::{Closed, Inlet, Outlet};
 use crate::error::Error;
 
@@ -136,13 +135,6 @@ pub(crate) trait Work<C> {
     /// Called when [`Work::timer`] has fired.
     async fn on_timer(&mut self) -> Result<(), Error> {
         Ok(())
-    }
-}
-
-impl From<Closed> for Error {
-    /// The next stage has gone: this one is stopped, not failed.
-    fn from(_: Closed) -> Self {
-        stopped()
     }
 }
 

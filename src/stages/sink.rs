@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::engine::drive::SinkFuture;
+use crate::engine::drive::{SinkFuture, stopped};
 use crate::engine::hop::Inlet;
 use crate::engine::stage_loop::{Work, run_stage};
 use crate::engine::stats::StageStats;
@@ -157,7 +157,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
             };
             run_stage(input, &mut fold).await?;
             // The accumulator is only taken here, after the last chunk.
-            fold.acc.take().ok_or_else(crate::engine::drive::stopped)
+            fold.acc.take().ok_or_else(stopped)
         })
     }
 
