@@ -108,13 +108,13 @@ pub(crate) trait Work<C> {
     /// Processes every item of `chunk`, leaving it empty.
     async fn chunk(&mut self, chunk: &mut C) -> Result<(), Error>;
 
-    /// Processes every item of `chunk` at once, if that needs no wait, and
-    /// says whether it did; if not, `chunk` is left as it was and
-    /// [`Work::chunk`] is called. Most chunks of most stages need no wait,
-    /// and a plain call costs less than an async one, per chunk.
+    /// Processes as much of `chunk` as it can without waiting, and says
+    /// whether that was all of it; what is left goes to [`Work::chunk`].
+    /// Most chunks of most stages need no wait, and a plain call costs less
+    /// than an async one, per chunk. By default, nothing is done here.
     #[inline]
-    fn chunk_now(&mut self, _chunk: &mut C) -> bool {
-        false
+    fn chunk_now(&mut self, _chunk: &mut C) -> Result<bool, Error> {
+        Ok(false)
     }
 
     /// Ends a round: no more input is waiting, so what was made is handed
@@ -167,7 +167,7 @@ where
         let mut next = Some(first);
         while let Some(mut chunk) = next.take() {
             let n = I::size(&chunk);
-            if !work.chunk_now(&mut chunk) {
+            if !work.chunk_now(&mut chunk)? {
                 work.chunk(&mut chunk).await?;
             }
             input.recycle(chunk);

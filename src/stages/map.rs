@@ -202,23 +202,24 @@ impl<I, O, F> Work<Vec<I>> for Each<O, F>
 where
     F: FnMut(std::vec::Drain<'_, I>, &mut Outlet<O>),
 {
-    /// The whole chunk, when it fits in the output chunk being built.
+    /// Applies the function slice by slice, handing each full output chunk
+    /// on while the next hop has room.
     #[inline]
-    fn chunk_now(&mut self, chunk: &mut Vec<I>) -> bool {
-        if chunk.len() > self.out.room() {
-            return false;
-        }
-        self.apply(chunk, chunk.len());
-        true
-    }
-
-    async fn chunk(&mut self, chunk: &mut Vec<I>) -> Result<(), Error> {
+    fn chunk_now(&mut self, chunk: &mut Vec<I>) -> Result<bool, Error> {
         while !chunk.is_empty() {
-            if self.out.is_full() {
-                self.out.flush().await?;
+            if self.out.is_full() && !self.out.try_flush()? {
+                return Ok(false);
             }
             let slice = self.out.room().min(chunk.len());
             self.apply(chunk, slice);
+        }
+        Ok(true)
+    }
+
+    /// Waits for room in the next hop whenever the output chunk is full.
+    async fn chunk(&mut self, chunk: &mut Vec<I>) -> Result<(), Error> {
+        while !self.chunk_now(chunk)? {
+            self.out.flush().await?;
         }
         Ok(())
     }

@@ -193,18 +193,17 @@ where
 {
     /// Every chunk: folding never waits.
     #[inline]
-    fn chunk_now(&mut self, chunk: &mut Vec<I>) -> bool {
+    fn chunk_now(&mut self, chunk: &mut Vec<I>) -> Result<bool, Error> {
         let n = chunk.len();
         if let Some(acc) = self.acc.take() {
             self.acc = Some((self.f)(acc, chunk.drain(..)));
         }
         self.stats.count_emitted(n);
-        true
+        Ok(true)
     }
 
     async fn chunk(&mut self, chunk: &mut Vec<I>) -> Result<(), Error> {
-        self.chunk_now(chunk);
-        Ok(())
+        self.chunk_now(chunk).map(drop)
     }
 
     async fn round_end(&mut self) -> Result<(), Error> {
