@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::control::Control;
-use crate::engine::hop::{Inlet, Outlet, hop};
+use crate::engine::hop::{Inlet, Outlet};
 use crate::engine::run::RunState;
 use crate::engine::stats::{InputHop, StageStats};
 use crate::error::Error;
@@ -118,7 +118,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// assert_eq!(err.to_string(), "stage `picky` panicked: seven");
     /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.head.name = name.into();
+        self.head.set_name(name.into());
         self
     }
 
@@ -137,7 +137,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// # Ok::<(), flowgate::Error>(())
     /// ```
     pub fn capacity(mut self, capacity: usize) -> Self {
-        self.head.capacity = capacity;
+        self.head.set_capacity(capacity);
         self
     }
 
@@ -157,7 +157,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// # Ok::<(), flowgate::Error>(())
     /// ```
     pub fn chunk_limit(mut self, chunk_limit: usize) -> Self {
-        self.head.chunk_limit = chunk_limit;
+        self.head.set_chunk_limit(chunk_limit);
         self
     }
 
@@ -202,13 +202,13 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         invalid: impl FnOnce(String) -> Error + Send + 'static,
     ) -> Self {
         let invalid: Invalid = Box::new(invalid);
-        self.head.invalid = Some(invalid);
+        self.head.reject(invalid);
         self
     }
 
     /// The newest stage's name.
     pub(crate) fn newest_name(&self) -> &str {
-        &self.head.name
+        self.head.name()
     }
 
     /// Sets the newest stage's error policy and item timeout.
@@ -217,12 +217,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         policy: Option<Box<dyn Any + Send>>,
         timeout: Option<Duration>,
     ) -> Self {
-        if policy.is_some() {
-            self.head.policy = policy;
-        }
-        if timeout.is_some() {
-            self.head.timeout = timeout;
-        }
+        self.head.configure(policy, timeout);
         self
     }
 }
@@ -231,9 +226,9 @@ impl<T, S> fmt::Debug for Pipeline<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
             .field("stages", &(self.graph.len() + 1))
-            .field("newest", &self.head.name)
-            .field("capacity", &self.head.capacity)
-            .field("chunk_limit", &self.head.chunk_limit)
+            .field("newest", &self.head.name())
+            .field("capacity", &self.head.capacity())
+            .field("chunk_limit", &self.head.chunk_limit())
             .field("graph", &self.graph)
             .finish()
     }
@@ -284,38 +279,10 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     pub(crate) fn wire(self) -> (Graph, Inlet<T>) {
         let Pipeline {
             mut graph,
-            mut head,
+            head,
             _newest,
         } = self;
-        if let Some(err) = head.error() {
-            graph.fail(err);
-        }
-        // A bad setting has been recorded above; the hop is still made, with
-        // a valid size, so the types line up, but the pipeline never runs.
-        let (capacity, chunk_limit) = (head.capacity.max(1), head.chunk_limit.max(1));
-        let inlet = match head.output {
-            OutputHop::Shared(inlet) => inlet,
-            OutputHop::FanOut { slot, from } => {
-                let (out, inlet) = hop(capacity, chunk_limit, from);
-                // The fan-out stage holds the only receiver, and takes its
-                // outlets when it starts.
-                let _ = slot.try_send(out);
-                inlet
-            }
-            OutputHop::New(start) => {
-                let stats = StageStats::new(head.name, head.expands, head.inputs);
-                let (out, inlet) = hop(capacity, chunk_limit, Arc::clone(&stats));
-                let setup = StageSetup {
-                    out,
-                    run: Arc::clone(graph.run()),
-                    stats: Arc::clone(&stats),
-                    policy: head.policy,
-                    timeout: head.timeout,
-                };
-                graph.add_stage(stats, start(setup));
-                inlet
-            }
-        };
+        let inlet = head.wire(&mut graph);
         (graph, inlet)
     }
 }
@@ -334,8 +301,8 @@ impl<T: Send + 'static> Pipeline<T> {
         F: FnOnce(StageSetup<T>) -> StageTasks + Send + 'static,
     {
         let name = graph.name_for(kind);
-        let mut head = Head::new(name, inputs, OutputHop::New(Box::new(start)));
-        head.expands = expands;
+        let head = Head::new(name, inputs, OutputHop::New(Box::new(start)));
+        let head = if expands { head.expanding() } else { head };
         Pipeline::headed(graph, head)
     }
 

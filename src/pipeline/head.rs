@@ -6,12 +6,12 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::hop::{Inlet, Outlet};
+use crate::engine::hop::{Inlet, Outlet, hop};
 use crate::engine::run::RunState;
 use crate::engine::stats::{InputHop, StageStats};
 use crate::error::Error;
 use crate::limits::{DEFAULT_CAPACITY, DEFAULT_CHUNK_LIMIT};
-use crate::pipeline::graph::StageTasks;
+use crate::pipeline::graph::{Graph, StageTasks};
 
 /// Starts a stage once its output hop exists.
 pub(super) type StartStage<T> = Box<dyn FnOnce(StageSetup<T>) -> StageTasks + Send>;
@@ -49,19 +49,19 @@ pub(super) enum OutputHop<T> {
 
 /// The newest stage and the settings of its output hop.
 pub(super) struct Head<T> {
-    pub(crate) name: String,
-    pub(crate) capacity: usize,
-    pub(crate) chunk_limit: usize,
+    name: String,
+    capacity: usize,
+    chunk_limit: usize,
     /// Whether one input may make any number of outputs.
-    pub(crate) expands: bool,
-    pub(crate) policy: Option<Box<dyn Any + Send>>,
-    pub(crate) timeout: Option<Duration>,
+    expands: bool,
+    policy: Option<Box<dyn Any + Send>>,
+    timeout: Option<Duration>,
     /// The hops that feed this stage.
-    pub(crate) inputs: Vec<InputHop>,
-    pub(crate) output: OutputHop<T>,
+    inputs: Vec<InputHop>,
+    output: OutputHop<T>,
     /// A bad setting found when the stage was added, made into an error
     /// with the stage's final name when it is wired.
-    pub(crate) invalid: Option<Invalid>,
+    invalid: Option<Invalid>,
 }
 
 impl<T> Head<T> {
@@ -80,8 +80,63 @@ impl<T> Head<T> {
         }
     }
 
+    /// Marks the stage as one whose outputs may outnumber, or be fewer
+    /// than, the inputs it passed on.
+    pub(crate) fn expanding(mut self) -> Self {
+        self.expands = true;
+        self
+    }
+
+    /// The stage's name, which appears in errors and in the report.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+
+    /// The capacity of the stage's output hop, in items.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+    }
+
+    /// The most items the stage sends in one chunk.
+    pub(crate) fn chunk_limit(&self) -> usize {
+        self.chunk_limit
+    }
+
+    pub(crate) fn set_chunk_limit(&mut self, chunk_limit: usize) {
+        self.chunk_limit = chunk_limit;
+    }
+
+    /// Records that the stage was set up badly; `invalid` makes the error
+    /// from the stage's name, which may still change.
+    pub(crate) fn reject(&mut self, invalid: Invalid) {
+        self.invalid = Some(invalid);
+    }
+
+    /// Sets the stage's error policy and its time limit per item, each
+    /// only if given.
+    pub(crate) fn configure(
+        &mut self,
+        policy: Option<Box<dyn Any + Send>>,
+        timeout: Option<Duration>,
+    ) {
+        if policy.is_some() {
+            self.policy = policy;
+        }
+        if timeout.is_some() {
+            self.timeout = timeout;
+        }
+    }
+
     /// The error of a bad setting of this head, if it has one.
-    pub(crate) fn error(&mut self) -> Option<Error> {
+    fn error(&mut self) -> Option<Error> {
         let stage = self.name.clone();
         if self.capacity == 0 {
             return Some(Error::ZeroCapacity { stage });
@@ -90,5 +145,40 @@ impl<T> Head<T> {
             return Some(Error::ZeroChunkLimit { stage });
         }
         self.invalid.take().map(|invalid| invalid(stage))
+    }
+
+    /// Makes the stage's output hop, with this head's settings, and starts
+    /// the stage on it, registering it in `graph`; a bad setting is recorded
+    /// there. Gives the hop's receiving side.
+    pub(crate) fn wire(mut self, graph: &mut Graph) -> Inlet<T> {
+        if let Some(err) = self.error() {
+            graph.fail(err);
+        }
+        // A bad setting has been recorded above; the hop is still made, with
+        // a valid size, so the types line up, but the pipeline never runs.
+        let (capacity, chunk_limit) = (self.capacity.max(1), self.chunk_limit.max(1));
+        match self.output {
+            OutputHop::Shared(inlet) => inlet,
+            OutputHop::FanOut { slot, from } => {
+                let (out, inlet) = hop(capacity, chunk_limit, from);
+                // The fan-out stage holds the only receiver, and takes its
+                // outlets when it starts.
+                let _ = slot.try_send(out);
+                inlet
+            }
+            OutputHop::New(start) => {
+                let stats = StageStats::new(self.name, self.expands, self.inputs);
+                let (out, inlet) = hop(capacity, chunk_limit, Arc::clone(&stats));
+                let setup = StageSetup {
+                    out,
+                    run: Arc::clone(graph.run()),
+                    stats: Arc::clone(&stats),
+                    policy: self.policy,
+                    timeout: self.timeout,
+                };
+                graph.add_stage(stats, start(setup));
+                inlet
+            }
+        }
     }
 }

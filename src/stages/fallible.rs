@@ -240,7 +240,7 @@ where
     async fn try_item(&mut self, mut item: I) -> Result<Option<O>, Error> {
         let mut attempt = 1;
         loop {
-            let copy = self.policy.clone.map(|clone| clone(&item));
+            let copy = self.policy.copy_of(&item);
             let error = match attempt_once((self.f)(item), self.timeout, &mut self.out).await? {
                 Ok(output) => return Ok(Some(output)),
                 Err(error) => error,

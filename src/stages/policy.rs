@@ -117,13 +117,13 @@ impl Backoff {
 /// # Ok::<(), flowgate::Error>(())
 /// ```
 pub struct OnError<T, E> {
-    pub(crate) rule: Rule<T, E>,
-    pub(crate) retry: Option<(u32, Backoff)>,
-    pub(crate) clone: Option<fn(&T) -> T>,
+    rule: Rule<T, E>,
+    retry: Option<(u32, Backoff)>,
+    clone: Option<fn(&T) -> T>,
 }
 
 /// What happens to an item once it has failed for good.
-pub(crate) enum Rule<T, E> {
+enum Rule<T, E> {
     Fail,
     Skip,
     DeadLetter(Sender<DeadLetter<T, E>>),
@@ -153,6 +153,12 @@ impl<T, E> OnError<T, E> {
             rule: Rule::Skip,
             ..Self::fail_fast()
         }
+    }
+
+    /// A copy of `item`, kept while it is tried, if the policy may need it
+    /// again (to retry it or to dead-letter it).
+    pub(super) fn copy_of(&self, item: &T) -> Option<T> {
+        self.clone.map(|clone| clone(item))
     }
 
     /// What to do after `attempt` attempts have failed.

@@ -265,13 +265,13 @@ impl<U> Input for Done<U> {
 /// each output handed on gives its place back to the dispatcher, before the
 /// collector waits for room downstream.
 pub(super) struct Collect<U> {
-    pub(crate) out: Outlet<U>,
-    pub(crate) window: Option<Sender<()>>,
-    pub(crate) ordered: bool,
+    out: Outlet<U>,
+    window: Option<Sender<()>>,
+    ordered: bool,
     /// Outputs that came early, by place after `next`.
-    pub(crate) early: VecDeque<Option<Vec<U>>>,
+    early: VecDeque<Option<Vec<U>>>,
     /// The place of the next output to hand on, in input order.
-    pub(crate) next: u64,
+    next: u64,
 }
 
 impl<U> Collect<U> {
