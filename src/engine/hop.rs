@@ -245,6 +245,8 @@ impl<T> Outlet<T> {
             self.commit(n);
             Ok(())
         } else {
+            // The chunk never reached the hop: its room is given back.
+            self.gauge.take(n);
             self.cut_off();
             Err(Closed)
         }
@@ -289,6 +291,7 @@ impl<T> Outlet<T> {
             self.commit(n);
             Ok(true)
         } else {
+            self.gauge.take(n);
             self.cut_off();
             Err(Closed)
         }
@@ -435,6 +438,7 @@ impl<T> Inlet<T> {
             if let Some(stats) = &self.stats {
                 stats.count_received(chunk.len());
             }
+            self.gauge.take(chunk.len());
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use smol::Timer;
 
@@ -66,6 +66,17 @@ where
         }
     }
 
+    /// Stops the run and polls every stage that has not ended once more,
+    /// so that each sees the cancel and ends under its own panic guard,
+    /// dropping what it holds there: a panic in an item's `Drop` is then
+    /// recorded, not raised in the caller. For stages polled here, not
+    /// spawned as tasks.
+    pub(crate) fn wind_down(&mut self, run: &RunState) {
+        run.cancel();
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = self.poll(&mut cx, run);
+    }
+
     /// Whether no stage has failed or been stopped so far.
     pub(crate) fn is_clean(&self) -> bool {
         self.error.is_none() && !self.stopped
@@ -121,6 +132,9 @@ pub(crate) struct Supervisor<F, S, O> {
     /// A configuration error, returned at once: the pipeline never starts.
     failed: Option<Error>,
     deadline: Option<Timer>,
+    /// Whether the result has been given; polled again after that, the
+    /// supervisor stays pending and changes nothing.
+    finished: bool,
 }
 
 // The output is only ever moved out whole, never pinned.
@@ -139,6 +153,7 @@ where
             output: None,
             run,
             failed: None,
+            finished: false,
             deadline,
         }
     }
@@ -152,6 +167,7 @@ where
             output: None,
             run,
             failed: Some(err),
+            finished: false,
             deadline: None,
         }
     }
@@ -161,8 +177,15 @@ where
     /// finishes while a stage is still running (as after a stage panicked)
     /// waits for that stage's result, so a failure is never hidden behind a
     /// short output.
+    ///
+    /// Polled again once it has given its result, it stays pending: the
+    /// result was given once, and the run's state is left as it ended.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<O, Error>> {
+        if self.finished {
+            return Poll::Pending;
+        }
         if let Some(err) = self.failed.take() {
+            self.finished = true;
             return Poll::Ready(Err(err));
         }
         if let Some(timer) = &mut self.deadline {
@@ -188,11 +211,31 @@ where
             return Poll::Pending;
         }
         let output = self.output.take();
+        self.finished = true;
         Poll::Ready(
             self.stages
                 .outcome(&self.run, output.is_some())
                 .and_then(|()| output.ok_or_else(stopped)),
         )
+    }
+
+    /// Whether the result has been given.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Stops an unfinished run whose stages and sink are polled here, not
+    /// spawned as tasks, and lets each end under its own panic guard; see
+    /// [`StageSet::wind_down`].
+    pub(crate) fn wind_down(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.stages.wind_down(&self.run);
+        if let Some(sink) = &mut self.sink {
+            let mut cx = Context::from_waker(Waker::noop());
+            let _ = Pin::new(sink).poll(&mut cx);
+        }
     }
 
     /// The run's shared state.

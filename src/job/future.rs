@@ -62,6 +62,15 @@ impl<O> Future for JobFuture<O> {
     }
 }
 
+impl<O> Drop for JobFuture<O> {
+    /// Dropped before its end, the future cancels the run, and every stage
+    /// ends as on [`Control::cancel`](crate::Control::cancel): what it holds
+    /// is dropped under its panic guard and counted in the report.
+    fn drop(&mut self) {
+        self.supervisor.wind_down();
+    }
+}
+
 impl<O> fmt::Debug for JobFuture<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobFuture").finish_non_exhaustive()

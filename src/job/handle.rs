@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use smol::Task;
 
 use crate::control::Control;
+use crate::engine::run::RunState;
 use crate::engine::supervisor::Supervisor;
 use crate::error::Error;
 use crate::report::run::Report;
@@ -16,6 +17,9 @@ use crate::report::state::State;
 
 /// A stage running as a task.
 pub(super) type StageTask = Task<Result<(), Error>>;
+
+/// The supervisor of a run whose stages and sink are tasks.
+type TaskSupervisor<O> = Supervisor<StageTask, Task<Result<O, Error>>, O>;
 
 /// A pipeline running as tasks on an executor: a future of its result.
 ///
@@ -26,8 +30,11 @@ pub(super) type StageTask = Task<Result<(), Error>>;
 /// same powers to another task.
 ///
 /// Dropping the handle cancels every stage: a pipeline nobody awaits does
-/// not run on for ever. [`detach`](JobHandle::detach) lets it run on
-/// unobserved instead; a [`Control`] taken before still watches it.
+/// not run on for ever. The stages end on their executor, the next time it
+/// runs them, as on [`Control::cancel`]: each drops what it holds under its
+/// own panic guard, and the report accounts for it. [`detach`](JobHandle::detach)
+/// lets the pipeline run on unobserved instead; a [`Control`] taken before
+/// still watches it.
 ///
 /// # Examples
 ///
@@ -39,13 +46,18 @@ pub(super) type StageTask = Task<Result<(), Error>>;
 /// ```
 #[must_use = "dropping a job handle cancels the pipeline"]
 pub struct JobHandle<O> {
-    supervisor: Supervisor<StageTask, Task<Result<O, Error>>, O>,
+    run: Arc<RunState>,
+    /// `None` once detached.
+    supervisor: Option<TaskSupervisor<O>>,
 }
 
 impl<O> JobHandle<O> {
     /// A handle that supervises the tasks of a spawned run.
-    pub(crate) fn new(supervisor: Supervisor<StageTask, Task<Result<O, Error>>, O>) -> Self {
-        JobHandle { supervisor }
+    pub(crate) fn new(supervisor: TaskSupervisor<O>) -> Self {
+        JobHandle {
+            run: Arc::clone(supervisor.run()),
+            supervisor: Some(supervisor),
+        }
     }
 }
 
@@ -53,7 +65,7 @@ impl<O: Send + 'static> JobHandle<O> {
     /// A [`Control`] for this pipeline, to watch or stop it from another
     /// task.
     pub fn control(&self) -> Control {
-        Control::new(Arc::clone(self.supervisor.run()))
+        Control::new(Arc::clone(&self.run))
     }
 
     /// The pipeline's state, live.
@@ -112,11 +124,33 @@ impl<O: Send + 'static> JobHandle<O> {
     /// ] }));
     /// assert_eq!(got, [0, 1, 2]);
     /// ```
-    pub fn detach(self) {
-        let (stages, sink) = self.supervisor.into_parts();
-        stages.for_each(Task::detach);
-        if let Some(sink) = sink {
-            sink.detach();
+    pub fn detach(mut self) {
+        if let Some(supervisor) = self.supervisor.take() {
+            detach_all(supervisor);
+        }
+    }
+}
+
+/// Lets every task of a run go on without a handle.
+fn detach_all<O>(supervisor: TaskSupervisor<O>) {
+    let (stages, sink) = supervisor.into_parts();
+    stages.for_each(Task::detach);
+    if let Some(sink) = sink {
+        sink.detach();
+    }
+}
+
+impl<O> Drop for JobHandle<O> {
+    /// Dropped before its end, the handle cancels the run. The stages are
+    /// not dropped here but end on their executor as on
+    /// [`Control::cancel`](crate::Control::cancel), each dropping what it
+    /// holds under its own panic guard.
+    fn drop(&mut self) {
+        if let Some(supervisor) = self.supervisor.take() {
+            if !supervisor.is_finished() {
+                supervisor.run().cancel();
+            }
+            detach_all(supervisor);
         }
     }
 }
@@ -125,7 +159,10 @@ impl<O> Future for JobHandle<O> {
     type Output = Result<O, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.supervisor.poll(cx)
+        match &mut self.supervisor {
+            Some(supervisor) => supervisor.poll(cx),
+            None => Poll::Pending,
+        }
     }
 }
 

@@ -116,8 +116,9 @@ impl<T> Drop for PipelineStream<T> {
             self.stats.end_receive_wait(from);
         }
         if !self.finished {
-            // Dropped before its end: the pipeline is cancelled with it.
-            self.run.cancel();
+            // Dropped before its end: the pipeline is cancelled with it, and
+            // each stage ends under its own panic guard.
+            self.stages.wind_down(&self.run);
             self.stats.end(State::Cancelled);
         }
     }

@@ -446,3 +446,135 @@ fn a_consumer_that_panics_in_an_items_drop_gives_later_items_back() {
         "{ended:?}"
     );
 }
+
+/// A pipeline whose sink holds item 0 (armed: its `Drop` panics) behind a
+/// gate that never opens; ready to be dropped with that item in hand.
+fn stuck_on_a_bomb() -> (
+    flowgate::Job<()>,
+    flowgate::Control,
+    async_channel::Sender<()>,
+) {
+    let (gate_tx, gate) = async_channel::bounded::<()>(1);
+    let job = flowgate::from_iter(bombs(100, 0))
+        .map(|b| b)
+        .for_each_async(move |b| {
+            let gate = gate.clone();
+            async move {
+                let _ = gate.recv().await;
+                drop(b);
+            }
+        })
+        .name("sink");
+    let control = job.control();
+    (job, control, gate_tx)
+}
+
+/// Whether the sink holds an item.
+fn sink_holds_one(control: &flowgate::Control) -> bool {
+    control.report().stage("sink").map_or(0, |s| s.in_hand) > 0
+}
+
+/// Dropping a run's future while an item whose `Drop` panics is in flight
+/// ends the run as a cancel does: nothing is raised in the caller's `drop`,
+/// and the report accounts for every item.
+#[test]
+fn dropping_a_job_future_with_a_panicking_item_in_flight_is_accounted() {
+    let (job, control, _gate) = stuck_on_a_bomb();
+    let control_after = control.clone();
+    let dropped = watchdog(move || {
+        let mut fut = Box::pin(job.into_future());
+        while !sink_holds_one(&control) {
+            let _ = futures_lite::future::block_on(futures_lite::future::poll_once(&mut fut));
+        }
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(fut)))
+    });
+    assert!(
+        dropped.is_ok(),
+        "expected the drop to end quietly, but it panicked"
+    );
+    let report = control_after.report();
+    assert!(report.state.is_finished(), "{report}");
+    support::assert_accounted(&report);
+}
+
+/// The same for an output stream dropped early.
+#[test]
+fn dropping_a_stream_with_a_panicking_item_in_flight_is_accounted() {
+    let (gate_tx, gate) = async_channel::bounded::<()>(1);
+    let pipeline = flowgate::from_iter(bombs(100, 0))
+        .then(move |b| {
+            let gate = gate.clone();
+            async move {
+                // The whole item is held across the wait (a plain `b.value`
+                // would capture only the field).
+                let held = b;
+                let _ = gate.recv().await;
+                held.value
+            }
+        })
+        .name("held");
+    let control = pipeline.control();
+    let control_after = control.clone();
+    let dropped = watchdog(move || {
+        let mut stream = pipeline.into_stream();
+        while control.report().stage("held").map_or(0, |s| s.in_hand) == 0 {
+            let _ = futures_lite::future::block_on(futures_lite::future::poll_once(stream.next()));
+        }
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(stream)))
+    });
+    drop(gate_tx);
+    assert!(
+        dropped.is_ok(),
+        "expected the drop to end quietly, but it panicked"
+    );
+    let report = control_after.report();
+    assert!(report.state.is_finished(), "{report}");
+    support::assert_accounted(&report);
+}
+
+/// Dropping a spawned run's handle while an item whose `Drop` panics is in
+/// flight used to abort the whole process. It runs in a child process of
+/// its own (this test binary, running only the test below), so that an
+/// abort fails this test instead of ending the test run.
+#[test]
+fn dropping_a_job_handle_with_a_panicking_item_in_flight_does_not_abort() {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let output = watchdog(move || {
+        std::process::Command::new(exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "panics::drop_a_job_handle_with_a_panicking_item_in_flight",
+            ])
+            .output()
+            .expect("the test binary runs")
+    });
+    assert!(
+        output.status.success(),
+        "expected the child to end normally, but it ended with {}:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("1 passed"),
+        "expected the child test to run:\n{stdout}"
+    );
+}
+
+/// The child of the test above.
+#[test]
+#[ignore = "run by dropping_a_job_handle_with_a_panicking_item_in_flight_does_not_abort"]
+fn drop_a_job_handle_with_a_panicking_item_in_flight() {
+    let (job, control, _gate) = stuck_on_a_bomb();
+    let ex = smol::LocalExecutor::new();
+    let handle = job.spawn_local(&ex);
+    while !sink_holds_one(&control) {
+        ex.try_tick();
+    }
+    drop(handle);
+    support::settle(&ex);
+    let report = control.report();
+    assert!(report.state.is_finished(), "{report}");
+    support::assert_accounted(&report);
+}

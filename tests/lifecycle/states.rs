@@ -257,3 +257,53 @@ fn a_cancelled_stream_ends_with_the_report() {
     };
     assert_accounted(report);
 }
+
+#[test]
+fn polling_a_finished_handle_again_changes_nothing() {
+    let ex = smol::LocalExecutor::new();
+    let mut handle = flowgate::from_iter(0..10u32).count().spawn_local(&ex);
+    let control = handle.control();
+    let first = futures_lite::future::block_on(ex.run(&mut handle));
+    assert_eq!(first.ok(), Some(10));
+    assert_eq!(control.state(), State::Done);
+    // A second poll must not make up a result, nor rewrite the state.
+    let again = futures_lite::future::block_on(futures_lite::future::poll_once(&mut handle));
+    assert!(
+        again.is_none(),
+        "expected a finished handle to stay pending, got {again:?}"
+    );
+    assert_eq!(control.state(), State::Done);
+    assert_eq!(control.report().state, State::Done);
+}
+
+#[test]
+fn a_cancelled_run_leaves_no_item_counted_in_a_hop() {
+    let source = flowgate::from_iter(0u64..);
+    let control = source.control();
+    let stop = control.clone();
+    let err = watchdog(move || {
+        source
+            .map(|x| x + 1)
+            .capacity(64)
+            .then(move |x| {
+                let stop = stop.clone();
+                async move {
+                    if x == 1_000 {
+                        stop.cancel();
+                    }
+                    x
+                }
+            })
+            .capacity(128)
+            .count()
+            .run()
+            .unwrap_err()
+    });
+    let report = err.report().expect("a cancel carries the report");
+    assert_accounted(report);
+    let queued: Vec<u64> = report.stages.iter().map(|s| s.queued).collect();
+    assert!(
+        queued.iter().all(|&q| q == 0),
+        "expected every hop of a finished run to be empty, but they hold {queued:?}\n{report}"
+    );
+}
