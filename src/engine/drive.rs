@@ -107,6 +107,11 @@ pub(crate) fn drive<T: 'static>(
             Ok(Some(Err(err))) => (State::Failed, Err(err)),
         };
         mark.end(state);
+        if state == State::Failed {
+            // A failure stops the whole run from here, so that it stops even
+            // when nobody supervises it any more (a detached handle).
+            run.cancel();
+        }
         result
     })
 }
@@ -155,10 +160,13 @@ pub(crate) fn drive_worker(
         match guarded(&run, fut).await {
             Ok(Some(())) => Ok(()),
             Ok(None) => Err(stopped()),
-            Err(payload) => Err(Error::StagePanicked {
-                stage,
-                message: panic_message(payload),
-            }),
+            Err(payload) => {
+                run.cancel();
+                Err(Error::StagePanicked {
+                    stage,
+                    message: panic_message(payload),
+                })
+            }
         }
     })
 }

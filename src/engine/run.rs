@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
+use futures_lite::FutureExt;
 
 use crate::engine::stats::StageStats;
 use crate::report::state::State;
@@ -51,6 +52,8 @@ pub(crate) struct RunState {
     cancel: Signal,
     /// Raised to make the source stop taking input; the rest drains.
     shutdown: Signal,
+    /// Raised once the sink has ended: the run is over.
+    ended: Signal,
     /// Whether the run's deadline is what raised `cancel`.
     deadline_passed: AtomicBool,
     /// Whether stages time their waits; read by each stage as it starts.
@@ -74,6 +77,7 @@ impl RunState {
         Arc::new(RunState {
             cancel: Signal::new(),
             shutdown: Signal::new(),
+            ended: Signal::new(),
             deadline_passed: AtomicBool::new(false),
             timed: AtomicBool::new(true),
             verdict: AtomicU8::new(NO_VERDICT),
@@ -162,8 +166,19 @@ impl RunState {
         &self.shutdown
     }
 
+    /// Records that the sink has ended, and with it the run.
+    pub(crate) fn mark_ended(&self) {
+        self.ended.raise();
+    }
+
+    /// Completes once the run is over or is being cancelled: from then on
+    /// there is nothing left for a deadline to stop.
+    pub(crate) async fn ended_or_cancelled(&self) {
+        self.ended.wait().or(self.cancel.wait()).await;
+    }
+
     /// Records that the run's deadline is what cancelled it.
-    pub(super) fn mark_deadline_passed(&self) {
+    pub(crate) fn mark_deadline_passed(&self) {
         self.deadline_passed.store(true, Relaxed);
     }
 

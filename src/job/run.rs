@@ -1,11 +1,13 @@
 //! [`Job`]: a complete pipeline, and the ways to run it.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_lite::FutureExt;
 use futures_lite::future;
-use smol::{Executor, LocalExecutor, Task};
+use smol::{Executor, LocalExecutor, Task, Timer};
 
 use crate::control::Control;
 use crate::engine::drive::{SinkFuture, StageFuture};
@@ -329,7 +331,18 @@ impl<O: Send + 'static> Job<O> {
     ) -> JobHandle<O> {
         let supervisor = match self.launch() {
             (Err(err), run) => Supervisor::failed(err, run),
-            (Ok((stages, sink)), run) => {
+            (Ok((mut stages, mut sink)), run) => {
+                if let Some(after) = run.deadline() {
+                    // The handle may be detached, and its timer with it: a
+                    // task of the run's own keeps the deadline too.
+                    stages.push(Box::pin(keep_deadline(Arc::clone(&run), after)));
+                    let ended = Arc::clone(&run);
+                    sink = Box::pin(async move {
+                        let output = sink.await;
+                        ended.mark_ended();
+                        output
+                    });
+                }
                 let tasks = stages.into_iter().map(&mut spawn_stage).collect();
                 Supervisor::new(tasks, spawn_sink(sink), run)
             }
@@ -352,5 +365,28 @@ impl<O> fmt::Debug for Job<O> {
             .field("deadline", &self.deadline)
             .field("graph", &self.graph)
             .finish()
+    }
+}
+
+/// Cancels `run` once `after` has passed, unless it has ended or is being
+/// cancelled by then. The timer starts now, with the supervisor's.
+fn keep_deadline(
+    run: Arc<RunState>,
+    after: Duration,
+) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+    let timer = Timer::after(after);
+    async move {
+        let passed = async {
+            timer.await;
+            true
+        };
+        let over = async {
+            run.ended_or_cancelled().await;
+            false
+        };
+        if passed.or(over).await && run.cancel() {
+            run.mark_deadline_passed();
+        }
+        Ok(())
     }
 }

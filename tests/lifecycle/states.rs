@@ -307,3 +307,57 @@ fn a_cancelled_run_leaves_no_item_counted_in_a_hop() {
         "expected every hop of a finished run to be empty, but they hold {queued:?}\n{report}"
     );
 }
+
+#[test]
+fn a_detached_run_still_keeps_its_deadline() {
+    let job = flowgate::from_iter(0u64..) // endless
+        .then(|x| async move { x })
+        .count()
+        .deadline(Duration::from_millis(50));
+    let control = job.control();
+    let watched = control.clone();
+    let state = watchdog(move || {
+        let ex = smol::LocalExecutor::new();
+        job.spawn_local(&ex).detach();
+        futures_lite::future::block_on(ex.run(async {
+            while !watched.is_finished() {
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        }));
+        watched.state()
+    });
+    assert_eq!(state, State::Cancelled, "{}", control.report());
+    assert_accounted(&control.report());
+}
+
+#[test]
+fn a_failure_in_a_detached_run_still_stops_every_stage() {
+    let job = flowgate::from_iter(0u64..) // endless
+        .then(|x| async move {
+            if x == 100 {
+                std::future::pending::<()>().await; // stuck for good
+            }
+            x
+        })
+        .name("stuck")
+        .map(|x| if x == 3 { panic!("three") } else { x })
+        .count();
+    let control = job.control();
+    let watched = control.clone();
+    let state = watchdog(move || {
+        let ex = smol::LocalExecutor::new();
+        job.spawn_local(&ex).detach();
+        futures_lite::future::block_on(ex.run(async {
+            while !watched
+                .report()
+                .stages
+                .iter()
+                .all(|s| s.state.is_finished())
+            {
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        }));
+        watched.report().stage("stuck").map(|s| s.state)
+    });
+    assert_eq!(state, Some(State::Cancelled), "{}", control.report());
+}
