@@ -232,6 +232,12 @@ impl<T> Outlet<T> {
             // dropping the outlet would count them.
             self.stats.count_received(n);
         }
+        // Until the chunk is in the hop, its room goes back to the gauge if
+        // the send fails or this future is dropped (as a cancel does).
+        let room = Room {
+            gauge: &self.gauge,
+            n,
+        };
         let sent = match self.chunks.try_send(chunk) {
             Ok(()) => true,
             Err(TrySendError::Full(chunk)) => {
@@ -242,11 +248,11 @@ impl<T> Outlet<T> {
             Err(TrySendError::Closed(_)) => false,
         };
         if sent {
+            std::mem::forget(room);
             self.commit(n);
             Ok(())
         } else {
-            // The chunk never reached the hop: its room is given back.
-            self.gauge.take(n);
+            drop(room);
             self.cut_off();
             Err(Closed)
         }
@@ -319,6 +325,19 @@ impl<T> Drop for Outlet<T> {
             // Taken from the source's input, never sent: dropped.
             self.stats.count_received(self.buf.len());
         }
+    }
+}
+
+/// Room claimed in a hop's gauge for a chunk on its way in: given back
+/// when dropped, unless the chunk arrived (then it is forgotten).
+struct Room<'a> {
+    gauge: &'a Gauge,
+    n: usize,
+}
+
+impl Drop for Room<'_> {
+    fn drop(&mut self) {
+        self.gauge.take(self.n);
     }
 }
 

@@ -361,3 +361,44 @@ fn a_failure_in_a_detached_run_still_stops_every_stage() {
     });
     assert_eq!(state, Some(State::Cancelled), "{}", control.report());
 }
+
+/// A sender waiting for a free chunk slot (every slot holds a small chunk,
+/// while the hop's item capacity still has room) is stopped by a cancel:
+/// the chunk it was sending is dropped, and the hop does not count it.
+#[test]
+fn a_send_stopped_while_every_chunk_slot_is_taken_leaves_no_item_counted() {
+    let source = flowgate::from_iter(0u64..);
+    let control = source.control();
+    let watched = control.clone();
+    let err = watchdog(move || {
+        let stop = std::thread::spawn(move || {
+            // Cancel once the source has filled every chunk slot of its hop
+            // (64, one item each) and waits to send another.
+            // (The report lists no stage until the run has started.)
+            let waiting =
+                |r: &flowgate::Report| r.stages.first().is_some_and(|s| !s.blocked_send.is_zero());
+            while !waiting(&watched.report()) {
+                std::thread::yield_now();
+            }
+            watched.cancel();
+        });
+        let result = source
+            .capacity(1 << 20)
+            .chunk_limit(1)
+            .then(|x| async move {
+                std::future::pending::<()>().await; // takes one item, never more
+                x
+            })
+            .count()
+            .run();
+        stop.join().unwrap();
+        result.unwrap_err()
+    });
+    let report = err.report().expect("a cancel carries the report");
+    assert_accounted(report);
+    let queued: Vec<u64> = report.stages.iter().map(|s| s.queued).collect();
+    assert!(
+        queued.iter().all(|&q| q == 0),
+        "expected every hop of a finished run to be empty, but they hold {queued:?}\n{report}"
+    );
+}
