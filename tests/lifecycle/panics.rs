@@ -488,13 +488,7 @@ fn dropping_a_job_future_with_a_panicking_item_in_flight_is_accounted() {
         }
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(fut)))
     });
-    assert!(
-        dropped.is_ok(),
-        "expected the drop to end quietly, but it panicked"
-    );
-    let report = control_after.report();
-    assert!(report.state.is_finished(), "{report}");
-    support::assert_accounted(&report);
+    assert_dropped_quietly(dropped, &control_after);
 }
 
 /// The same for an output stream dropped early.
@@ -523,13 +517,7 @@ fn dropping_a_stream_with_a_panicking_item_in_flight_is_accounted() {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(stream)))
     });
     drop(gate_tx);
-    assert!(
-        dropped.is_ok(),
-        "expected the drop to end quietly, but it panicked"
-    );
-    let report = control_after.report();
-    assert!(report.state.is_finished(), "{report}");
-    support::assert_accounted(&report);
+    assert_dropped_quietly(dropped, &control_after);
 }
 
 /// Dropping a spawned run's handle while an item whose `Drop` panics is in
@@ -574,6 +562,21 @@ fn drop_a_job_handle_with_a_panicking_item_in_flight() {
     }
     drop(handle);
     support::settle(&ex);
+    assert_ended_and_accounted(&control);
+}
+
+/// Checks that a drop raised nothing in the caller, and that the run then
+/// ended with every item accounted for.
+fn assert_dropped_quietly(dropped: std::thread::Result<()>, control: &flowgate::Control) {
+    assert!(
+        dropped.is_ok(),
+        "expected the drop to end quietly, but it panicked"
+    );
+    assert_ended_and_accounted(control);
+}
+
+/// Checks that the run has ended with every item accounted for.
+fn assert_ended_and_accounted(control: &flowgate::Control) {
     let report = control.report();
     assert!(report.state.is_finished(), "{report}");
     support::assert_accounted(&report);

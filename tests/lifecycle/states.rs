@@ -301,11 +301,7 @@ fn a_cancelled_run_leaves_no_item_counted_in_a_hop() {
     });
     let report = err.report().expect("a cancel carries the report");
     assert_accounted(report);
-    let queued: Vec<u64> = report.stages.iter().map(|s| s.queued).collect();
-    assert!(
-        queued.iter().all(|&q| q == 0),
-        "expected every hop of a finished run to be empty, but they hold {queued:?}\n{report}"
-    );
+    assert_no_item_in_a_hop(report);
 }
 
 #[test]
@@ -317,13 +313,7 @@ fn a_detached_run_still_keeps_its_deadline() {
     let control = job.control();
     let watched = control.clone();
     let state = watchdog(move || {
-        let ex = smol::LocalExecutor::new();
-        job.spawn_local(&ex).detach();
-        futures_lite::future::block_on(ex.run(async {
-            while !watched.is_finished() {
-                smol::Timer::after(Duration::from_millis(5)).await;
-            }
-        }));
+        run_detached_until(job, || watched.is_finished());
         watched.state()
     });
     assert_eq!(state, State::Cancelled, "{}", control.report());
@@ -345,18 +335,13 @@ fn a_failure_in_a_detached_run_still_stops_every_stage() {
     let control = job.control();
     let watched = control.clone();
     let state = watchdog(move || {
-        let ex = smol::LocalExecutor::new();
-        job.spawn_local(&ex).detach();
-        futures_lite::future::block_on(ex.run(async {
-            while !watched
+        run_detached_until(job, || {
+            watched
                 .report()
                 .stages
                 .iter()
                 .all(|s| s.state.is_finished())
-            {
-                smol::Timer::after(Duration::from_millis(5)).await;
-            }
-        }));
+        });
         watched.report().stage("stuck").map(|s| s.state)
     });
     assert_eq!(state, Some(State::Cancelled), "{}", control.report());
@@ -396,9 +381,26 @@ fn a_send_stopped_while_every_chunk_slot_is_taken_leaves_no_item_counted() {
     });
     let report = err.report().expect("a cancel carries the report");
     assert_accounted(report);
+    assert_no_item_in_a_hop(report);
+}
+
+/// Checks that no hop of a finished run still counts an item.
+fn assert_no_item_in_a_hop(report: &flowgate::Report) {
     let queued: Vec<u64> = report.stages.iter().map(|s| s.queued).collect();
     assert!(
         queued.iter().all(|&q| q == 0),
         "expected every hop of a finished run to be empty, but they hold {queued:?}\n{report}"
     );
+}
+
+/// Spawns `job` on a fresh executor, detaches its handle, and runs the
+/// executor until `done` says so, looking every 5 ms.
+fn run_detached_until<O: Send + 'static>(job: flowgate::Job<O>, done: impl Fn() -> bool) {
+    let ex = smol::LocalExecutor::new();
+    job.spawn_local(&ex).detach();
+    futures_lite::future::block_on(ex.run(async {
+        while !done() {
+            smol::Timer::after(Duration::from_millis(5)).await;
+        }
+    }));
 }
