@@ -7,10 +7,11 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_channel::{Receiver, Sender};
 
-use crate::ack::protocol::{Answer, Doorbell, Failure, Request, release};
+use crate::ack::protocol::{Answer, Doorbell, Failure, Request, Unsent, release};
 use crate::ack::replies::{Credit, Replies};
 use crate::error::{Error, SendError};
 use crate::limits::DEFAULT_CHUNK_LIMIT;
@@ -42,16 +43,24 @@ pub(crate) fn pipelined<T, R>(
     for _ in 0..credits {
         let _ = give.try_send((Vec::new(), Vec::new()));
     }
+    // One flush at a time can be given up half way, so one slot is enough.
+    let (unsent_to, unsent) = async_channel::bounded(1);
+    let replies = Replies::new(answers, give, name);
     let sender = PipelinedSender {
         requests,
         bell,
         answer_to: Some(answer_to),
         credits: take,
         current: None,
+        first: 0,
         chunk,
         next_ticket: 0,
+        unsent_to,
+        unsent,
+        sending: false,
+        gone: replies.gone(),
     };
-    Ok((sender, Replies::new(answers, give, name)))
+    Ok((sender, replies))
 }
 
 /// The sending half of a pipelined producer, made by
@@ -61,12 +70,23 @@ pub(crate) fn pipelined<T, R>(
 /// gives the item's *ticket*: its number in send order, from 0. The reply
 /// comes later from the [`Replies`] with the same ticket.
 ///
-/// Items are sent in chunks: a chunk goes when it is full, or as soon as the
-/// consumer has nothing queued, so a lone item is not held back while the
-/// consumer is idle. [`flush`](PipelinedSender::flush) sends a partial chunk
-/// at once; [`close`](PipelinedSender::close) flushes and ends the replies.
-/// Dropping the sender without closing it gives any unsent items back
-/// through [`Replies`] as [`SendError::Closed`].
+/// Items are sent in chunks. A send hands its chunk over when the chunk is
+/// full, or when the consumer has nothing queued at that moment, so a lone
+/// item is not held back while the consumer is idle. Items sent while the
+/// consumer is busy wait in the chunk for the next send that hands it over,
+/// or for [`flush`](PipelinedSender::flush), which sends a partial chunk at
+/// once; [`close`](PipelinedSender::close) flushes and ends the replies. So
+/// a task that stops sending and waits for replies calls `flush` (or
+/// `close`) first. Dropping the sender without closing it hands a partial
+/// chunk over if the consumer's queue has room, and otherwise gives its
+/// items back through [`Replies`] as [`SendError::Closed`].
+///
+/// Every item that got a ticket gets exactly one entry in [`Replies`],
+/// under that ticket, whatever happens on the way: a dropped `send` or
+/// `flush` future, a close from another clone of the producer, a consumer
+/// that panics or is cancelled. A `send` whose future is dropped before it
+/// gave a ticket gives up its item, as a channel send does; the items sent
+/// before it are kept and sent with the next chunk.
 ///
 /// As with any bounded channel, the replies must be read while sending: a
 /// task that sends more than the window before it reads a reply waits for
@@ -101,8 +121,20 @@ pub struct PipelinedSender<T, R> {
     credits: Receiver<Credit<T, R>>,
     /// The chunk being filled, with the credit it holds.
     current: Option<Credit<T, R>>,
+    /// The ticket of the first item of `current`.
+    first: u64,
     chunk: usize,
     next_ticket: u64,
+    /// A chunk whose flush was given up half way (its future dropped) comes
+    /// back through here, to be sent again.
+    unsent_to: Sender<Unsent<T, R>>,
+    unsent: Receiver<Unsent<T, R>>,
+    /// Set while a send flushes a chunk whose last item is its own, which
+    /// has no ticket until the send returns.
+    sending: bool,
+    /// Raised once the [`Replies`] are dropped: no reply can be read, so
+    /// sends give their items back.
+    gone: Arc<AtomicBool>,
 }
 
 impl<T, R> PipelinedSender<T, R> {
@@ -111,6 +143,9 @@ impl<T, R> PipelinedSender<T, R> {
     /// Waits only for room in the window. If the consumer has ended, or the
     /// [`Replies`] were dropped so that no reply could be read, the item
     /// comes back in [`SendError::Closed`] and takes no ticket.
+    ///
+    /// Dropping the future before it returns gives up the item, which then
+    /// takes no ticket; the items sent before it are not affected.
     ///
     /// # Examples
     ///
@@ -142,7 +177,10 @@ impl<T, R> PipelinedSender<T, R> {
         // looked at when the chunk holds 0, 1, 3, 7, ... items: often while
         // it is small, rarely once it is large.
         let len = items.len();
-        if len + 1 >= self.chunk || ((len + 1).is_power_of_two() && self.requests.is_empty()) {
+        if len + 1 >= self.chunk
+            || ((len + 1).is_power_of_two() && self.requests.is_empty())
+            || self.gone.load(Ordering::Relaxed)
+        {
             return Err(item);
         }
         items.push(item);
@@ -153,12 +191,19 @@ impl<T, R> PipelinedSender<T, R> {
 
     /// The slow path: waits for a credit, then flushes if needed.
     async fn send_slow(&mut self, item: T) -> Result<u64, SendError<T>> {
-        if self.answer_to.is_none() || self.requests.is_closed() {
+        self.take_back_unsent();
+        if self.answer_to.is_none()
+            || self.requests.is_closed()
+            || self.gone.load(Ordering::Relaxed)
+        {
             return Err(SendError::Closed(item));
         }
         if self.current.is_none() {
             match self.credits.recv().await {
-                Ok(credit) => self.current = Some(credit),
+                Ok(credit) => {
+                    self.current = Some(credit);
+                    self.first = self.next_ticket;
+                }
                 Err(_) => return Err(SendError::Closed(item)),
             }
         }
@@ -167,14 +212,19 @@ impl<T, R> PipelinedSender<T, R> {
         };
         items.push(item);
         let full = items.len() >= self.chunk;
-        if (full || self.requests.is_empty()) && !self.flush_chunk().await {
-            // The consumer is gone. The other items of the chunk come back
-            // through the replies; this one comes back here, without a
-            // ticket.
-            return match self.take_back_last() {
-                Some(item) => Err(SendError::Closed(item)),
-                None => Err(SendError::Cancelled),
-            };
+        if full || self.requests.is_empty() {
+            self.sending = true;
+            let sent = self.flush_chunk().await;
+            self.sending = false;
+            if !sent {
+                // The consumer is gone. The other items of the chunk come
+                // back through the replies; this one comes back here,
+                // without a ticket.
+                return match self.take_back_last() {
+                    Some(item) => Err(SendError::Closed(item)),
+                    None => Err(SendError::Cancelled),
+                };
+            }
         }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
@@ -196,6 +246,7 @@ impl<T, R> PipelinedSender<T, R> {
     /// # }).unwrap();
     /// ```
     pub async fn flush(&mut self) {
+        self.take_back_unsent();
         if !self.flush_chunk().await {
             self.return_unsent();
         }
@@ -219,10 +270,25 @@ impl<T, R> PipelinedSender<T, R> {
     /// # }).unwrap();
     /// ```
     pub async fn close(mut self) {
+        self.take_back_unsent();
         if !self.flush_chunk().await {
             self.return_unsent();
         }
         self.answer_to = None;
+    }
+
+    /// Takes back a chunk whose flush was given up half way, as the chunk
+    /// being filled. If the flush was a send's, the send's own item, which
+    /// never got its ticket, is given up with the send.
+    fn take_back_unsent(&mut self) {
+        let sending = std::mem::take(&mut self.sending);
+        if let Ok((mut items, replies)) = self.unsent.try_recv() {
+            if sending {
+                items.pop();
+            }
+            debug_assert!(self.current.is_none(), "a flush takes the chunk it sends");
+            self.current = Some((items, replies));
+        }
     }
 
     /// After a failed flush: answers the unsent chunk as returned.
@@ -246,8 +312,10 @@ impl<T, R> PipelinedSender<T, R> {
             return true;
         }
         // The replies are read through the answer channel itself, so the
-        // request names no waiter.
-        let request = Request::new(items, replies, answer_to.clone(), None);
+        // request names no waiter. If this future is dropped before the
+        // request is queued, its items come back through `unsent`.
+        let request = Request::new(items, replies, answer_to.clone(), None)
+            .ticketed(self.first, Some(self.unsent_to.clone()));
         match self.requests.send(request).await {
             Ok(()) => {
                 self.bell.ring();
@@ -275,6 +343,7 @@ impl<T, R> PipelinedSender<T, R> {
     fn return_through_replies(&mut self, items: Vec<T>, replies: Vec<R>) {
         if let Some(answer_to) = &self.answer_to {
             let _ = answer_to.try_send(Answer {
+                first: self.first,
                 replies,
                 failure: Failure::Cancelled,
                 lost: 0,
@@ -286,11 +355,13 @@ impl<T, R> PipelinedSender<T, R> {
 
 impl<T, R> Drop for PipelinedSender<T, R> {
     fn drop(&mut self) {
+        self.take_back_unsent();
         // Deliver a partial chunk if the queue has room; otherwise give its
         // items back through the replies. Either way each one is answered.
         if let (Some((items, replies)), Some(answer_to)) = (self.current.take(), &self.answer_to) {
             if !items.is_empty() {
-                let request = Request::new(items, replies, answer_to.clone(), None);
+                let request = Request::new(items, replies, answer_to.clone(), None)
+                    .ticketed(self.first, None);
                 if let Err(err) = self.requests.try_send(request) {
                     let (items, replies) = err.into_inner().into_parts();
                     self.return_through_replies(items, replies);

@@ -11,6 +11,13 @@
 //! answers itself from `Drop`, giving back the items it still holds. Answer
 //! channels always have room for every request in flight, so that answer
 //! cannot be lost.
+//!
+//! A pipelined request carries the ticket of its first item, and its answer
+//! carries it back, so replies are put in send order whatever order the
+//! answers arrive in. Such a request also knows the way back to its sender:
+//! if it is dropped before any consumer has received it (the future that
+//! was sending it was dropped), its items go back to the sender unanswered,
+//! to be sent again.
 
 use std::panic::AssertUnwindSafe;
 
@@ -34,12 +41,23 @@ pub(crate) struct Request<T, R> {
     /// The task waiting for the answer, woken directly once it is sent.
     /// `None` when the answer is awaited through the channel itself.
     waiter: Option<Waker>,
+    /// The ticket of the first item, given back with the answer.
+    first: u64,
+    /// Where the items go back if the request is dropped before a consumer
+    /// received it; cleared on receipt.
+    unsent_to: Option<Sender<Unsent<T, R>>>,
 }
+
+/// The items and reply buffer of a request dropped on its way to the
+/// consumer, given back to its sender.
+pub(crate) type Unsent<T, R> = (Vec<T>, Vec<R>);
 
 /// What became of a request's items, in order: `replies` answers the first
 /// items; the next `lost` items were used up by a consumer that failed, for
 /// the reason in `failure`; `returned` holds the items it never took.
+/// `first` is the ticket of the first item.
 pub(crate) struct Answer<T, R> {
+    pub(crate) first: u64,
     pub(crate) replies: Vec<R>,
     pub(crate) failure: Failure,
     pub(crate) lost: usize,
@@ -71,13 +89,33 @@ impl<T, R> Request<T, R> {
             replies,
             answer_to: Some(answer_to),
             waiter,
+            first: 0,
+            unsent_to: None,
         }
+    }
+
+    /// Makes a pipelined request: its first item has ticket `first`, and
+    /// if it is dropped before a consumer receives it, its items go back
+    /// through `unsent_to`, if given, instead of being answered.
+    pub(crate) fn ticketed(mut self, first: u64, unsent_to: Option<Sender<Unsent<T, R>>>) -> Self {
+        self.first = first;
+        self.unsent_to = unsent_to;
+        self
+    }
+
+    /// Marks the request as received by a consumer: from now on, however it
+    /// ends, it answers.
+    #[inline]
+    pub(crate) fn received(mut self) -> Self {
+        self.unsent_to = None;
+        self
     }
 
     /// Takes the items back out of a request that was never delivered, in
     /// send order, with the reply buffer. The request will not answer.
     pub(crate) fn into_parts(mut self) -> (Vec<T>, Vec<R>) {
         self.answer_to = None;
+        self.unsent_to = None;
         let mut items = std::mem::take(&mut self.pending);
         items.reverse();
         (items, std::mem::take(&mut self.replies))
@@ -118,6 +156,7 @@ impl<T, R> Request<T, R> {
         // The producer keeps room in its answer channel for every request it
         // has in flight, so this only fails if the producer is gone.
         let _ = answer_to.try_send(Answer {
+            first: self.first,
             lost: self.taken - self.replies.len(),
             replies: std::mem::take(&mut self.replies),
             failure,
@@ -131,6 +170,24 @@ impl<T, R> Request<T, R> {
 
 impl<T, R> Drop for Request<T, R> {
     fn drop(&mut self) {
+        if let Some(unsent_to) = self.unsent_to.take() {
+            // Never received: the items go back to their sender, to be sent
+            // again, if it is still there to take them.
+            let mut items = std::mem::take(&mut self.pending);
+            items.reverse();
+            let replies = std::mem::take(&mut self.replies);
+            match unsent_to.try_send((items, replies)) {
+                Ok(()) => {
+                    self.answer_to = None;
+                    return;
+                }
+                Err(err) => {
+                    let (mut items, replies) = err.into_inner();
+                    items.reverse();
+                    (self.pending, self.replies) = (items, replies);
+                }
+            }
+        }
         // A request dropped unanswered gives back the items it still holds;
         // any it had handed out were lost when its consumer stopped.
         self.answer(Failure::Cancelled);
@@ -180,7 +237,7 @@ impl Doorbell {
 pub(crate) fn close_and_answer<T, R>(requests: &Receiver<Request<T, R>>) {
     requests.close();
     while let Ok(request) = requests.try_recv() {
-        drop(request);
+        drop(request.received());
     }
 }
 
@@ -193,6 +250,14 @@ pub(crate) struct Inbox<T, R> {
 }
 
 impl<T, R> Inbox<T, R> {
+    /// Closes the queue: the requests already in it are still received,
+    /// later sends give their items back. Wakes the consumer, which may be
+    /// asleep waiting for the next request, so that it sees the close.
+    pub(crate) fn close(&self) {
+        self.requests.close();
+        self.bell.ring();
+    }
+
     /// Waits for the next request; `None` once every producer is gone or
     /// the queue was closed, and it is empty.
     pub(crate) async fn recv(&self) -> Option<Request<T, R>> {
@@ -202,7 +267,7 @@ impl<T, R> Inbox<T, R> {
             let mut armed = false;
             loop {
                 match self.requests.try_recv() {
-                    Ok(request) => return Poll::Ready(Some(request)),
+                    Ok(request) => return Poll::Ready(Some(request.received())),
                     Err(TryRecvError::Closed) => return Poll::Ready(None),
                     Err(TryRecvError::Empty) if !armed => {
                         // Publish the waker, then look once more: a request

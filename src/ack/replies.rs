@@ -1,9 +1,10 @@
 //! The replies to pipelined sends, read in send order.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use async_channel::{Receiver, Sender};
@@ -18,10 +19,13 @@ pub(super) type Credit<T, R> = (Vec<T>, Vec<R>);
 /// The replies to a [`PipelinedSender`](crate::PipelinedSender)'s items, as a [`Stream`] of
 /// `(ticket, result)` in send order.
 ///
-/// Each item sent gets exactly one entry: `Ok(reply)`, or an error that
-/// gives the item back ([`SendError::Closed`]) or says why it has no reply.
-/// The stream ends once the sender is closed or dropped and every reply has
-/// been read.
+/// Each item sent gets exactly one entry, under the ticket its send gave:
+/// `Ok(reply)`, or an error that gives the item back
+/// ([`SendError::Closed`]) or says why it has no reply. Answers may come
+/// back from the consumer in another order than the items went (a chunk
+/// given back by a dropped sender can overtake the chunks before it); they
+/// are put back in send order here. The stream ends once the sender is
+/// closed or dropped and every reply has been read.
 ///
 /// # Examples
 ///
@@ -59,6 +63,11 @@ pub struct Replies<T, R> {
     /// Whether an answer has been taken whose credit is not yet returned.
     holding: bool,
     next_ticket: u64,
+    /// Answers that arrived before an answer to earlier tickets, by the
+    /// ticket of their first item. At most one per chunk in flight.
+    early: BTreeMap<u64, Answer<T, R>>,
+    /// Raised when this is dropped, for the sender to see.
+    gone: Arc<AtomicBool>,
     name: Arc<str>,
 }
 
@@ -78,8 +87,15 @@ impl<T, R> Replies<T, R> {
             items: Vec::new(),
             holding: false,
             next_ticket: 0,
+            early: BTreeMap::new(),
+            gone: Arc::default(),
             name,
         }
+    }
+
+    /// The flag raised when this is dropped, for the sender.
+    pub(super) fn gone(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.gone)
     }
 
     /// Waits for the next chunk of replies, and gives them, in send order,
@@ -142,6 +158,12 @@ impl<T, R> Replies<T, R> {
     }
 }
 
+impl<T, R> Drop for Replies<T, R> {
+    fn drop(&mut self) {
+        self.gone.store(true, Ordering::Relaxed);
+    }
+}
+
 // Nothing in `Replies` is pinned structurally: the receiver is boxed.
 impl<T, R> Unpin for Replies<T, R> {}
 
@@ -165,23 +187,60 @@ impl<T, R> Stream for Replies<T, R> {
                 let items = std::mem::take(&mut this.items);
                 let _ = this.credits.try_send((items, Vec::new()));
             }
-            match this.answers.as_mut().poll_next(cx) {
-                Poll::Ready(Some(answer)) => {
-                    this.holding = true;
-                    let Answer {
-                        replies,
-                        failure,
-                        lost,
-                        mut returned,
-                    } = answer;
-                    this.replies = replies.into_iter();
-                    (this.failure, this.lost) = (failure, lost);
-                    this.returned = returned.drain(..).collect();
-                    this.items = returned;
-                }
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
+            let answer = match this.early.remove(&this.next_ticket) {
+                Some(answer) => answer,
+                None => match this.answers.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(answer)) if answer.first == this.next_ticket => answer,
+                    Poll::Ready(Some(answer)) => {
+                        this.hold_early(answer);
+                        continue;
+                    }
+                    Poll::Ready(None) => match this.early.pop_first() {
+                        // Every ticket is answered exactly once, so nothing
+                        // can be left early once the answers end.
+                        Some((first, answer)) => {
+                            debug_assert!(
+                                false,
+                                "tickets {} to {first} unanswered",
+                                this.next_ticket
+                            );
+                            this.next_ticket = first;
+                            answer
+                        }
+                        None => return Poll::Ready(None),
+                    },
+                    Poll::Pending => return Poll::Pending,
+                },
+            };
+            this.read(answer);
+        }
+    }
+}
+
+impl<T, R> Replies<T, R> {
+    /// Starts reading `answer`, the next in ticket order.
+    fn read(&mut self, answer: Answer<T, R>) {
+        self.holding = true;
+        let Answer {
+            first: _,
+            replies,
+            failure,
+            lost,
+            mut returned,
+        } = answer;
+        self.replies = replies.into_iter();
+        (self.failure, self.lost) = (failure, lost);
+        self.returned = returned.drain(..).collect();
+        self.items = returned;
+    }
+
+    /// Keeps an answer that came before the answers to earlier tickets. One
+    /// for no ticket at all only gives its credit back.
+    fn hold_early(&mut self, answer: Answer<T, R>) {
+        if answer.replies.is_empty() && answer.lost == 0 && answer.returned.is_empty() {
+            let _ = self.credits.try_send((answer.returned, Vec::new()));
+        } else {
+            self.early.insert(answer.first, answer);
         }
     }
 }

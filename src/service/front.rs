@@ -2,7 +2,7 @@
 //! requests, sends each request to the reply sink, and its items down the
 //! pipeline.
 
-use async_channel::Sender;
+use async_channel::{Sender, TrySendError};
 use futures_lite::FutureExt;
 
 use crate::ack::protocol::Inbox;
@@ -28,7 +28,7 @@ pub(crate) async fn front<In, Out>(
         let close = async {
             shutdown.wait().await;
             // Closed once; the queue then drains and `recv` ends.
-            inbox.requests.close();
+            inbox.close();
             std::future::pending().await
         };
         let Some(mut request) = inbox.recv().or(close).await else {
@@ -37,11 +37,28 @@ pub(crate) async fn front<In, Out>(
         let items = request.take_items();
         let n = items.len();
         // The request goes first, so the sink knows whom each input is for
-        // by the time the input reaches it.
-        if let Err(async_channel::SendError(mut request)) = to_sink.send(request).await {
-            // The sink has ended: these items were never handed on.
-            request.untake(items);
-            return;
+        // by the time the input reaches it. If the sink's request queue is
+        // full, the sink is waiting for the items of requests already
+        // queued: hand those on before waiting for room, or both would wait
+        // for ever.
+        let request = match to_sink.try_send(request) {
+            Ok(()) => None,
+            Err(TrySendError::Full(request)) => Some(request),
+            Err(TrySendError::Closed(mut request)) => {
+                request.untake(items);
+                return;
+            }
+        };
+        if let Some(mut request) = request {
+            if out.flush().await.is_err() {
+                request.untake(items);
+                return;
+            }
+            if let Err(async_channel::SendError(mut request)) = to_sink.send(request).await {
+                // The sink has ended: these items were never handed on.
+                request.untake(items);
+                return;
+            }
         }
         let mut items = items.into_iter().map(|value| Msg {
             value: Some(value),

@@ -8,3 +8,4 @@ mod replies;
 mod send_and_reply;
 mod send_timeout;
 mod service;
+mod tickets;

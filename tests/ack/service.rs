@@ -187,3 +187,53 @@ fn pipelined_sends_through_a_failing_service_are_all_accounted_for() {
         ));
     });
 }
+
+#[test]
+fn a_front_chunk_limit_above_a_thousand_does_not_stall_many_producers() {
+    watchdog(|| {
+        let (p, job) =
+            flowgate::service(|s| s.capacity(2048).chunk_limit(2048).map(|x: u64| x + 1));
+        let ex = smol::LocalExecutor::new();
+        let running = job.spawn_local(&ex);
+        let tasks: Vec<_> = (0..3_000u64)
+            .map(|id| {
+                let mut p = p.clone();
+                ex.spawn(async move {
+                    let mut got = 0;
+                    for k in 0..3 {
+                        let x = id * 3 + k;
+                        assert_eq!(p.send(x).await.unwrap(), [x + 1]);
+                        got += 1;
+                    }
+                    got
+                })
+            })
+            .collect();
+        drop(p);
+        let replies: u64 = block_on(ex.run(async {
+            let mut replies = 0;
+            for task in tasks {
+                replies += task.await;
+            }
+            running.await.unwrap();
+            replies
+        }));
+        assert_eq!(replies, 9_000);
+    });
+}
+
+#[test]
+fn a_shutdown_ends_a_service_whose_producers_are_still_alive() {
+    watchdog(|| {
+        let (mut p, job) = flowgate::service(|s| s.map(|x: u64| x + 1));
+        let ex = smol::LocalExecutor::new();
+        let running = job.spawn_local(&ex);
+        block_on(ex.run(async {
+            assert_eq!(p.send(1).await.unwrap(), [2]);
+            // The front is now idle, waiting for the next request.
+            assert!(running.shutdown());
+            running.await.unwrap();
+            assert!(matches!(p.send(2).await, Err(SendError::Closed(2))));
+        }));
+    });
+}
