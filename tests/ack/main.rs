@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod disruptions;
 mod replies;
 mod send_and_reply;
 mod send_timeout;
