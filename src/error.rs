@@ -265,6 +265,25 @@ pub enum SendError<T> {
     /// item, so the item was used up and has no reply.
     #[error("the consumer stopped before it replied")]
     Cancelled,
+
+    /// A stage of a [`service`](crate::service) failed on the item, and its
+    /// error policy skipped it: the item has no reply.
+    #[error("the item was skipped after an error")]
+    Skipped,
+
+    /// A stage of a [`service`](crate::service) failed on the item, and its
+    /// error policy sent it to the dead-letter output: the item has no
+    /// reply.
+    #[error("the item was sent to a dead-letter output")]
+    DeadLettered,
+
+    /// A stage of a [`service`](crate::service) failed on the item, which
+    /// failed the service's run.
+    #[error("the item failed: {message}")]
+    Failed {
+        /// The run's error message.
+        message: String,
+    },
 }
 
 impl<T> SendError<T> {
@@ -279,7 +298,11 @@ impl<T> SendError<T> {
     pub fn into_inner(self) -> Option<T> {
         match self {
             SendError::Closed(item) => Some(item),
-            SendError::Panicked { .. } | SendError::Cancelled => None,
+            SendError::Panicked { .. }
+            | SendError::Cancelled
+            | SendError::Skipped
+            | SendError::DeadLettered
+            | SendError::Failed { .. } => None,
         }
     }
 }
@@ -294,6 +317,11 @@ impl<T> std::fmt::Debug for SendError<T> {
                 .field("message", message)
                 .finish(),
             SendError::Cancelled => f.write_str("Cancelled"),
+            SendError::Skipped => f.write_str("Skipped"),
+            SendError::DeadLettered => f.write_str("DeadLettered"),
+            SendError::Failed { message } => {
+                f.debug_struct("Failed").field("message", message).finish()
+            }
         }
     }
 }

@@ -145,6 +145,7 @@ mod service;
 mod stages;
 
 pub use ack::consumer::{Consumer, ConsumerHandle};
+pub use ack::fate::{Acknowledge, Outcome};
 pub use ack::handler::{AsyncHandler, Handler, SyncHandler};
 pub use ack::inline::InlineConsumer;
 pub use ack::pipelined::PipelinedSender;
@@ -169,7 +170,7 @@ pub use stages::fallible::{Fallible, TryMapped, TryThened};
 pub use stages::fanout::Branch;
 pub use stages::merge::merge;
 pub use stages::policy::{Backoff, DeadLetter, OnError};
-pub use stages::source::{from_iter, from_stream};
+pub use stages::source::{from_iter, from_iter_acked, from_stream, from_stream_acked};
 
 /// The README's Rust snippets, compiled and run as doctests so that the
 /// README and the code cannot drift apart.

@@ -8,6 +8,7 @@
 //! or many in flight ([`pipelined`], read back through [`replies`]).
 
 pub(crate) mod consumer;
+pub(crate) mod fate;
 pub(crate) mod handler;
 pub(crate) mod inline;
 pub(crate) mod pipelined;

@@ -345,6 +345,7 @@ impl<T, R> PipelinedSender<T, R> {
             let _ = answer_to.try_send(Answer {
                 first: self.first,
                 replies,
+                failed: Vec::new(),
                 failure: Failure::Cancelled,
                 lost: 0,
                 returned: items,

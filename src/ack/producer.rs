@@ -314,10 +314,11 @@ impl<T, R> Producer<T, R> {
         let reply = answer.replies.pop();
         let returned = answer.returned.pop();
         (self.items, self.replies) = (answer.returned, answer.replies);
-        match (reply, returned) {
-            (Some(reply), _) => Ok(reply),
-            (None, Some(item)) => Err(SendError::Closed(item)),
-            (None, None) => Err(send_error(answer.failure, &self.name)),
+        match (reply, returned, answer.failed.pop()) {
+            (Some(reply), _, _) => Ok(reply),
+            (None, Some(item), _) => Err(SendError::Closed(item)),
+            (None, None, Some((_, failure))) => Err(send_error(failure, &self.name)),
+            (None, None, None) => Err(send_error(answer.failure, &self.name)),
         }
     }
 }

@@ -37,6 +37,9 @@ pub(crate) struct Request<T, R> {
     /// How many items the consumer has taken out of `pending`.
     taken: usize,
     replies: Vec<R>,
+    /// The taken items answered with a failure instead of a reply, by
+    /// their place in the request.
+    failed: Vec<(usize, Failure)>,
     answer_to: Option<Sender<Answer<T, R>>>,
     /// The task waiting for the answer, woken directly once it is sent.
     /// `None` when the answer is awaited through the channel itself.
@@ -52,13 +55,15 @@ pub(crate) struct Request<T, R> {
 /// consumer, given back to its sender.
 pub(crate) type Unsent<T, R> = (Vec<T>, Vec<R>);
 
-/// What became of a request's items, in order: `replies` answers the first
-/// items; the next `lost` items were used up by a consumer that failed, for
-/// the reason in `failure`; `returned` holds the items it never took.
-/// `first` is the ticket of the first item.
+/// What became of a request's items, in order: the first items are
+/// answered by `replies`, except those placed in `failed`, which failed
+/// each for its own reason; the next `lost` items were used up by a
+/// consumer that failed, for the reason in `failure`; `returned` holds the
+/// items it never took. `first` is the ticket of the first item.
 pub(crate) struct Answer<T, R> {
     pub(crate) first: u64,
     pub(crate) replies: Vec<R>,
+    pub(crate) failed: Vec<(usize, Failure)>,
     pub(crate) failure: Failure,
     pub(crate) lost: usize,
     pub(crate) returned: Vec<T>,
@@ -71,6 +76,12 @@ pub(crate) enum Failure {
     Panicked(String),
     /// The consumer was stopped while it held the item.
     Cancelled,
+    /// A service's stage skipped the item after an error.
+    Skipped,
+    /// A service's stage sent the item to its dead-letter output.
+    DeadLettered,
+    /// A service's stage failed on the item with this error.
+    Failed(String),
 }
 
 impl<T, R> Request<T, R> {
@@ -87,6 +98,7 @@ impl<T, R> Request<T, R> {
             pending: items,
             taken: 0,
             replies,
+            failed: Vec::new(),
             answer_to: Some(answer_to),
             waiter,
             first: 0,
@@ -130,19 +142,18 @@ impl<T, R> Request<T, R> {
         items
     }
 
-    /// Puts back items taken with [`Request::take_items`] that were never
-    /// handed on, so that the answer gives them back.
-    pub(crate) fn untake(&mut self, mut items: Vec<T>) {
-        self.taken -= items.len();
-        items.reverse();
-        self.pending = items;
-    }
-
     /// Records the reply to the next taken item. Returns `true` once every
     /// taken item has its reply.
     pub(crate) fn reply(&mut self, reply: R) -> bool {
         self.replies.push(reply);
-        self.replies.len() == self.taken
+        self.replies.len() + self.failed.len() == self.taken
+    }
+
+    /// Records that the next taken item failed, for `failure`, and has no
+    /// reply.
+    pub(crate) fn fail_one(&mut self, failure: Failure) {
+        let at = self.replies.len() + self.failed.len();
+        self.failed.push((at, failure));
     }
 
     /// Sends the answer. Taken items without a reply are reported as lost,
@@ -157,8 +168,9 @@ impl<T, R> Request<T, R> {
         // has in flight, so this only fails if the producer is gone.
         let _ = answer_to.try_send(Answer {
             first: self.first,
-            lost: self.taken - self.replies.len(),
+            lost: self.taken - self.replies.len() - self.failed.len(),
             replies: std::mem::take(&mut self.replies),
+            failed: std::mem::take(&mut self.failed),
             failure,
             returned,
         });
@@ -345,6 +357,9 @@ pub(super) fn send_error<T>(failure: Failure, name: &str) -> SendError<T> {
             message,
         },
         Failure::Cancelled => SendError::Cancelled,
+        Failure::Skipped => SendError::Skipped,
+        Failure::DeadLettered => SendError::DeadLettered,
+        Failure::Failed(message) => SendError::Failed { message },
     }
 }
 

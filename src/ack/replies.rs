@@ -54,6 +54,12 @@ pub struct Replies<T, R> {
     credits: Sender<Credit<T, R>>,
     /// What is left of the answer being read.
     replies: std::vec::IntoIter<R>,
+    /// The items of the answer that failed each for its own reason, by
+    /// place, and the place of the next one (`usize::MAX` if none).
+    failed: std::vec::IntoIter<(usize, Failure)>,
+    next_failed: usize,
+    /// The place in the answer of the next entry.
+    place: usize,
     failure: Failure,
     /// How many items after the replies were lost, for `failure`.
     lost: usize,
@@ -81,6 +87,9 @@ impl<T, R> Replies<T, R> {
             answers: Box::pin(answers),
             credits,
             replies: Vec::new().into_iter(),
+            failed: Vec::new().into_iter(),
+            next_failed: usize::MAX,
+            place: 0,
             failure: Failure::Cancelled,
             lost: 0,
             returned: VecDeque::new(),
@@ -145,7 +154,11 @@ impl<T, R> Replies<T, R> {
 
     #[inline]
     fn next_ready(&mut self) -> Option<Result<R, SendError<T>>> {
+        if self.place == self.next_failed {
+            return Some(Err(self.next_failure()));
+        }
         if let Some(reply) = self.replies.next() {
+            self.place += 1;
             return Some(Ok(reply));
         }
         if self.lost > 0 {
@@ -218,16 +231,29 @@ impl<T, R> Stream for Replies<T, R> {
 }
 
 impl<T, R> Replies<T, R> {
+    /// The failure of the item at the current place.
+    #[cold]
+    fn next_failure(&mut self) -> SendError<T> {
+        let failure = self.failed.next().map(|(_, failure)| failure);
+        self.next_failed = self.failed.as_slice().first().map_or(usize::MAX, |f| f.0);
+        self.place += 1;
+        send_error(failure.unwrap_or(Failure::Cancelled), &self.name)
+    }
+
     /// Starts reading `answer`, the next in ticket order.
     fn read(&mut self, answer: Answer<T, R>) {
         self.holding = true;
         let Answer {
             first: _,
             replies,
+            failed,
             failure,
             lost,
             mut returned,
         } = answer;
+        self.next_failed = failed.first().map_or(usize::MAX, |f| f.0);
+        self.failed = failed.into_iter();
+        self.place = 0;
         self.replies = replies.into_iter();
         (self.failure, self.lost) = (failure, lost);
         self.returned = returned.drain(..).collect();
@@ -237,7 +263,11 @@ impl<T, R> Replies<T, R> {
     /// Keeps an answer that came before the answers to earlier tickets. One
     /// for no ticket at all only gives its credit back.
     fn hold_early(&mut self, answer: Answer<T, R>) {
-        if answer.replies.is_empty() && answer.lost == 0 && answer.returned.is_empty() {
+        if answer.replies.is_empty()
+            && answer.failed.is_empty()
+            && answer.lost == 0
+            && answer.returned.is_empty()
+        {
             let _ = self.credits.try_send((answer.returned, Vec::new()));
         } else {
             self.early.insert(answer.first, answer);

@@ -1,7 +1,10 @@
 //! A hop: the bounded link between two stages.
 //!
-//! Items cross a hop in chunks (`Vec<T>`) over a bounded `async_channel`, so
-//! one channel operation moves many items. The hop's capacity still counts
+//! Items cross a hop in chunks ([`Chunk`]) over a bounded `async_channel`,
+//! so one channel operation moves many items. A chunk of items that carry
+//! acknowledgements also carries their tags, one per item, beside them; a
+//! chunk of items without any carries no tags at all, so a pipeline without
+//! acknowledgements pays one check per chunk for them. The hop's capacity still counts
 //! items: a [`Gauge`] holds the number of items sent and not yet received,
 //! and a sender waits until its whole chunk fits.
 //!
@@ -20,6 +23,7 @@ use std::task::{Context, Poll};
 use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use futures_lite::Stream;
 
+use crate::ack::fate::Tag;
 use crate::engine::drive::stopped;
 use crate::engine::gauge::Gauge;
 use crate::engine::stats::{InputHop, StageStats};
@@ -46,6 +50,98 @@ impl From<Closed> for Error {
 /// The most item slots a chunk buffer reserves up front.
 const MAX_RESERVE: usize = 4096;
 
+/// The items that cross a hop at once, with their tags: no tags when no
+/// item carries an acknowledgement, and otherwise one tag per item, in
+/// order (an item without an acknowledgement has a tag with no group).
+///
+/// The tags are boxed, so that a chunk without them, which is what most
+/// pipelines send, is no bigger on the channel than one more word.
+pub(crate) struct Chunk<T> {
+    pub(crate) items: Vec<T>,
+    /// `None`, or tags of which there are as many as items (or none, in a
+    /// spare chunk, kept for its buffer). Boxed on purpose: one word on the
+    /// channel instead of three.
+    #[allow(clippy::box_collection)]
+    tags: Option<Box<Vec<Tag>>>,
+}
+
+impl<T> Chunk<T> {
+    /// A chunk of `items` with `tags`, one each, or none if `tags` is
+    /// empty.
+    #[inline]
+    fn new(items: Vec<T>, tags: Vec<Tag>) -> Self {
+        let tags = (!tags.is_empty()).then(|| Box::new(tags));
+        Chunk { items, tags }
+    }
+
+    /// Whether the items carry acknowledgements.
+    #[inline]
+    pub(crate) fn is_tagged(&self) -> bool {
+        self.tags.as_ref().is_some_and(|tags| !tags.is_empty())
+    }
+
+    /// The items and their tags, for a stage that takes both in step; the
+    /// tags are empty if the items have none.
+    #[inline]
+    pub(crate) fn parts(&mut self) -> (&mut Vec<T>, &mut Vec<Tag>) {
+        let tags = self.tags.get_or_insert_with(Box::default);
+        (&mut self.items, tags)
+    }
+
+    /// The items' tags, empty if they have none.
+    pub(crate) fn tags(&self) -> &[Tag] {
+        self.tags.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// The tags of the items, one for each, as an iterator that gives
+    /// `None` for every item when the chunk has no tags. Leaves the chunk
+    /// without tags.
+    #[inline]
+    pub(crate) fn take_tags(&mut self) -> Tags {
+        match self.tags.take() {
+            Some(tags) => Tags((*tags).into_iter()),
+            None => Tags::empty(),
+        }
+    }
+
+    /// Takes the tags' buffer, emptied, to be reused.
+    fn take_tag_buffer(&mut self) -> Vec<Tag> {
+        let mut tags = self.tags.take().map(|tags| *tags).unwrap_or_default();
+        tags.clear();
+        tags
+    }
+}
+
+impl<T> Default for Chunk<T> {
+    fn default() -> Self {
+        Chunk {
+            items: Vec::new(),
+            tags: None,
+        }
+    }
+}
+
+/// The tags of a chunk's items, taken in order; `None` for every item of
+/// a chunk without tags.
+pub(crate) struct Tags(std::vec::IntoIter<Tag>);
+
+impl Tags {
+    /// The tags of no items.
+    pub(crate) fn empty() -> Tags {
+        Tags(Vec::new().into_iter())
+    }
+}
+
+impl Iterator for Tags {
+    type Item = Tag;
+
+    /// The next item's tag, if the chunk has tags.
+    #[inline]
+    fn next(&mut self) -> Option<Tag> {
+        self.0.next()
+    }
+}
+
 /// Creates a hop holding at most `capacity` items, sent in chunks of at most
 /// `chunk_limit` items, by the stage whose stats are `stats`.
 ///
@@ -69,7 +165,7 @@ pub(crate) fn hop<T>(
         chunks: Box::pin(chunk_rx),
         spares: spare_tx,
         gauge: Arc::clone(&gauge),
-        spare: Vec::new(),
+        spare: Chunk::default(),
         stats: None,
         from: Arc::clone(&stats),
     };
@@ -79,6 +175,7 @@ pub(crate) fn hop<T>(
         gauge,
         limit,
         buf: Vec::new(),
+        tags: Vec::new(),
         stats,
         source: false,
         passing: 0,
@@ -91,11 +188,13 @@ pub(crate) fn hop<T>(
 /// Items are pushed into a local buffer; [`Outlet::flush`] sends the buffer
 /// as one chunk, and counts it in the stage's stats once it is sent.
 pub(crate) struct Outlet<T> {
-    chunks: Sender<Vec<T>>,
-    spares: Receiver<Vec<T>>,
+    chunks: Sender<Chunk<T>>,
+    spares: Receiver<Chunk<T>>,
     gauge: Arc<Gauge>,
     limit: usize,
     buf: Vec<T>,
+    /// The tags of the items in `buf`: empty, or one per item.
+    tags: Vec<Tag>,
     stats: Arc<StageStats>,
     /// A source's outlet also counts the items it sends as received.
     source: bool,
@@ -142,7 +241,33 @@ impl<T> Outlet<T> {
     #[inline]
     pub(crate) fn push(&mut self, item: T) -> bool {
         self.buf.push(item);
+        if !self.tags.is_empty() {
+            self.tags.push(Tag::none());
+        }
         self.buf.len() >= self.limit
+    }
+
+    /// Adds an item with its tag, if it has one; see [`Outlet::push`].
+    #[inline]
+    pub(crate) fn push_tagged(&mut self, item: T, tag: Option<Tag>) -> bool {
+        match tag {
+            Some(tag) => {
+                self.align();
+                self.buf.push(item);
+                self.tags.push(tag);
+                self.buf.len() >= self.limit
+            }
+            None => self.push(item),
+        }
+    }
+
+    /// Gives the untagged items already in the chunk tags with no group, so
+    /// that tags can be added beside the next items.
+    #[inline]
+    fn align(&mut self) {
+        if self.tags.len() < self.buf.len() {
+            self.tags.resize_with(self.buf.len(), Tag::none);
+        }
     }
 
     /// Fills the chunk being built from `items`, stopping when it is full.
@@ -153,6 +278,9 @@ impl<T> Outlet<T> {
     pub(crate) fn fill(&mut self, items: impl Iterator<Item = T>) -> bool {
         let room = self.limit - self.buf.len();
         self.buf.extend(items.take(room));
+        if !self.tags.is_empty() {
+            self.align();
+        }
         self.buf.len() >= self.limit
     }
 
@@ -160,7 +288,38 @@ impl<T> Outlet<T> {
     #[inline]
     pub(crate) fn extend(&mut self, items: impl Iterator<Item = T>) {
         self.buf.extend(items);
+        if !self.tags.is_empty() {
+            self.align();
+        }
         debug_assert!(self.buf.len() <= self.limit);
+    }
+
+    /// Appends `items` with their tags, one each, sized by the caller to
+    /// fit the room left.
+    pub(crate) fn extend_tagged(
+        &mut self,
+        items: impl Iterator<Item = T>,
+        tags: impl Iterator<Item = Tag>,
+    ) {
+        self.align();
+        self.buf.extend(items);
+        self.tags.extend(tags);
+        debug_assert_eq!(self.buf.len(), self.tags.len());
+        debug_assert!(self.buf.len() <= self.limit);
+    }
+
+    /// Gives the last `n` items appended (untagged) the tags `tags`, one
+    /// each: for a stage that makes exactly one output per input, whose
+    /// inputs' tags go to the outputs as they are.
+    pub(crate) fn tag_last(&mut self, n: usize, tags: impl Iterator<Item = Tag>) {
+        let start = self.buf.len() - n;
+        if self.tags.len() > start {
+            self.tags.truncate(start);
+        } else {
+            self.tags.resize_with(start, Tag::none);
+        }
+        self.tags.extend(tags);
+        debug_assert_eq!(self.buf.len(), self.tags.len());
     }
 
     /// Whether the chunk being built is full.
@@ -180,13 +339,20 @@ impl<T> Outlet<T> {
         self.limit
     }
 
-    /// Moves every item of `items` into the output, in order, flushing each
-    /// time the chunk being built fills. Leaves `items` empty, its buffer
-    /// kept for reuse. Fails once the receiving stage has ended.
-    pub(crate) async fn put_all(&mut self, items: &mut Vec<T>) -> Result<(), Closed> {
-        while !items.is_empty() {
-            let run = self.room().min(items.len());
-            self.extend(items.drain(..run));
+    /// Moves every item of `chunk` into the output, in order, with its
+    /// tag, flushing each time the chunk being built fills. Leaves `chunk`
+    /// empty, its buffers kept for reuse. Fails once the receiving stage has
+    /// ended.
+    pub(crate) async fn put_all(&mut self, chunk: &mut Chunk<T>) -> Result<(), Closed> {
+        let tagged = chunk.is_tagged();
+        while !chunk.items.is_empty() {
+            let run = self.room().min(chunk.items.len());
+            if tagged {
+                let (items, tags) = chunk.parts();
+                self.extend_tagged(items.drain(..run), tags.drain(..run));
+            } else {
+                self.extend(chunk.items.drain(..run));
+            }
             if self.is_full() {
                 self.flush().await?;
             }
@@ -215,18 +381,16 @@ impl<T> Outlet<T> {
                     self.cut_off();
                     return Err(Closed);
                 };
-                if returned.capacity() > 0 {
+                if returned.items.capacity() > 0 {
                     spare = Some(returned);
                 }
             }
         }
-        let mut next = match spare {
+        let next = match spare {
             Some(buf) => buf,
             None => self.spares.try_recv().unwrap_or_default(),
         };
-        // A chunk limit may be huge; the buffer then grows as items come.
-        next.reserve(self.limit.min(MAX_RESERVE));
-        let chunk = std::mem::replace(&mut self.buf, next);
+        let chunk = self.swap(next);
         if self.source {
             // From here the items are in `chunk`, no longer in `buf`, where
             // dropping the outlet would count them.
@@ -275,16 +439,16 @@ impl<T> Outlet<T> {
         if !self.gauge.try_add(n) {
             return Ok(false);
         }
-        let mut next = self.spares.try_recv().unwrap_or_default();
-        next.reserve(self.limit.min(MAX_RESERVE));
-        let chunk = std::mem::replace(&mut self.buf, next);
+        let next = self.spares.try_recv().unwrap_or_default();
+        let chunk = self.swap(next);
         let sent = match self.chunks.try_send(chunk) {
             Ok(()) => true,
             Err(TrySendError::Full(chunk)) => {
                 // Every chunk slot is taken by small chunks: undone, so that
                 // the caller waits as for a full hop.
                 self.gauge.take(n);
-                self.buf = chunk;
+                self.tags = chunk.tags.map(|tags| *tags).unwrap_or_default();
+                self.buf = chunk.items;
                 return Ok(false);
             }
             Err(TrySendError::Closed(_)) => false,
@@ -301,6 +465,20 @@ impl<T> Outlet<T> {
             self.cut_off();
             Err(Closed)
         }
+    }
+
+    /// Takes the chunk being built, to be sent, and starts the next one in
+    /// `next`'s buffers.
+    #[inline]
+    fn swap(&mut self, mut next: Chunk<T>) -> Chunk<T> {
+        // A chunk limit may be huge; the buffer then grows as items come.
+        next.items.reserve(self.limit.min(MAX_RESERVE));
+        let tags = if self.tags.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::replace(&mut self.tags, next.take_tag_buffer())
+        };
+        Chunk::new(std::mem::replace(&mut self.buf, next.items), tags)
     }
 
     /// Counts `n` items as handed on, with the inputs that made them.
@@ -344,11 +522,11 @@ impl Drop for Room<'_> {
 /// The receiving side of a hop, owned by the downstream stage.
 pub(crate) struct Inlet<T> {
     /// Pinned so that [`Inlet::poll_recv`] can poll it as a `Stream`.
-    chunks: Pin<Box<Receiver<Vec<T>>>>,
-    spares: Sender<Vec<T>>,
+    chunks: Pin<Box<Receiver<Chunk<T>>>>,
+    spares: Sender<Chunk<T>>,
     gauge: Arc<Gauge>,
-    /// An emptied buffer, handed back to the sender on the next receive.
-    spare: Vec<T>,
+    /// Emptied buffers, handed back to the sender on the next receive.
+    spare: Chunk<T>,
     /// The receiving stage's stats.
     stats: Option<Arc<StageStats>>,
     /// The sending stage's stats.
@@ -383,7 +561,7 @@ impl<T> Inlet<T> {
             chunks: Box::pin((*self.chunks).clone()),
             spares: self.spares.clone(),
             gauge: Arc::clone(&self.gauge),
-            spare: Vec::new(),
+            spare: Chunk::default(),
             stats: None,
             from: Arc::clone(&self.from),
         }
@@ -391,7 +569,7 @@ impl<T> Inlet<T> {
 
     /// Waits for the next chunk. Returns `None` once the hop is closed and
     /// empty.
-    pub(crate) async fn recv(&mut self) -> Option<Vec<T>> {
+    pub(crate) async fn recv(&mut self) -> Option<Chunk<T>> {
         let chunk = match self.chunks.try_recv() {
             Ok(chunk) => chunk,
             Err(TryRecvError::Closed) => return None,
@@ -400,35 +578,38 @@ impl<T> Inlet<T> {
                 self.chunks.recv().await.ok()?
             }
         };
-        self.took(chunk.len());
+        self.took(chunk.items.len());
         Some(chunk)
     }
 
     /// Polls for the next chunk, for code that implements `Stream` by hand.
     /// The wait is not timed here: the caller times it, as one wait even
     /// when it polls many inlets.
-    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<T>>> {
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Chunk<T>>> {
         let polled = self.chunks.as_mut().poll_next(cx);
         if let Poll::Ready(Some(chunk)) = &polled {
-            self.took(chunk.len());
+            self.took(chunk.items.len());
         }
         polled
     }
 
     /// Takes a chunk that is already waiting, without waiting.
     #[inline]
-    pub(crate) fn try_recv(&mut self) -> Result<Vec<T>, TryRecvError> {
+    pub(crate) fn try_recv(&mut self) -> Result<Chunk<T>, TryRecvError> {
         let chunk = self.chunks.try_recv()?;
-        self.took(chunk.len());
+        self.took(chunk.items.len());
         Ok(chunk)
     }
 
-    /// Gives back a chunk's emptied buffer, to be reused by the sender.
+    /// Gives back a chunk's emptied buffers, to be reused by the sender.
     #[inline]
-    pub(crate) fn recycle(&mut self, mut buf: Vec<T>) {
-        buf.clear();
-        if buf.capacity() > self.spare.capacity() {
-            self.spare = buf;
+    pub(crate) fn recycle(&mut self, mut chunk: Chunk<T>) {
+        if chunk.tags.is_some() && self.spare.tags.is_none() {
+            self.spare.tags = Some(Box::new(chunk.take_tag_buffer()));
+        }
+        chunk.items.clear();
+        if chunk.items.capacity() > self.spare.items.capacity() {
+            self.spare.items = chunk.items;
         }
     }
 
@@ -454,10 +635,12 @@ impl<T> Inlet<T> {
     pub(crate) fn discard(&mut self) {
         self.chunks.close();
         while let Ok(chunk) = self.chunks.try_recv() {
+            let n = chunk.items.len();
             if let Some(stats) = &self.stats {
-                stats.count_received(chunk.len());
+                stats.count_received(n);
             }
-            self.gauge.take(chunk.len());
+            self.gauge.take(n);
+            // Dropped with the chunk, each tag records its item as dropped.
         }
     }
 }

@@ -24,7 +24,7 @@ use futures_lite::FutureExt;
 use futures_lite::future::{poll_once, yield_now};
 use smol::Timer;
 
-use crate::engine::hop::{Closed, Inlet, Outlet};
+use crate::engine::hop::{Chunk, Closed, Inlet, Outlet};
 use crate::error::Error;
 
 /// Items a stage may process without giving its thread back to the executor.
@@ -75,26 +75,26 @@ pub(crate) trait Input {
 }
 
 impl<T> Input for Inlet<T> {
-    type Chunk = Vec<T>;
+    type Chunk = Chunk<T>;
 
     #[inline]
-    async fn recv(&mut self) -> Option<Vec<T>> {
+    async fn recv(&mut self) -> Option<Chunk<T>> {
         Inlet::recv(self).await
     }
 
     #[inline]
-    fn try_recv(&mut self) -> Option<Vec<T>> {
+    fn try_recv(&mut self) -> Option<Chunk<T>> {
         Inlet::try_recv(self).ok()
     }
 
     #[inline]
-    fn recycle(&mut self, chunk: Vec<T>) {
+    fn recycle(&mut self, chunk: Chunk<T>) {
         Inlet::recycle(self, chunk);
     }
 
     #[inline]
-    fn size(chunk: &Vec<T>) -> usize {
-        chunk.len()
+    fn size(chunk: &Chunk<T>) -> usize {
+        chunk.items.len()
     }
 }
 

@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use futures_lite::Stream;
 
+use crate::ack::fate::Fate;
 use crate::control::Control;
 use crate::engine::drive::StageFuture;
-use crate::engine::hop::Inlet;
+use crate::engine::hop::{Inlet, Tags};
 use crate::engine::run::RunState;
 use crate::engine::stats::StageStats;
 use crate::engine::supervisor::StageSet;
@@ -44,6 +45,9 @@ pub struct PipelineStream<T> {
     stages_done: bool,
     inlet: Inlet<T>,
     chunk: std::vec::IntoIter<T>,
+    /// The tags of the items of `chunk`, if they have any: each item is
+    /// delivered once the stream gives it out.
+    tags: Tags,
     /// A configuration error, or a stage's error once the output has ended.
     error: Option<Error>,
     ended: bool,
@@ -79,6 +83,7 @@ impl<T> PipelineStream<T> {
             stages_done: failed,
             inlet,
             chunk: Vec::new().into_iter(),
+            tags: Tags::empty(),
             error,
             ended: failed,
             stats,
@@ -141,6 +146,9 @@ impl<T> Stream for PipelineStream<T> {
         }
         loop {
             if let Some(item) = this.chunk.next() {
+                if let Some(tag) = this.tags.next() {
+                    tag.resolve(Fate::Delivered);
+                }
                 this.stats.count_emitted(1);
                 return Poll::Ready(Some(Ok(item)));
             }
@@ -150,6 +158,7 @@ impl<T> Stream for PipelineStream<T> {
                     // The output is cut short: what the stream has not given
                     // out yet is dropped now, so the report is final.
                     this.chunk = Vec::new().into_iter();
+                    this.tags = Tags::empty();
                     this.inlet.discard();
                     this.stats.end(State::Cancelled);
                 }
@@ -170,8 +179,9 @@ impl<T> Stream for PipelineStream<T> {
                     this.stats.end_receive_wait(from);
                 }
                 match polled {
-                    Poll::Ready(Some(chunk)) => {
-                        this.chunk = chunk.into_iter();
+                    Poll::Ready(Some(mut chunk)) => {
+                        this.tags = chunk.take_tags();
+                        this.chunk = chunk.items.into_iter();
                         continue;
                     }
                     Poll::Ready(None) => this.ended = true,

@@ -1,29 +1,41 @@
-//! The front of a service: the source stage that takes producers'
-//! requests, sends each request to the reply sink, and its items down the
-//! pipeline.
+//! The front of a service: the source stage, which takes producers'
+//! requests and hands their items on, each with an acknowledgement that
+//! brings the request to the reply sink once every item of it is done.
 
-use async_channel::{Sender, TrySendError};
+use async_channel::{Receiver, Sender};
 use futures_lite::FutureExt;
 
+use crate::ack::fate::Group;
 use crate::ack::protocol::Inbox;
 use crate::engine::hop::Outlet;
 use crate::engine::run::Signal;
 use crate::engine::stage_loop::Budget;
-use crate::service::message::{Msg, ServiceRequest};
+use crate::service::reply::{Completed, ToSink};
 
-/// The first stage: takes requests from producers, sends their request to
-/// the reply sink, and their items down the pipeline.
+/// The first stage: takes requests from producers and hands their items
+/// on with their acknowledgements.
+///
+/// Each request in flight holds one of `permits` until the sink has
+/// answered it, which bounds the requests whose answers can be waiting for
+/// the sink at once. Before it waits for a permit, the front hands on the
+/// items it holds: the sink may be waiting for them to answer the requests
+/// that hold the permits.
 ///
 /// Shutdown closes the producers' queue: the requests already queued are
 /// still handled, later sends get their items back.
-pub(crate) async fn front<In, Out>(
+pub(super) async fn front<In, Out>(
     inbox: Inbox<In, Vec<Out>>,
-    out: Outlet<Msg<In>>,
-    to_sink: Sender<ServiceRequest<In, Out>>,
+    out: Outlet<In>,
+    permits: Receiver<()>,
+    done: Sender<Completed<In, Out>>,
     shutdown: &Signal,
-) {
+) where
+    In: Send + 'static,
+    Out: Send + 'static,
+{
     let mut out = out.into_source();
     let mut budget = Budget::new();
+    let mut next_id = 0u64;
     loop {
         let close = async {
             shutdown.wait().await;
@@ -34,37 +46,31 @@ pub(crate) async fn front<In, Out>(
         let Some(mut request) = inbox.recv().or(close).await else {
             break;
         };
+        let waited = permits.try_recv().is_err();
+        if waited && (out.flush().await.is_err() || permits.recv().await.is_err()) {
+            // The sink has ended: the request, dropped untaken, gives its
+            // items back.
+            return;
+        }
         let items = request.take_items();
         let n = items.len();
-        // The request goes first, so the sink knows whom each input is for
-        // by the time the input reaches it. If the sink's request queue is
-        // full, the sink is waiting for the items of requests already
-        // queued: hand those on before waiting for room, or both would wait
-        // for ever.
-        let request = match to_sink.try_send(request) {
-            Ok(()) => None,
-            Err(TrySendError::Full(request)) => Some(request),
-            Err(TrySendError::Closed(mut request)) => {
-                request.untake(items);
-                return;
+        let tags = Group::told(
+            n,
+            next_id,
+            Box::new(ToSink {
+                id: next_id,
+                request,
+                done: done.clone(),
+            }),
+        );
+        next_id += 1;
+        let (mut items, mut tags) = (items.into_iter(), tags.into_iter());
+        loop {
+            let room = out.room();
+            out.extend_tagged(items.by_ref().take(room), tags.by_ref().take(room));
+            if !out.is_full() {
+                break;
             }
-        };
-        if let Some(mut request) = request {
-            if out.flush().await.is_err() {
-                request.untake(items);
-                return;
-            }
-            if let Err(async_channel::SendError(mut request)) = to_sink.send(request).await {
-                // The sink has ended: these items were never handed on.
-                request.untake(items);
-                return;
-            }
-        }
-        let mut items = items.into_iter().map(|value| Msg {
-            value: Some(value),
-            last: true,
-        });
-        while out.fill(items.by_ref()) {
             if out.flush().await.is_err() {
                 return;
             }

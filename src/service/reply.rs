@@ -1,78 +1,186 @@
-//! The reply sink of a service: the last stage, which collects each input's
-//! outputs and answers its request once every input of the request is done.
+//! The reply sink of a service: the last stage. It keeps the outputs of
+//! each input, by the input's acknowledgement, and answers a request once
+//! the acknowledgements of all its inputs are final.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_channel::Receiver;
+use async_channel::{Receiver, Sender};
+use futures_lite::FutureExt;
 
-use crate::ack::protocol::{Failure, close_and_answer};
-use crate::engine::drive::stopped;
-use crate::engine::hop::Inlet;
-use crate::engine::stage_loop::{Work, run_stage};
+use crate::ack::fate::{Fate, Outcome, Tell};
+use crate::ack::protocol::{Failure, Request};
+use crate::engine::hop::{Chunk, Inlet};
+use crate::engine::stage_loop::Budget;
 use crate::engine::stats::StageStats;
 use crate::error::Error;
-use crate::service::message::{Msg, ServiceRequest};
 
-/// The sink's end of the request queue. However the sink ends, the
-/// requests still queued are answered: their inputs will never arrive.
-struct RequestQueue<In, Out>(Receiver<ServiceRequest<In, Out>>);
-
-impl<In, Out> Drop for RequestQueue<In, Out> {
-    fn drop(&mut self) {
-        close_and_answer(&self.0);
-    }
+/// A request whose inputs' fates are all final, on its way to the sink.
+pub(super) struct Completed<In, Out> {
+    id: u64,
+    request: Request<In, Vec<Out>>,
+    outcomes: Vec<Outcome>,
 }
 
-/// The work of the reply sink.
-struct Reply<In, Out> {
-    requests: RequestQueue<In, Out>,
-    /// The request whose inputs are arriving, once its first one has.
-    current: Option<ServiceRequest<In, Out>>,
-    /// The outputs of the input being collected.
-    outputs: Vec<Out>,
-    stats: Arc<StageStats>,
+/// What a request's group tells once its inputs' fates are final: the
+/// request goes to the sink, to be answered. If the sink has gone, with the
+/// outputs it held, the request is answered here: inputs that made no
+/// output get their empty reply, or their failure, and the rest are
+/// cancelled.
+pub(super) struct ToSink<In, Out> {
+    pub(super) id: u64,
+    pub(super) request: Request<In, Vec<Out>>,
+    pub(super) done: Sender<Completed<In, Out>>,
 }
 
-impl<In, Out> Work<Vec<Msg<Out>>> for Reply<In, Out> {
-    async fn chunk(&mut self, chunk: &mut Vec<Msg<Out>>) -> Result<(), Error> {
-        let n = chunk.len();
-        for msg in chunk.drain(..) {
-            self.outputs.extend(msg.value);
-            if !msg.last {
-                continue;
-            }
-            let mut request = match self.current.take() {
-                Some(request) => request,
-                // A request is always sent before the inputs it carries, so
-                // this fails only once the front is gone for good.
-                None => self.requests.0.recv().await.map_err(|_| stopped())?,
-            };
-            if request.reply(std::mem::take(&mut self.outputs)) {
-                request.answer(Failure::Cancelled);
-            } else {
-                self.current = Some(request);
-            }
+impl<In: Send, Out: Send> Tell for ToSink<In, Out> {
+    fn tell(self: Box<Self>, outcomes: Vec<Outcome>) {
+        let ToSink { id, request, done } = *self;
+        // The front holds a permit for every request in flight, and the
+        // channel has room for as many, so this fails only once the sink
+        // has gone.
+        if let Err(err) = done.try_send(Completed {
+            id,
+            request,
+            outcomes,
+        }) {
+            let Completed {
+                request, outcomes, ..
+            } = err.into_inner();
+            answer(request, outcomes, Vec::new());
         }
-        self.stats.count_emitted(n);
-        Ok(())
-    }
-
-    async fn round_end(&mut self) -> Result<(), Error> {
-        Ok(())
     }
 }
 
-/// Runs the reply sink on `input`, answering the requests of `requests`.
+/// What the sink waits for.
+enum Arrival<In, Out> {
+    Chunk(Option<Chunk<Out>>),
+    Completed(Option<Completed<In, Out>>),
+}
+
+/// The state of the reply sink.
+struct Replier<In, Out> {
+    /// The outputs that have come, by request and by input.
+    outputs: HashMap<u64, Vec<Vec<Out>>>,
+    /// Gives a request's permit back to the front once it is answered.
+    permits: Sender<()>,
+    stats: Arc<StageStats>,
+    _requests: std::marker::PhantomData<fn(In)>,
+}
+
+impl<In, Out> Replier<In, Out> {
+    /// Keeps each output of `chunk` for its input's request, and lets go
+    /// of its tag: the output is delivered. It counts as handed on once it
+    /// is in a reply.
+    fn take(&mut self, mut chunk: Chunk<Out>) -> Chunk<Out> {
+        let mut tags = chunk.take_tags();
+        for output in chunk.items.drain(..) {
+            // An output with no acknowledgement (from a pipeline merged in)
+            // answers no one.
+            let Some(tag) = tags.next() else { continue };
+            if let (Some(id), Some((group, index))) = (tag.group_id(), tag.place()) {
+                let inputs = self
+                    .outputs
+                    .entry(id)
+                    .or_insert_with(|| (0..group.len()).map(|_| Vec::new()).collect());
+                inputs[index].push(output);
+            }
+            tag.resolve(Fate::Delivered);
+        }
+        chunk
+    }
+
+    /// Answers a request whose inputs are all done: each with its outputs,
+    /// or why it has none.
+    fn answer(&mut self, completed: Completed<In, Out>) {
+        let Completed {
+            id,
+            request,
+            outcomes,
+        } = completed;
+        let outputs = self.outputs.remove(&id).unwrap_or_default();
+        let replied = answer(request, outcomes, outputs);
+        self.stats.count_emitted(replied);
+        let _ = self.permits.try_send(());
+    }
+}
+
+/// Answers `request`, whose inputs ended as `outcomes` and made `outputs`
+/// (one `Vec` per input, or none at all once the sink has gone). Gives the
+/// number of outputs replied.
+fn answer<In, Out>(
+    mut request: Request<In, Vec<Out>>,
+    outcomes: Vec<Outcome>,
+    outputs: Vec<Vec<Out>>,
+) -> usize {
+    let held = !outputs.is_empty();
+    let mut outputs = outputs.into_iter();
+    let mut replied = 0;
+    for outcome in outcomes {
+        let made = outputs.next().unwrap_or_default();
+        match outcome {
+            // A delivered input's outputs are lost if the sink has gone.
+            Outcome::Delivered if !held => request.fail_one(Failure::Cancelled),
+            Outcome::Delivered | Outcome::Filtered => {
+                replied += made.len();
+                request.reply(made);
+            }
+            Outcome::Skipped => request.fail_one(Failure::Skipped),
+            Outcome::DeadLettered => request.fail_one(Failure::DeadLettered),
+            Outcome::Failed(message) => request.fail_one(Failure::Failed(message)),
+            _ => request.fail_one(Failure::Cancelled),
+        }
+    }
+    request.answer(Failure::Cancelled);
+    replied
+}
+
+/// Runs the reply sink on `input`, answering each request that comes
+/// through `completed` with the outputs of its inputs.
 pub(super) async fn reply_sink<In, Out>(
-    input: Inlet<Msg<Out>>,
-    requests: Receiver<ServiceRequest<In, Out>>,
+    mut input: Inlet<Out>,
+    completed: Receiver<Completed<In, Out>>,
+    permits: Sender<()>,
     stats: Arc<StageStats>,
 ) -> Result<(), Error> {
-    let mut reply = Reply {
-        requests: RequestQueue(requests),
-        current: None,
-        outputs: Vec::new(),
+    let mut replier = Replier {
+        outputs: HashMap::new(),
+        permits,
         stats,
+        _requests: std::marker::PhantomData,
     };
-    run_stage(input, &mut reply).await
+    let mut budget = Budget::new();
+    loop {
+        // Answer what is done first: a producer waits for it.
+        while let Ok(done) = completed.try_recv() {
+            replier.answer(done);
+        }
+        let chunk = async { Arrival::Chunk(input.recv().await) };
+        let arrival = if completed.is_closed() {
+            chunk.await
+        } else {
+            chunk
+                .or(async { Arrival::Completed(completed.recv().await.ok()) })
+                .await
+        };
+        match arrival {
+            Arrival::Chunk(Some(chunk)) => {
+                let n = chunk.items.len();
+                let chunk = replier.take(chunk);
+                input.recycle(chunk);
+                if budget.spend(n) {
+                    budget.yield_if_spent().await;
+                }
+            }
+            Arrival::Chunk(None) => break,
+            Arrival::Completed(Some(done)) => replier.answer(done),
+            Arrival::Completed(None) => {}
+        }
+    }
+    // The stages before have ended; requests whose inputs were still held
+    // somewhere (a worker finishing) are answered as those let go.
+    while let Ok(done) = completed.recv().await {
+        replier.answer(done);
+    }
+    Ok(())
 }

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use smol::Timer;
 
-use crate::engine::hop::Outlet;
+use crate::ack::fate::{Group, Tag};
+use crate::engine::hop::{Chunk, Outlet};
 use crate::engine::stage_loop::{Work, run_stage};
 use crate::error::Error;
 use crate::pipeline::builder::Pipeline;
@@ -68,6 +69,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
             let mut batcher = Batcher {
                 out: setup.out,
                 batch: Vec::with_capacity(reserve),
+                tags: Vec::new(),
                 size,
                 reserve,
                 wait,
@@ -87,6 +89,9 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
 struct Batcher<T> {
     out: Outlet<Vec<T>>,
     batch: Vec<T>,
+    /// The tags of the items in `batch`, if they have any: empty, or one
+    /// per item.
+    tags: Vec<Tag>,
     size: usize,
     /// The room a new batch reserves up front.
     reserve: usize,
@@ -104,16 +109,19 @@ impl<T> Batcher<T> {
         }
         let full = std::mem::replace(&mut self.batch, Vec::with_capacity(self.reserve));
         self.out.pass(full.len());
-        if self.out.push(full) {
+        // The batch's own tag holds its items' tags: they end as it does.
+        let tag = (!self.tags.is_empty()).then(|| Group::batch(std::mem::take(&mut self.tags)));
+        if self.out.push_tagged(full, tag) {
             self.out.flush().await?;
         }
         Ok(())
     }
 }
 
-impl<T> Work<Vec<T>> for Batcher<T> {
-    async fn chunk(&mut self, chunk: &mut Vec<T>) -> Result<(), Error> {
-        for item in chunk.drain(..) {
+impl<T> Work<Chunk<T>> for Batcher<T> {
+    async fn chunk(&mut self, chunk: &mut Chunk<T>) -> Result<(), Error> {
+        let mut tags = chunk.take_tags();
+        for item in chunk.items.drain(..) {
             if self.batch.is_empty() {
                 if let Some(wait) = self.wait {
                     self.due = Instant::now()
@@ -122,6 +130,12 @@ impl<T> Work<Vec<T>> for Batcher<T> {
                 }
             }
             self.batch.push(item);
+            if let Some(tag) = tags.next() {
+                if self.tags.len() + 1 < self.batch.len() {
+                    self.tags.resize_with(self.batch.len() - 1, Tag::none);
+                }
+                self.tags.push(tag);
+            }
             if self.batch.len() >= self.size {
                 self.emit().await?;
             }

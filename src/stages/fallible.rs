@@ -12,7 +12,8 @@ use futures_lite::FutureExt;
 use futures_lite::future::poll_once;
 use smol::Timer;
 
-use crate::engine::hop::{Closed, Inlet, Outlet};
+use crate::ack::fate::Fate;
+use crate::engine::hop::{Chunk, Closed, Inlet, Outlet};
 use crate::engine::stage_loop::{Work, run_stage};
 use crate::engine::stats::StageStats;
 use crate::error::{Error, ItemError, TimedOut};
@@ -207,17 +208,29 @@ struct TryStage<I, O, E, F> {
     f: F,
 }
 
-impl<I, O, E, Fut, F> Work<Vec<I>> for TryStage<I, O, E, F>
+impl<I, O, E, Fut, F> Work<Chunk<I>> for TryStage<I, O, E, F>
 where
     E: std::error::Error + Send + Sync + 'static,
     Fut: Future<Output = Result<O, E>>,
     F: FnMut(I) -> Fut,
 {
-    async fn chunk(&mut self, chunk: &mut Vec<I>) -> Result<(), Error> {
-        for item in chunk.drain(..) {
-            if let Some(output) = self.try_item(item).await? {
-                if self.out.push(output) {
-                    self.out.flush().await?;
+    async fn chunk(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error> {
+        let mut tags = chunk.take_tags();
+        for item in chunk.items.drain(..) {
+            let tag = tags.next();
+            match self.try_item(item).await {
+                Ok(Tried::Output(output)) => {
+                    if self.out.push_tagged(output, tag) {
+                        self.out.flush().await?;
+                    }
+                }
+                Ok(Tried::Skipped) => tag.map_or((), |tag| tag.resolve(Fate::Skipped)),
+                Ok(Tried::DeadLettered) => tag.map_or((), |tag| tag.resolve(Fate::DeadLettered)),
+                Err(err) => {
+                    if let Some(tag) = tag {
+                        tag.fail(err.to_string());
+                    }
+                    return Err(err);
                 }
             }
         }
@@ -235,14 +248,14 @@ where
     Fut: Future<Output = Result<O, E>>,
     F: FnMut(I) -> Fut,
 {
-    /// Tries one item, as often as the policy says: its output, or `None`
-    /// if the policy skipped or dead-lettered it.
-    async fn try_item(&mut self, mut item: I) -> Result<Option<O>, Error> {
+    /// Tries one item, as often as the policy says: its output, or what the
+    /// policy did with it.
+    async fn try_item(&mut self, mut item: I) -> Result<Tried<O>, Error> {
         let mut attempt = 1;
         loop {
             let copy = self.policy.copy_of(&item);
             let error = match attempt_once((self.f)(item), self.timeout, &mut self.out).await? {
-                Ok(output) => return Ok(Some(output)),
+                Ok(output) => return Ok(Tried::Output(output)),
                 Err(error) => error,
             };
             match (self.policy.step(attempt), copy) {
@@ -265,15 +278,22 @@ where
                         fail_or_skip(&Step::<I, E>::Fail, &self.stats, letter.error)?;
                     }
                     self.stats.count_dead_lettered();
-                    return Ok(None);
+                    return Ok(Tried::DeadLettered);
                 }
                 (step, _) => {
                     fail_or_skip(&step, &self.stats, error)?;
-                    return Ok(None);
+                    return Ok(Tried::Skipped);
                 }
             }
         }
     }
+}
+
+/// What became of an item a fallible stage tried.
+enum Tried<O> {
+    Output(O),
+    Skipped,
+    DeadLettered,
 }
 
 /// Counts a failed item as skipped, or fails the stage with its error.

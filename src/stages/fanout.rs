@@ -7,7 +7,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use crate::engine::drive::SinkFuture;
-use crate::engine::hop::{Inlet, Outlet};
+use crate::engine::hop::{Chunk, Inlet, Outlet};
 use crate::engine::stage_loop::{Work, run_stage};
 use crate::engine::stats::StageStats;
 use crate::error::Error;
@@ -299,17 +299,25 @@ struct Broadcast<T> {
     copied: u64,
 }
 
-impl<T: Clone> Work<Vec<T>> for Broadcast<T> {
-    async fn chunk(&mut self, chunk: &mut Vec<T>) -> Result<(), Error> {
-        let n = chunk.len();
+impl<T: Clone> Work<Chunk<T>> for Broadcast<T> {
+    async fn chunk(&mut self, chunk: &mut Chunk<T>) -> Result<(), Error> {
+        let n = chunk.items.len();
         let Some((last, rest)) = self.outs.split_last_mut() else {
             return Ok(());
         };
+        let tagged = chunk.is_tagged();
         for out in rest {
             let mut at = 0;
             while at < n {
                 let slice = out.room().min(n - at);
-                out.extend(chunk[at..at + slice].iter().cloned());
+                let items = chunk.items[at..at + slice].iter().cloned();
+                if tagged {
+                    // Each branch's copy carries a copy of the tag: the
+                    // item ends once every branch is done with it.
+                    out.extend_tagged(items, chunk.tags()[at..at + slice].iter().cloned());
+                } else {
+                    out.extend(items);
+                }
                 at += slice;
                 if out.is_full() {
                     out.flush().await?;
@@ -336,15 +344,17 @@ struct Partition<T, K> {
     key: K,
 }
 
-impl<T, K> Work<Vec<T>> for Partition<T, K>
+impl<T, K> Work<Chunk<T>> for Partition<T, K>
 where
     K: FnMut(&T) -> usize,
 {
-    async fn chunk(&mut self, chunk: &mut Vec<T>) -> Result<(), Error> {
+    async fn chunk(&mut self, chunk: &mut Chunk<T>) -> Result<(), Error> {
         let branches = self.outs.len();
-        for item in chunk.drain(..) {
+        let mut tags = chunk.take_tags();
+        for item in chunk.items.drain(..) {
+            let tag = tags.next();
             let out = &mut self.outs[(self.key)(&item) % branches];
-            if out.push(item) {
+            if out.push_tagged(item, tag) {
                 out.flush().await?;
             }
         }

@@ -3,7 +3,8 @@
 
 use std::future::Future;
 
-use crate::engine::hop::Outlet;
+use crate::ack::fate::Fate;
+use crate::engine::hop::{Chunk, Outlet};
 use crate::engine::stage_loop::{Work, await_flushing, run_stage};
 use crate::error::Error;
 use crate::pipeline::builder::Pipeline;
@@ -18,12 +19,12 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// assert_eq!(out, ["1", "2", "3"]);
     /// # Ok::<(), flowgate::Error>(())
     /// ```
-    pub fn map<U, F>(self, mut f: F) -> Pipeline<U>
+    pub fn map<U, F>(self, f: F) -> Pipeline<U>
     where
         U: Send + 'static,
         F: FnMut(T) -> U + Send + 'static,
     {
-        self.each("map", move |items, out| out.extend(items.map(&mut f)))
+        self.each("map", MapFn(f))
     }
 
     /// Adds a stage that keeps only the items for which `f` returns `true`.
@@ -35,11 +36,11 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// assert_eq!(odd, [1, 3, 5]);
     /// # Ok::<(), flowgate::Error>(())
     /// ```
-    pub fn filter<F>(self, mut f: F) -> Pipeline<T>
+    pub fn filter<F>(self, f: F) -> Pipeline<T>
     where
         F: FnMut(&T) -> bool + Send + 'static,
     {
-        self.each("filter", move |items, out| out.extend(items.filter(&mut f)))
+        self.each("filter", FilterFn(f))
     }
 
     /// Adds a stage that maps each item to an `Option`, keeping the `Some`s.
@@ -54,14 +55,12 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// assert_eq!(nums, [1, 3]);
     /// # Ok::<(), flowgate::Error>(())
     /// ```
-    pub fn filter_map<U, F>(self, mut f: F) -> Pipeline<U>
+    pub fn filter_map<U, F>(self, f: F) -> Pipeline<U>
     where
         U: Send + 'static,
         F: FnMut(T) -> Option<U> + Send + 'static,
     {
-        self.each("filter_map", move |items, out| {
-            out.extend(items.filter_map(&mut f))
-        })
+        self.each("filter_map", FilterMapFn(f))
     }
 
     /// Adds a stage that turns each item into any number of items.
@@ -106,13 +105,11 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// assert_eq!((n, seen.load(Ordering::Relaxed)), (4, 4));
     /// # Ok::<(), flowgate::Error>(())
     /// ```
-    pub fn inspect<F>(self, mut f: F) -> Pipeline<T>
+    pub fn inspect<F>(self, f: F) -> Pipeline<T>
     where
         F: FnMut(&T) + Send + 'static,
     {
-        self.each("inspect", move |items, out| {
-            out.extend(items.inspect(&mut f))
-        })
+        self.each("inspect", InspectFn(f))
     }
 
     /// Adds a stage that maps each item with an async function, one item at
@@ -147,12 +144,12 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         })
     }
 
-    /// Adds a stage that gives at most one output per input; `apply` moves
-    /// a slice of inputs into the output chunk.
+    /// Adds a stage that gives at most one output per input, as `apply`
+    /// says.
     fn each<U, F>(self, kind: &'static str, apply: F) -> Pipeline<U>
     where
         U: Send + 'static,
-        F: FnMut(std::vec::Drain<'_, T>, &mut Outlet<U>) + Send + 'static,
+        F: PerItem<T, U> + Send + 'static,
     {
         self.chain(kind, false, move |input, setup| async move {
             run_stage(
@@ -167,15 +164,95 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     }
 }
 
+/// What a stage of at most one output per input does, on a slice of
+/// inputs at once or on one input.
+trait PerItem<I, O> {
+    /// Whether every input makes exactly one output, so that the inputs'
+    /// tags go to the outputs as they are.
+    const ONE_TO_ONE: bool;
+
+    /// Moves `items` through the stage's function into `out`. The slice is
+    /// a plain `Drain` of the input chunk (usually all of it), an iterator of
+    /// exact length, so for `map` `Vec::extend` writes the outputs without a
+    /// check per item.
+    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut Outlet<O>);
+
+    /// The output of one input, if it makes one.
+    fn one(&mut self, item: I) -> Option<O>;
+}
+
+/// `map`: each input to `f` of it.
+struct MapFn<F>(F);
+
+impl<I, O, F: FnMut(I) -> O> PerItem<I, O> for MapFn<F> {
+    const ONE_TO_ONE: bool = true;
+
+    #[inline]
+    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut Outlet<O>) {
+        out.extend(items.map(&mut self.0));
+    }
+
+    fn one(&mut self, item: I) -> Option<O> {
+        Some((self.0)(item))
+    }
+}
+
+/// `filter`: the inputs for which `f` is `true`.
+struct FilterFn<F>(F);
+
+impl<I, F: FnMut(&I) -> bool> PerItem<I, I> for FilterFn<F> {
+    const ONE_TO_ONE: bool = false;
+
+    #[inline]
+    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut Outlet<I>) {
+        out.extend(items.filter(&mut self.0));
+    }
+
+    fn one(&mut self, item: I) -> Option<I> {
+        (self.0)(&item).then_some(item)
+    }
+}
+
+/// `filter_map`: the `Some`s of `f`.
+struct FilterMapFn<F>(F);
+
+impl<I, O, F: FnMut(I) -> Option<O>> PerItem<I, O> for FilterMapFn<F> {
+    const ONE_TO_ONE: bool = false;
+
+    #[inline]
+    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut Outlet<O>) {
+        out.extend(items.filter_map(&mut self.0));
+    }
+
+    fn one(&mut self, item: I) -> Option<O> {
+        (self.0)(item)
+    }
+}
+
+/// `inspect`: each input, after `f` has seen it.
+struct InspectFn<F>(F);
+
+impl<I, F: FnMut(&I)> PerItem<I, I> for InspectFn<F> {
+    const ONE_TO_ONE: bool = true;
+
+    #[inline]
+    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut Outlet<I>) {
+        out.extend(items.inspect(&mut self.0));
+    }
+
+    fn one(&mut self, item: I) -> Option<I> {
+        (self.0)(&item);
+        Some(item)
+    }
+}
+
 /// The work of a stage that turns each input into at most one output with a
 /// sync function: `map`, `filter`, `filter_map` and `inspect`.
 ///
-/// `apply` moves a slice of inputs through the stage's function into the
-/// output chunk. It is given no more inputs than the chunk has room for, so
-/// the chunk can never overflow. The slice is a plain `Drain` of the input
-/// chunk (usually all of it), an iterator of exact length, so for `map`
-/// `Vec::extend` writes the outputs without a check per item. Inputs that
-/// made no output are counted as filtered.
+/// Each slice of inputs given to `apply` is no larger than the room left in
+/// the output chunk, so the chunk can never overflow. Inputs that made no
+/// output are counted as filtered. Inputs with tags go one at a time, unless
+/// every input makes one output, when their tags move over as they are.
 struct Each<O, F> {
     out: Outlet<O>,
     apply: F,
@@ -185,39 +262,72 @@ impl<O, F> Each<O, F> {
     /// Moves `chunk`'s first `slice` items through `apply`, counting those
     /// that made no output as filtered.
     #[inline]
-    fn apply<I>(&mut self, chunk: &mut Vec<I>, slice: usize)
+    fn apply<I>(&mut self, chunk: &mut Chunk<I>, slice: usize)
     where
-        F: FnMut(std::vec::Drain<'_, I>, &mut Outlet<O>),
+        F: PerItem<I, O>,
     {
+        if chunk.is_tagged() {
+            return self.apply_tagged(chunk, slice);
+        }
         let before = self.out.len();
-        (self.apply)(chunk.drain(..slice), &mut self.out);
+        self.apply.slice(chunk.items.drain(..slice), &mut self.out);
         let filtered = slice - (self.out.len() - before);
+        if filtered > 0 {
+            self.out.stats().count_filtered(filtered);
+        }
+    }
+
+    /// [`Each::apply`] for inputs with tags: each filtered input's tag
+    /// records it so.
+    fn apply_tagged<I>(&mut self, chunk: &mut Chunk<I>, slice: usize)
+    where
+        F: PerItem<I, O>,
+    {
+        if F::ONE_TO_ONE {
+            let (items, tags) = chunk.parts();
+            self.apply.slice(items.drain(..slice), &mut self.out);
+            self.out.tag_last(slice, tags.drain(..slice));
+            return;
+        }
+        let mut filtered = 0;
+        let (items, tags) = chunk.parts();
+        for (item, tag) in items.drain(..slice).zip(tags.drain(..slice)) {
+            match self.apply.one(item) {
+                Some(output) => {
+                    self.out.push_tagged(output, Some(tag));
+                }
+                None => {
+                    tag.resolve(Fate::Filtered);
+                    filtered += 1;
+                }
+            }
+        }
         if filtered > 0 {
             self.out.stats().count_filtered(filtered);
         }
     }
 }
 
-impl<I, O, F> Work<Vec<I>> for Each<O, F>
+impl<I, O, F> Work<Chunk<I>> for Each<O, F>
 where
-    F: FnMut(std::vec::Drain<'_, I>, &mut Outlet<O>),
+    F: PerItem<I, O>,
 {
     /// Applies the function slice by slice, handing each full output chunk
     /// on while the next hop has room.
     #[inline]
-    fn chunk_now(&mut self, chunk: &mut Vec<I>) -> Result<bool, Error> {
-        while !chunk.is_empty() {
+    fn chunk_now(&mut self, chunk: &mut Chunk<I>) -> Result<bool, Error> {
+        while !chunk.items.is_empty() {
             if self.out.is_full() && !self.out.try_flush()? {
                 return Ok(false);
             }
-            let slice = self.out.room().min(chunk.len());
+            let slice = self.out.room().min(chunk.items.len());
             self.apply(chunk, slice);
         }
         Ok(true)
     }
 
     /// Waits for room in the next hop whenever the output chunk is full.
-    async fn chunk(&mut self, chunk: &mut Vec<I>) -> Result<(), Error> {
+    async fn chunk(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error> {
         while !self.chunk_now(chunk)? {
             self.out.flush().await?;
         }
@@ -237,16 +347,33 @@ struct FlatMap<O, F> {
     f: F,
 }
 
-impl<I, O, It, F> Work<Vec<I>> for FlatMap<O, F>
+impl<I, O, It, F> Work<Chunk<I>> for FlatMap<O, F>
 where
     F: FnMut(I) -> It,
     It: IntoIterator<Item = O>,
 {
-    async fn chunk(&mut self, chunk: &mut Vec<I>) -> Result<(), Error> {
-        for item in chunk.drain(..) {
+    async fn chunk(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error> {
+        let mut tags = chunk.take_tags();
+        for item in chunk.items.drain(..) {
             let mut outputs = (self.f)(item).into_iter();
-            while self.out.fill(outputs.by_ref()) {
-                self.out.flush().await?;
+            match tags.next() {
+                None => {
+                    while self.out.fill(outputs.by_ref()) {
+                        self.out.flush().await?;
+                    }
+                }
+                Some(tag) => {
+                    // Each output carries a copy of the input's tag; the
+                    // input's own records the least serious fate, so the
+                    // item is filtered if it made nothing, and otherwise
+                    // ends as its outputs do.
+                    for output in outputs {
+                        if self.out.push_tagged(output, Some(tag.clone())) {
+                            self.out.flush().await?;
+                        }
+                    }
+                    tag.resolve(Fate::Filtered);
+                }
             }
             self.out.pass_one();
         }
@@ -268,15 +395,17 @@ struct Then<O, F> {
     f: F,
 }
 
-impl<I, O, Fut, F> Work<Vec<I>> for Then<O, F>
+impl<I, O, Fut, F> Work<Chunk<I>> for Then<O, F>
 where
     F: FnMut(I) -> Fut,
     Fut: Future<Output = O>,
 {
-    async fn chunk(&mut self, chunk: &mut Vec<I>) -> Result<(), Error> {
-        for item in chunk.drain(..) {
+    async fn chunk(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error> {
+        let mut tags = chunk.take_tags();
+        for item in chunk.items.drain(..) {
+            let tag = tags.next();
             let output = await_flushing((self.f)(item), &mut self.out).await?;
-            if self.out.push(output) {
+            if self.out.push_tagged(output, tag) {
                 self.out.flush().await?;
             }
         }

@@ -6,7 +6,7 @@ use std::task::Poll;
 
 use async_channel::TryRecvError;
 
-use crate::engine::hop::{Inlet, Outlet};
+use crate::engine::hop::{Chunk, Inlet, Outlet};
 use crate::engine::stage_loop::{Input, Work, run_stage};
 use crate::engine::stats::StageStats;
 use crate::error::Error;
@@ -118,10 +118,10 @@ struct MergedInlets<T> {
 }
 
 impl<T> Input for MergedInlets<T> {
-    type Chunk = Vec<T>;
+    type Chunk = Chunk<T>;
 
     /// One wait, however many inputs it is on.
-    async fn recv(&mut self) -> Option<Vec<T>> {
+    async fn recv(&mut self) -> Option<Chunk<T>> {
         if let Some(chunk) = self.try_recv() {
             return Some(chunk);
         }
@@ -157,7 +157,7 @@ impl<T> Input for MergedInlets<T> {
 
     /// Takes a chunk that is waiting on some input, trying each in turn;
     /// inputs found closed and empty are let go.
-    fn try_recv(&mut self) -> Option<Vec<T>> {
+    fn try_recv(&mut self) -> Option<Chunk<T>> {
         let n = self.inlets.len();
         for i in (0..n).map(|i| (self.turn + i) % n) {
             let Some(inlet) = &mut self.inlets[i] else {
@@ -176,14 +176,14 @@ impl<T> Input for MergedInlets<T> {
         None
     }
 
-    fn recycle(&mut self, chunk: Vec<T>) {
+    fn recycle(&mut self, chunk: Chunk<T>) {
         if let Some(Some(inlet)) = self.inlets.get_mut(self.last) {
             inlet.recycle(chunk);
         }
     }
 
-    fn size(chunk: &Vec<T>) -> usize {
-        chunk.len()
+    fn size(chunk: &Chunk<T>) -> usize {
+        chunk.items.len()
     }
 }
 
@@ -192,8 +192,8 @@ struct PassOn<T> {
     out: Outlet<T>,
 }
 
-impl<T> Work<Vec<T>> for PassOn<T> {
-    async fn chunk(&mut self, chunk: &mut Vec<T>) -> Result<(), Error> {
+impl<T> Work<Chunk<T>> for PassOn<T> {
+    async fn chunk(&mut self, chunk: &mut Chunk<T>) -> Result<(), Error> {
         Ok(self.out.put_all(chunk).await?)
     }
 

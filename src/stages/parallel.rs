@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::limits::MAX_WORKERS;
 use crate::pipeline::builder::Pipeline;
 use crate::pipeline::graph::{StageTasks, WorkerTask};
-use crate::stages::workers::{Collect, Done, Slices, crew, dispatch, dispatch_keyed};
+use crate::stages::workers::{Collect, Done, Finished, Slices, crew, dispatch, dispatch_keyed};
 
 /// Items between an ordered stage's input and its output, per worker: one
 /// at hand, one queued, and two finished early, waiting for those before.
@@ -342,7 +342,7 @@ fn tasks(
 /// The collector of a parallel stage: it runs `collect` on the workers'
 /// outputs until every worker has gone.
 async fn collector<U>(
-    done: async_channel::Receiver<(u64, Vec<U>)>,
+    done: async_channel::Receiver<Finished<U>>,
     mut collect: Collect<U>,
 ) -> Result<(), Error> {
     run_stage(Done(done), &mut collect).await

@@ -4,8 +4,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::ack::fate::{Fate, resolve_all};
 use crate::engine::drive::{SinkFuture, stopped};
-use crate::engine::hop::Inlet;
+use crate::engine::hop::{Chunk, Inlet};
 use crate::engine::stage_loop::{Work, run_stage};
 use crate::engine::stats::StageStats;
 use crate::error::Error;
@@ -187,22 +188,26 @@ struct FoldChunks<B, F> {
     f: F,
 }
 
-impl<I, B, F> Work<Vec<I>> for FoldChunks<B, F>
+impl<I, B, F> Work<Chunk<I>> for FoldChunks<B, F>
 where
     F: FnMut(B, std::vec::Drain<'_, I>) -> B,
 {
-    /// Every chunk: folding never waits.
+    /// Every chunk: folding never waits. The items are delivered once the
+    /// chunk is folded.
     #[inline]
-    fn chunk_now(&mut self, chunk: &mut Vec<I>) -> Result<bool, Error> {
-        let n = chunk.len();
+    fn chunk_now(&mut self, chunk: &mut Chunk<I>) -> Result<bool, Error> {
+        let n = chunk.items.len();
         if let Some(acc) = self.acc.take() {
-            self.acc = Some((self.f)(acc, chunk.drain(..)));
+            self.acc = Some((self.f)(acc, chunk.items.drain(..)));
+        }
+        if chunk.is_tagged() {
+            resolve_all(chunk.take_tags(), Fate::Delivered);
         }
         self.stats.count_emitted(n);
         Ok(true)
     }
 
-    async fn chunk(&mut self, chunk: &mut Vec<I>) -> Result<(), Error> {
+    async fn chunk(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error> {
         self.chunk_now(chunk).map(drop)
     }
 
@@ -218,14 +223,19 @@ struct ForEachAsync<F> {
     f: F,
 }
 
-impl<I, Fut, F> Work<Vec<I>> for ForEachAsync<F>
+impl<I, Fut, F> Work<Chunk<I>> for ForEachAsync<F>
 where
     F: FnMut(I) -> Fut,
     Fut: Future<Output = ()>,
 {
-    async fn chunk(&mut self, chunk: &mut Vec<I>) -> Result<(), Error> {
-        for item in chunk.drain(..) {
+    async fn chunk(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error> {
+        let mut tags = chunk.take_tags();
+        for item in chunk.items.drain(..) {
+            let tag = tags.next();
             (self.f)(item).await;
+            if let Some(tag) = tag {
+                tag.resolve(Fate::Delivered);
+            }
             self.stats.count_emitted(1);
         }
         Ok(())

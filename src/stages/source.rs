@@ -1,11 +1,13 @@
 //! The sources a pipeline starts from: an iterator or a stream, each with
-//! the loop that drains it.
+//! the loop that drains it, with or without an acknowledgement per item.
 
-use std::pin::pin;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use futures_lite::future::poll_once;
 use futures_lite::{FutureExt, Stream, StreamExt};
 
+use crate::ack::fate::{Acknowledge, Group};
 use crate::engine::hop::Outlet;
 use crate::engine::run::Signal;
 use crate::engine::stage_loop::Budget;
@@ -34,7 +36,63 @@ where
 {
     let iter = iter.into_iter();
     Pipeline::source(move |out, run| async move {
-        drain_iter(iter, out, run.root().shutdown_signal()).await;
+        drain_iter(iter, Plain, out, run.root().shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+/// Starts a pipeline whose source drains an iterator of items, each with
+/// its acknowledgement: a callback (any [`Acknowledge`]) that is told the
+/// item's [`Outcome`](crate::Outcome) exactly once, when its fate is final.
+///
+/// The outcome follows the item through every stage, whatever they do
+/// with it: `Delivered` once every output made from it has been taken by
+/// the sink, `Filtered`, `Skipped`, `DeadLettered` or `Failed` if a stage
+/// ended it so, and `Dropped` if the run stopped first. The
+/// acknowledgements of the items the source hands on in one chunk are told
+/// together, once the last of them is final. The counts match the run's
+/// [`Report`](crate::Report): in a pipeline where each item makes at most
+/// one output, as many items are `Delivered` as the report says were
+/// delivered, and so on. An item batched by [`chunks`](Pipeline::chunks)
+/// ends as its batch does.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::mpsc;
+/// use flowgate::Outcome;
+///
+/// let (tx, rx) = mpsc::channel();
+/// let jobs = ["7", "x", "9"].into_iter().map(move |s| {
+///     let tx = tx.clone();
+///     (s, move |outcome: Outcome| tx.send((s, outcome)).unwrap())
+/// });
+/// let sum: u32 = flowgate::from_iter_acked(jobs)
+///     .filter_map(|s| s.parse::<u32>().ok())
+///     .fold(0, |sum, n| sum + n)
+///     .run()?;
+/// assert_eq!(sum, 16);
+/// let mut told: Vec<_> = rx.iter().collect();
+/// told.sort_by_key(|(s, _)| *s);
+/// assert_eq!(
+///     told,
+///     [("7", Outcome::Delivered), ("9", Outcome::Delivered), ("x", Outcome::Filtered)]
+/// );
+/// # Ok::<(), flowgate::Error>(())
+/// ```
+pub fn from_iter_acked<I, T, A>(iter: I) -> Pipeline<T>
+where
+    I: IntoIterator<Item = (T, A)>,
+    I::IntoIter: Send + 'static,
+    T: Send + 'static,
+    A: Acknowledge,
+{
+    let iter = Acked {
+        inner: iter.into_iter(),
+        acks: Vec::new(),
+    };
+    Pipeline::source(move |out, run| async move {
+        drain_iter(iter, WithAcks, out, run.root().shutdown_signal()).await;
         Ok(())
     })
 }
@@ -62,17 +120,139 @@ where
     S::Item: Send + 'static,
 {
     Pipeline::source(move |out, run| async move {
-        drain_stream(stream, out, run.root().shutdown_signal()).await;
+        let stream = Box::pin(stream);
+        drain_stream(stream, Plain, out, run.root().shutdown_signal()).await;
         Ok(())
     })
 }
 
+/// Starts a pipeline whose source drains a [`Stream`] of items, each with
+/// its acknowledgement, told the item's [`Outcome`](crate::Outcome)
+/// exactly once, as with [`from_iter_acked`]. This is how a source that
+/// reads from a broker (a queue, a log) learns when it may acknowledge an
+/// entry there.
+///
+/// # Examples
+///
+/// ```
+/// use futures_lite::stream;
+/// use flowgate::Outcome;
+///
+/// let (tx, rx) = async_channel::unbounded();
+/// let entries = stream::iter((1..=3u64).map(move |id| {
+///     let tx = tx.clone();
+///     (id, move |outcome: Outcome| {
+///         if outcome.is_final_success() {
+///             tx.try_send(id).unwrap(); // acknowledge `id` at the broker
+///         }
+///     })
+/// }));
+/// let n = flowgate::from_stream_acked(entries).map(|id| id * 2).count().run()?;
+/// assert_eq!(n, 3);
+/// let mut acked: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+/// acked.sort();
+/// assert_eq!(acked, [1, 2, 3]);
+/// # Ok::<(), flowgate::Error>(())
+/// ```
+pub fn from_stream_acked<S, T, A>(stream: S) -> Pipeline<T>
+where
+    S: Stream<Item = (T, A)> + Send + 'static,
+    T: Send + 'static,
+    A: Acknowledge,
+{
+    let stream = Acked {
+        inner: Box::pin(stream),
+        acks: Vec::new(),
+    };
+    Pipeline::source(move |out, run| async move {
+        drain_stream(stream, WithAcks, out, run.root().shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+/// Gives the items a source of type `I` put into its outlet since the last
+/// call their acknowledgements, if they have any; called before each
+/// flush.
+trait Seal<I, T> {
+    fn seal(&mut self, source: &mut I, out: &mut Outlet<T>);
+}
+
+/// The seal of a source of items without acknowledgements: nothing to do,
+/// and the source is drained as it is, so that `Vec::extend` sees its
+/// exact length.
+struct Plain;
+
+impl<I, T> Seal<I, T> for Plain {
+    #[inline]
+    fn seal(&mut self, _: &mut I, _: &mut Outlet<T>) {}
+}
+
+/// The seal of an [`Acked`] source.
+struct WithAcks;
+
+impl<I, T, A: Acknowledge> Seal<Acked<I, A>, T> for WithAcks {
+    fn seal(&mut self, source: &mut Acked<I, A>, out: &mut Outlet<T>) {
+        if !source.acks.is_empty() {
+            let n = source.acks.len();
+            let tags = Group::acknowledged(std::mem::take(&mut source.acks));
+            out.tag_last(n, tags.into_iter());
+        }
+    }
+}
+
+/// A source of items with acknowledgements: it gives the items, and keeps
+/// the acknowledgements of those given since the last seal.
+struct Acked<I, A> {
+    inner: I,
+    acks: Vec<A>,
+}
+
+// The acknowledgements are never pinned: they are only moved out, whole.
+impl<I: Unpin, A> Unpin for Acked<I, A> {}
+
+impl<I, T, A> Iterator for Acked<I, A>
+where
+    I: Iterator<Item = (T, A)>,
+{
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        let (item, ack) = self.inner.next()?;
+        self.acks.push(ack);
+        Some(item)
+    }
+}
+
+impl<S, T, A> Stream for Acked<Pin<Box<S>>, A>
+where
+    S: Stream<Item = (T, A)>,
+{
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = &mut *self;
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some((item, ack))) => {
+                this.acks.push(ack);
+                Poll::Ready(Some(item))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 /// A source that drains an iterator, until it ends or `shutdown` is raised.
-async fn drain_iter<I: Iterator>(mut iter: I, out: Outlet<I::Item>, shutdown: &Signal) {
+async fn drain_iter<I, Z>(mut iter: I, mut seal: Z, out: Outlet<I::Item>, shutdown: &Signal)
+where
+    I: Iterator,
+    Z: Seal<I, I::Item>,
+{
     let mut out = out.into_source();
     let mut budget = Budget::new();
     // `fill` stops short of a full chunk only when the iterator has ended.
     while !shutdown.is_raised() && out.fill(iter.by_ref()) {
+        seal.seal(&mut iter, &mut out);
         if out.flush().await.is_err() {
             return;
         }
@@ -80,14 +260,18 @@ async fn drain_iter<I: Iterator>(mut iter: I, out: Outlet<I::Item>, shutdown: &S
             budget.yield_if_spent().await;
         }
     }
+    seal.seal(&mut iter, &mut out);
     let _ = out.flush().await;
 }
 
 /// A source that drains a stream, taking every item it has ready before it
 /// flushes, until the stream ends or `shutdown` is raised.
-async fn drain_stream<S: Stream>(stream: S, out: Outlet<S::Item>, shutdown: &Signal) {
+async fn drain_stream<S, Z>(mut stream: S, mut seal: Z, out: Outlet<S::Item>, shutdown: &Signal)
+where
+    S: Stream + Unpin,
+    Z: Seal<S, S::Item>,
+{
     let mut out = out.into_source();
-    let mut stream = pin!(stream);
     let mut budget = Budget::new();
     loop {
         let stop = async {
@@ -100,8 +284,11 @@ async fn drain_stream<S: Stream>(stream: S, out: Outlet<S::Item>, shutdown: &Sig
         };
         let mut next = Some(first);
         while let Some(item) = next.take() {
-            if out.push(item) && out.flush().await.is_err() {
-                return;
+            if out.push(item) {
+                seal.seal(&mut stream, &mut out);
+                if out.flush().await.is_err() {
+                    return;
+                }
             }
             if budget.spend(1) || shutdown.is_raised() {
                 break;
@@ -109,16 +296,19 @@ async fn drain_stream<S: Stream>(stream: S, out: Outlet<S::Item>, shutdown: &Sig
             match poll_once(stream.next()).await {
                 Some(Some(item)) => next = Some(item),
                 Some(None) => {
+                    seal.seal(&mut stream, &mut out);
                     let _ = out.flush().await;
                     return;
                 }
                 None => {}
             }
         }
+        seal.seal(&mut stream, &mut out);
         if out.flush().await.is_err() {
             return;
         }
         budget.yield_if_spent().await;
     }
+    seal.seal(&mut stream, &mut out);
     let _ = out.flush().await;
 }

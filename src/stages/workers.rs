@@ -23,43 +23,49 @@ use std::sync::Arc;
 use async_channel::{Receiver, Sender};
 use futures_lite::FutureExt;
 
-use crate::engine::hop::{Inlet, Outlet};
+use crate::ack::fate::{Fate, Tag};
+use crate::engine::hop::{Chunk, Inlet, Outlet, Tags};
 use crate::engine::stage_loop::{Input, Work};
 use crate::error::Error;
 use crate::pipeline::graph::WorkerTask;
 
-/// Work handed to a worker: its place in the input, a tag that comes back
-/// when the worker is done with it (a key, for a keyed stage), and the
-/// item (or, for a windowed stage, a slice of items).
-pub(super) type Assignment<G, T> = (u64, G, T);
+/// Work handed to a worker: its place in the input, a token that comes
+/// back when the worker is done with it (a key, for a keyed stage), the
+/// item (or, for a windowed stage, a slice of items), and the items' tags,
+/// if they have any, which go round the worker to its outputs.
+pub(super) type Assignment<G, T> = (u64, G, T, Vec<Tag>);
+
+/// A worker's outputs for one assignment: its place, the outputs, and the
+/// tags of the items they were made from.
+pub(super) type Finished<U> = (u64, Vec<U>, Vec<Tag>);
 
 /// One worker: takes items until there are no more, sends each output with
-/// the item's place, and then gives the item's tag back through `freed`, to
-/// tell the dispatcher it is free.
+/// the item's place, and then gives the item's token back through `freed`,
+/// to tell the dispatcher it is free.
 async fn worker<G, T, U, W, Fut>(
     work: Receiver<Assignment<G, T>>,
-    done: Sender<(u64, U)>,
+    done: Sender<Finished<U>>,
     freed: Sender<G>,
     f: Arc<W>,
 ) where
     W: Fn(T) -> Fut,
-    Fut: Future<Output = U>,
+    Fut: Future<Output = Vec<U>>,
 {
-    while let Ok((seq, tag, item)) = work.recv().await {
+    while let Ok((seq, token, item, acks)) = work.recv().await {
         let output = f(item).await;
-        if done.send((seq, output)).await.is_err() {
+        if done.send((seq, output, acks)).await.is_err() {
             return;
         }
         // The channel has room for every item in flight, and nobody
         // listens once the dispatcher has ended.
-        let _ = freed.send(tag).await;
+        let _ = freed.send(token).await;
     }
 }
 
 /// Builds `n` workers that share `f`. Gives the channel to hand them work
 /// on, the channel their outputs come back on, and the workers, to be
-/// driven beside the stage; each gives an item's tag back through `freed`
-/// once its output is sent.
+/// driven beside the stage; each gives an item's token back through
+/// `freed` once its output is sent.
 #[allow(clippy::type_complexity)]
 pub(super) fn crew<G, T, U, W, Fut>(
     n: usize,
@@ -67,7 +73,7 @@ pub(super) fn crew<G, T, U, W, Fut>(
     freed: &Sender<G>,
 ) -> (
     Sender<Assignment<G, T>>,
-    Receiver<(u64, Vec<U>)>,
+    Receiver<Finished<U>>,
     Vec<WorkerTask>,
 )
 where
@@ -109,9 +115,16 @@ pub(super) async fn dispatch<T>(
 ) {
     let mut seq = 0;
     while let Some(mut chunk) = input.recv().await {
-        let size = slices.size(chunk.len());
-        while !chunk.is_empty() {
-            let slice: Vec<T> = chunk.drain(..size.min(chunk.len())).collect();
+        let size = slices.size(chunk.items.len());
+        let tagged = chunk.is_tagged();
+        while !chunk.items.is_empty() {
+            let end = size.min(chunk.items.len());
+            let slice: Vec<T> = chunk.items.drain(..end).collect();
+            let acks = if tagged {
+                chunk.parts().1.drain(..end).collect()
+            } else {
+                Vec::new()
+            };
             if free.recv().await.is_err() {
                 return;
             }
@@ -120,7 +133,7 @@ pub(super) async fn dispatch<T>(
                     return;
                 }
             }
-            if work.send((seq, (), slice)).await.is_err() {
+            if work.send((seq, (), slice, acks)).await.is_err() {
                 return;
             }
             seq += 1;
@@ -148,7 +161,7 @@ impl Slices {
 
 /// What the keyed dispatcher waits for.
 enum Event<T, K> {
-    Chunk(Option<Vec<T>>),
+    Chunk(Option<Chunk<T>>),
     Freed(Option<K>),
 }
 
@@ -166,11 +179,12 @@ pub(super) async fn dispatch_keyed<T, K, KF>(
     KF: FnMut(&T) -> K,
 {
     // Keys with an item in flight, each with the items waiting behind it.
-    let mut busy: HashMap<K, VecDeque<T>> = HashMap::new();
+    let mut busy: HashMap<K, VecDeque<(T, Vec<Tag>)>> = HashMap::new();
     let (mut waiting, mut in_flight, mut seq) = (0, 0, 0);
     // An item whose key is free, waiting for a worker.
-    let mut held: Option<(K, T)> = None;
+    let mut held: Option<(K, T, Vec<Tag>)> = None;
     let mut current = Vec::new().into_iter();
+    let mut current_tags = Tags::empty();
     let mut open = true;
     loop {
         // Place the items at hand until one has to wait for a worker, or
@@ -178,23 +192,26 @@ pub(super) async fn dispatch_keyed<T, K, KF>(
         loop {
             if held.is_none() && waiting < n {
                 let Some(item) = current.next() else { break };
+                let acks: Vec<Tag> = current_tags.next().into_iter().collect();
                 let k = key(&item);
                 match busy.get_mut(&k) {
                     Some(queue) => {
-                        queue.push_back(item);
+                        queue.push_back((item, acks));
                         waiting += 1;
                         continue;
                     }
-                    None => held = Some((k, item)),
+                    None => held = Some((k, item, acks)),
                 }
             }
             if in_flight >= n {
                 break;
             }
-            let Some((k, item)) = held.take() else { break };
+            let Some((k, item, acks)) = held.take() else {
+                break;
+            };
             busy.insert(k.clone(), VecDeque::new());
             in_flight += 1;
-            if work.send((seq, k, item)).await.is_err() {
+            if work.send((seq, k, item, acks)).await.is_err() {
                 return;
             }
             seq += 1;
@@ -213,17 +230,20 @@ pub(super) async fn dispatch_keyed<T, K, KF>(
             freed_one.await
         };
         match event {
-            Event::Chunk(Some(chunk)) => current = chunk.into_iter(),
+            Event::Chunk(Some(mut chunk)) => {
+                current_tags = chunk.take_tags();
+                current = chunk.items.into_iter();
+            }
             Event::Chunk(None) => open = false,
             // Every worker has gone: the run is being stopped.
             Event::Freed(None) => return,
             Event::Freed(Some(k)) => {
                 in_flight -= 1;
                 match busy.get_mut(&k).and_then(VecDeque::pop_front) {
-                    Some(item) => {
+                    Some((item, acks)) => {
                         waiting -= 1;
                         in_flight += 1;
-                        if work.send((seq, k, item)).await.is_err() {
+                        if work.send((seq, k, item, acks)).await.is_err() {
                             return;
                         }
                         seq += 1;
@@ -239,23 +259,23 @@ pub(super) async fn dispatch_keyed<T, K, KF>(
 
 /// The workers' outputs, as the collector's input: each receive is one
 /// worker's output for one assignment, with the assignment's place.
-pub(crate) struct Done<U>(pub(crate) Receiver<(u64, Vec<U>)>);
+pub(crate) struct Done<U>(pub(crate) Receiver<Finished<U>>);
 
 impl<U> Input for Done<U> {
-    type Chunk = (u64, Vec<U>);
+    type Chunk = Finished<U>;
 
-    async fn recv(&mut self) -> Option<(u64, Vec<U>)> {
+    async fn recv(&mut self) -> Option<Finished<U>> {
         self.0.recv().await.ok()
     }
 
-    fn try_recv(&mut self) -> Option<(u64, Vec<U>)> {
+    fn try_recv(&mut self) -> Option<Finished<U>> {
         self.0.try_recv().ok()
     }
 
-    fn recycle(&mut self, _: (u64, Vec<U>)) {}
+    fn recycle(&mut self, _: Finished<U>) {}
 
     /// One assignment, however many outputs it made.
-    fn size(_: &(u64, Vec<U>)) -> usize {
+    fn size(_: &Finished<U>) -> usize {
         1
     }
 }
@@ -268,8 +288,8 @@ pub(super) struct Collect<U> {
     out: Outlet<U>,
     window: Option<Sender<()>>,
     ordered: bool,
-    /// Outputs that came early, by place after `next`.
-    early: VecDeque<Option<Vec<U>>>,
+    /// Outputs that came early, with their tags, by place after `next`.
+    early: VecDeque<Option<(Vec<U>, Vec<Tag>)>>,
     /// The place of the next output to hand on, in input order.
     next: u64,
 }
@@ -286,36 +306,56 @@ impl<U> Collect<U> {
         }
     }
 
-    /// Hands on the outputs of one assignment.
-    async fn hand_on(&mut self, outputs: Vec<U>) -> Result<(), Error> {
+    /// Hands on the outputs of one assignment, with the tags of the items
+    /// they were made from: one output per item, or any number from one
+    /// item (each then carries a copy of its tag, as with `flat_map`).
+    async fn hand_on(&mut self, outputs: Vec<U>, acks: Vec<Tag>) -> Result<(), Error> {
         if let Some(window) = &self.window {
             let _ = window.try_send(());
         }
+        if acks.len() == outputs.len() {
+            for (output, tag) in outputs.into_iter().zip(acks) {
+                if self.out.push_tagged(output, Some(tag)) {
+                    self.out.flush().await?;
+                }
+            }
+            return Ok(());
+        }
+        let mut acks = acks.into_iter();
+        let tag = acks.next();
+        debug_assert!(acks.next().is_none(), "several items, not one output each");
         for output in outputs {
-            if self.out.push(output) {
+            if self.out.push_tagged(output, tag.clone()) {
                 self.out.flush().await?;
             }
+        }
+        if let Some(tag) = tag {
+            tag.resolve(Fate::Filtered);
         }
         Ok(())
     }
 }
 
-impl<U> Work<(u64, Vec<U>)> for Collect<U> {
-    async fn chunk(&mut self, done: &mut (u64, Vec<U>)) -> Result<(), Error> {
-        let (seq, outputs) = (done.0, std::mem::take(&mut done.1));
+impl<U> Work<Finished<U>> for Collect<U> {
+    async fn chunk(&mut self, done: &mut Finished<U>) -> Result<(), Error> {
+        let (seq, outputs, acks) = (
+            done.0,
+            std::mem::take(&mut done.1),
+            std::mem::take(&mut done.2),
+        );
         if !self.ordered {
-            return self.hand_on(outputs).await;
+            return self.hand_on(outputs, acks).await;
         }
         // The window keeps every place within reach.
         let slot = usize::try_from(seq - self.next).unwrap_or(usize::MAX);
         if self.early.len() <= slot {
             self.early.resize_with(slot + 1, || None);
         }
-        self.early[slot] = Some(outputs);
+        self.early[slot] = Some((outputs, acks));
         while self.early.front().is_some_and(Option::is_some) {
             self.next += 1;
-            if let Some(Some(outputs)) = self.early.pop_front() {
-                self.hand_on(outputs).await?;
+            if let Some(Some((outputs, acks))) = self.early.pop_front() {
+                self.hand_on(outputs, acks).await?;
             }
         }
         Ok(())

@@ -1,0 +1,503 @@
+//! The fate of a source item: what became of it, told exactly once.
+//!
+//! A source may attach an acknowledgement to each item it hands on. The
+//! items a source hands on together (one chunk) share a [`Group`]: one slot
+//! per item for its fate, and what to tell once every fate is final. Each
+//! item travels with a [`Tag`] that names its group and slot, beside the
+//! item, in the chunk's tags (see `engine::hop`). A stage that ends an item
+//! on purpose records why ([`Tag::resolve`]); a tag dropped without that
+//! (in a chunk discarded by a stop, or unwound by a panic) records that the
+//! item was dropped. An item that leads to several outputs (a `flat_map`, a
+//! broadcast) has one tag per output, clones of one another; a batch made by
+//! `chunks` has a tag of its own whose group holds the tags of the items
+//! inside it.
+//!
+//! The group is told once its last tag is gone, which is when the fates of
+//! all its items are final: the reference count of the group is what
+//! decides, so the telling happens exactly once, in whichever task lets go
+//! of the last tag, without a lock.
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use async_channel::Receiver;
+
+/// What became of an item that a source handed to a pipeline.
+///
+/// An item that leads to several outputs (through `flat_map`, or a
+/// broadcast to several branches) has the most serious outcome of theirs,
+/// in this order: [`Failed`](Outcome::Failed), [`Dropped`](Outcome::Dropped),
+/// [`DeadLettered`](Outcome::DeadLettered), [`Skipped`](Outcome::Skipped),
+/// [`Delivered`](Outcome::Delivered), [`Filtered`](Outcome::Filtered). So
+/// `Delivered` means every output made from the item reached the sink,
+/// unless some were filtered on the way.
+///
+/// # Examples
+///
+/// ```
+/// use flowgate::Outcome;
+///
+/// let outcome = Outcome::Failed("bad input".to_owned());
+/// assert!(!outcome.is_final_success());
+/// assert!(Outcome::Filtered.is_final_success());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Every output made from the item was taken by the sink.
+    Delivered,
+    /// A stage dropped the item on purpose: a `filter` or `filter_map`, or
+    /// a `flat_map` that made nothing from it.
+    Filtered,
+    /// A fallible stage failed on the item, and its policy skipped it.
+    Skipped,
+    /// A fallible stage failed on the item, and its policy sent the item to
+    /// the dead-letter output.
+    DeadLettered,
+    /// A fallible stage failed on the item and, as its policy says, failed
+    /// the run. The text is the run's error message.
+    Failed(String),
+    /// The run stopped before the item was done with: a cancel, a deadline,
+    /// a failure or a panic in a stage, or the item's stage panicking on it.
+    Dropped,
+}
+
+impl Outcome {
+    /// Whether the pipeline is done with the item and wants nothing more
+    /// for it: it was delivered, filtered, skipped or dead-lettered. A
+    /// broker source acknowledges such items; a failed or dropped one is
+    /// left to be delivered again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(flowgate::Outcome::DeadLettered.is_final_success());
+    /// assert!(!flowgate::Outcome::Dropped.is_final_success());
+    /// ```
+    pub fn is_final_success(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Delivered | Outcome::Filtered | Outcome::Skipped | Outcome::DeadLettered
+        )
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Delivered => f.write_str("delivered"),
+            Outcome::Filtered => f.write_str("filtered"),
+            Outcome::Skipped => f.write_str("skipped"),
+            Outcome::DeadLettered => f.write_str("dead-lettered"),
+            Outcome::Failed(error) => write!(f, "failed: {error}"),
+            Outcome::Dropped => f.write_str("dropped"),
+        }
+    }
+}
+
+/// Receives the [`Outcome`] of one source item, exactly once.
+///
+/// Any `FnOnce(Outcome)` that can be sent to another thread is one. An
+/// acknowledgement is called once the fates of all the items its source
+/// handed on in the same chunk are final, in the task that finished the
+/// last of them; keep it short, and send anything slow to a task of your
+/// own. A panic inside it is caught and ignored.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::mpsc;
+/// use flowgate::Outcome;
+///
+/// let (tx, rx) = mpsc::channel();
+/// // The iterator holds `tx` until the run is over.
+/// let items = (0..4u32).map(move |n| {
+///     let tx = tx.clone();
+///     (n, move |outcome: Outcome| tx.send((n, outcome)).unwrap())
+/// });
+/// let kept = flowgate::from_iter_acked(items).filter(|n| n % 2 == 0).count().run()?;
+/// assert_eq!(kept, 2);
+/// let mut told: Vec<_> = rx.iter().collect();
+/// told.sort_by_key(|(n, _)| *n);
+/// assert_eq!(
+///     told,
+///     [(0, Outcome::Delivered), (1, Outcome::Filtered), (2, Outcome::Delivered), (3, Outcome::Filtered)]
+/// );
+/// # Ok::<(), flowgate::Error>(())
+/// ```
+pub trait Acknowledge: Send + 'static {
+    /// Takes the item's outcome.
+    fn acknowledge(self, outcome: Outcome);
+}
+
+impl<F: FnOnce(Outcome) + Send + 'static> Acknowledge for F {
+    fn acknowledge(self, outcome: Outcome) {
+        self(outcome);
+    }
+}
+
+/// What is told once every item of a group has its final outcome.
+pub(crate) trait Tell: Send {
+    /// Takes the outcomes of the group's items, in order.
+    fn tell(self: Box<Self>, outcomes: Vec<Outcome>);
+}
+
+/// The acknowledgements of a source's items, one each, in order.
+struct Each<A>(Vec<A>);
+
+impl<A: Acknowledge> Tell for Each<A> {
+    fn tell(self: Box<Self>, outcomes: Vec<Outcome>) {
+        for (ack, outcome) in self.0.into_iter().zip(outcomes) {
+            // An acknowledgement that panics must not take the pipeline's
+            // task down with it, nor keep the others from being told.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| ack.acknowledge(outcome)));
+        }
+    }
+}
+
+/// The fates, most serious last, as kept in a group's slots.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+#[repr(u8)]
+pub(crate) enum Fate {
+    Filtered = 1,
+    Delivered = 2,
+    Skipped = 3,
+    DeadLettered = 4,
+    Dropped = 5,
+    Failed = 6,
+}
+
+/// A home for a value that may be sent but not shared, taken out once: a
+/// one-slot channel, which is `Sync` for any `Send` value and takes no lock.
+struct Hold<T>(Receiver<T>);
+
+impl<T> Hold<T> {
+    fn new(value: T) -> Self {
+        let (tx, rx) = async_channel::bounded(1);
+        let _ = tx.try_send(value);
+        Hold(rx)
+    }
+
+    fn take(&self) -> Option<T> {
+        self.0.try_recv().ok()
+    }
+}
+
+/// What happens once every tag of a group is gone.
+enum Then {
+    /// Tell the source's items' outcomes.
+    Tell(Hold<Box<dyn Tell>>),
+    /// The group is a batch's: its one outcome is that of every item in
+    /// the batch, each with its own tag.
+    Inner(Vec<Tag>),
+}
+
+/// The fates of items handed on together, and what to do once all are
+/// final.
+pub(crate) struct Group {
+    /// The fate recorded so far for each item; 0 while none is.
+    fates: Box<[AtomicU8]>,
+    /// The error of each failed item, made on the first failure.
+    errors: OnceLock<Box<[OnceLock<String>]>>,
+    /// A number the maker of the group chose, such as a request's.
+    id: u64,
+    then: Then,
+}
+
+impl Group {
+    /// A group of `n` items whose outcomes go to `tell`, with one tag per
+    /// item, in order.
+    pub(crate) fn told(n: usize, id: u64, tell: Box<dyn Tell>) -> Vec<Tag> {
+        let group = Arc::new(Group {
+            fates: (0..n).map(|_| AtomicU8::new(0)).collect(),
+            errors: OnceLock::new(),
+            id,
+            then: Then::Tell(Hold::new(tell)),
+        });
+        (0..n).map(|index| Tag::of(&group, index)).collect()
+    }
+
+    /// A group of items, each with its own acknowledgement; gives their
+    /// tags, in order.
+    pub(crate) fn acknowledged<A: Acknowledge>(acks: Vec<A>) -> Vec<Tag> {
+        Group::told(acks.len(), 0, Box::new(Each(acks)))
+    }
+
+    /// The tag of a batch made of the items whose tags are `inner`: the
+    /// batch's outcome becomes theirs. `None` if no item of the batch has a
+    /// tag.
+    pub(crate) fn batch(inner: Vec<Tag>) -> Tag {
+        if inner.iter().all(Tag::is_none) {
+            return Tag::none();
+        }
+        let group = Arc::new(Group {
+            fates: Box::new([AtomicU8::new(0)]),
+            errors: OnceLock::new(),
+            id: 0,
+            then: Then::Inner(inner),
+        });
+        Tag::of(&group, 0)
+    }
+
+    /// How many items the group has.
+    pub(crate) fn len(&self) -> usize {
+        self.fates.len()
+    }
+
+    fn record(&self, index: u32, fate: Fate) {
+        self.fates[index as usize].fetch_max(fate as u8, Ordering::AcqRel);
+    }
+
+    fn record_error(&self, index: u32, error: String) {
+        let errors = self
+            .errors
+            .get_or_init(|| (0..self.fates.len()).map(|_| OnceLock::new()).collect());
+        let _ = errors[index as usize].set(error);
+        self.record(index, Fate::Failed);
+    }
+
+    /// The outcome of item `index`, once final.
+    fn outcome(&mut self, index: usize) -> Outcome {
+        match *self.fates[index].get_mut() {
+            1 => Outcome::Filtered,
+            2 => Outcome::Delivered,
+            3 => Outcome::Skipped,
+            4 => Outcome::DeadLettered,
+            6 => {
+                let error = self
+                    .errors
+                    .get_mut()
+                    .and_then(|errors| errors[index].get_mut().map(std::mem::take));
+                Outcome::Failed(error.unwrap_or_default())
+            }
+            _ => Outcome::Dropped,
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let outcomes: Vec<Outcome> = (0..self.fates.len()).map(|i| self.outcome(i)).collect();
+        match &mut self.then {
+            Then::Tell(hold) => {
+                if let Some(tell) = hold.take() {
+                    tell.tell(outcomes);
+                }
+            }
+            Then::Inner(inner) => {
+                let outcome = outcomes.into_iter().next().unwrap_or(Outcome::Dropped);
+                for tag in inner.drain(..) {
+                    tag.resolve_as(&outcome);
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("items", &self.fates.len())
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+/// The acknowledgement an item travels with: its group and its place in
+/// it. A tag with no group stands for an item that has none, beside tagged
+/// items in one chunk.
+///
+/// Dropped without being resolved, it records that its item was dropped.
+pub(crate) struct Tag {
+    group: Option<Arc<Group>>,
+    index: u32,
+}
+
+impl Tag {
+    fn of(group: &Arc<Group>, index: usize) -> Tag {
+        Tag {
+            group: Some(Arc::clone(group)),
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The tag of an item with no acknowledgement.
+    #[inline]
+    pub(crate) fn none() -> Tag {
+        Tag {
+            group: None,
+            index: 0,
+        }
+    }
+
+    /// Whether the item has no acknowledgement.
+    #[inline]
+    pub(crate) fn is_none(&self) -> bool {
+        self.group.is_none()
+    }
+
+    /// The item's group, with its place in it.
+    pub(crate) fn place(&self) -> Option<(&Group, usize)> {
+        Some((self.group.as_deref()?, self.index as usize))
+    }
+
+    /// The id the maker of the item's group gave it.
+    pub(crate) fn group_id(&self) -> Option<u64> {
+        self.group.as_deref().map(|group| group.id)
+    }
+
+    /// Records the item's fate, and lets go of the item.
+    #[inline]
+    pub(crate) fn resolve(mut self, fate: Fate) {
+        if let Some(group) = self.group.take() {
+            group.record(self.index, fate);
+        }
+    }
+
+    /// Records that the item failed with `error`.
+    pub(crate) fn fail(mut self, error: String) {
+        if let Some(group) = self.group.take() {
+            group.record_error(self.index, error);
+        }
+    }
+
+    /// Resolves the item with the outcome of the batch it was in.
+    fn resolve_as(self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Filtered => self.resolve(Fate::Filtered),
+            Outcome::Delivered => self.resolve(Fate::Delivered),
+            Outcome::Skipped => self.resolve(Fate::Skipped),
+            Outcome::DeadLettered => self.resolve(Fate::DeadLettered),
+            Outcome::Failed(error) => self.fail(error.clone()),
+            Outcome::Dropped => drop(self),
+        }
+    }
+}
+
+impl Clone for Tag {
+    /// The tag of another output made from the same item.
+    fn clone(&self) -> Self {
+        Tag {
+            group: self.group.clone(),
+            index: self.index,
+        }
+    }
+}
+
+impl Drop for Tag {
+    fn drop(&mut self) {
+        if let Some(group) = self.group.take() {
+            group.record(self.index, Fate::Dropped);
+        }
+    }
+}
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tag")
+            .field("group", &self.group)
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+/// Resolves every tag of `tags` as `fate`.
+#[inline]
+pub(crate) fn resolve_all(tags: impl Iterator<Item = Tag>, fate: Fate) {
+    for tag in tags {
+        tag.resolve(fate);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn group(n: usize) -> (Vec<Tag>, mpsc::Receiver<(usize, Outcome)>) {
+        let (tx, rx) = mpsc::channel();
+        let acks = (0..n)
+            .map(|i| {
+                let tx = tx.clone();
+                move |outcome: Outcome| tx.send((i, outcome)).unwrap()
+            })
+            .collect();
+        (Group::acknowledged(acks), rx)
+    }
+
+    #[test]
+    fn each_item_is_told_once_when_the_last_tag_goes() {
+        let (mut tags, told) = group(3);
+        let third = tags.pop().unwrap();
+        let second = tags.pop().unwrap();
+        let first = tags.pop().unwrap();
+        first.resolve(Fate::Delivered);
+        second.resolve(Fate::Filtered);
+        assert!(told.try_recv().is_err(), "not before every item is final");
+        drop(third);
+        let all: Vec<_> = told.try_iter().collect();
+        assert_eq!(
+            all,
+            [
+                (0, Outcome::Delivered),
+                (1, Outcome::Filtered),
+                (2, Outcome::Dropped)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_item_with_several_outputs_takes_the_most_serious_outcome() {
+        let (mut tags, told) = group(2);
+        let b = tags.pop().unwrap();
+        let a = tags.pop().unwrap();
+        let a2 = a.clone();
+        a.resolve(Fate::Delivered);
+        a2.resolve(Fate::Filtered);
+        let b2 = b.clone();
+        b.resolve(Fate::Delivered);
+        b2.fail("bad".to_owned());
+        let all: Vec<_> = told.try_iter().collect();
+        assert_eq!(
+            all,
+            [
+                (0, Outcome::Delivered),
+                (1, Outcome::Failed("bad".to_owned()))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_batch_passes_its_outcome_to_every_item_inside() {
+        let (tags, told) = group(3);
+        let batch = Group::batch(tags);
+        assert!(told.try_recv().is_err());
+        batch.resolve(Fate::Skipped);
+        assert_eq!(told.try_iter().count(), 3);
+    }
+
+    #[test]
+    fn a_batch_of_untagged_items_has_no_tag() {
+        assert!(Group::batch(vec![Tag::none(), Tag::none()]).is_none());
+    }
+
+    #[test]
+    fn a_panicking_acknowledgement_does_not_stop_the_others() {
+        let (tx, rx) = mpsc::channel();
+        let tx2 = tx.clone();
+        let acks: Vec<Box<dyn FnOnce(Outcome) + Send>> = vec![
+            Box::new(|_| panic!("boom")),
+            Box::new(move |o| tx2.send(o).unwrap()),
+        ];
+        let tags = Group::told(
+            2,
+            0,
+            Box::new(Each(acks.into_iter().map(|a| move |o| a(o)).collect())),
+        );
+        drop(tags);
+        drop(tx);
+        assert_eq!(rx.iter().collect::<Vec<_>>(), [Outcome::Dropped]);
+    }
+}
