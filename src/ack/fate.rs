@@ -338,14 +338,15 @@ impl Tag {
         self.group.is_none()
     }
 
-    /// The item's group, with its place in it.
-    pub(crate) fn place(&self) -> Option<(&Group, usize)> {
-        Some((self.group.as_deref()?, self.index as usize))
-    }
-
-    /// The id the maker of the item's group gave it.
-    pub(crate) fn group_id(&self) -> Option<u64> {
-        self.group.as_deref().map(|group| group.id)
+    /// The source item the tag's item was made from: its group's id, its
+    /// place in the group, and the group's size. For a batch, that of the
+    /// last item in it.
+    pub(crate) fn origin(&self) -> Option<(u64, usize, usize)> {
+        let group = self.group.as_deref()?;
+        match &group.then {
+            Then::Inner(inner) => inner.iter().rev().find_map(Tag::origin),
+            Then::Tell(_) => Some((group.id, self.index as usize, group.len())),
+        }
     }
 
     /// Records the item's fate, and lets go of the item.

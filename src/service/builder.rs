@@ -29,9 +29,11 @@ use crate::service::reply::reply_sink;
 ///
 /// Each input is answered once all its outputs have reached the end, so
 /// replies come in send order for each producer, even through stages that
-/// reorder items (`par_map_unordered`, a `merge`). A batch made by
-/// [`chunks`](Pipeline::chunks) is an output of every input in it: each of
-/// them gets the whole batch in its reply.
+/// reorder items (`par_map_unordered`, a `merge`). A stage that combines
+/// inputs makes one output of several: a batch made by
+/// [`chunks`](Pipeline::chunks) is in the reply of the last input in it,
+/// and the inputs before it in the batch reply with no outputs, once the
+/// batch has reached the end.
 ///
 /// Run the returned [`Job`] (spawn it, or await it beside the producer).
 /// It ends once every producer is dropped or one calls

@@ -47,7 +47,7 @@ impl<In: Send, Out: Send> Tell for ToSink<In, Out> {
             let Completed {
                 request, outcomes, ..
             } = err.into_inner();
-            answer(request, outcomes, Vec::new());
+            answer(request, outcomes, None);
         }
     }
 }
@@ -78,11 +78,11 @@ impl<In, Out> Replier<In, Out> {
             // An output with no acknowledgement (from a pipeline merged in)
             // answers no one.
             let Some(tag) = tags.next() else { continue };
-            if let (Some(id), Some((group, index))) = (tag.group_id(), tag.place()) {
+            if let Some((id, index, len)) = tag.origin() {
                 let inputs = self
                     .outputs
                     .entry(id)
-                    .or_insert_with(|| (0..group.len()).map(|_| Vec::new()).collect());
+                    .or_insert_with(|| (0..len).map(|_| Vec::new()).collect());
                 inputs[index].push(output);
             }
             tag.resolve(Fate::Delivered);
@@ -99,22 +99,22 @@ impl<In, Out> Replier<In, Out> {
             outcomes,
         } = completed;
         let outputs = self.outputs.remove(&id).unwrap_or_default();
-        let replied = answer(request, outcomes, outputs);
+        let replied = answer(request, outcomes, Some(outputs));
         self.stats.count_emitted(replied);
         let _ = self.permits.try_send(());
     }
 }
 
 /// Answers `request`, whose inputs ended as `outcomes` and made `outputs`
-/// (one `Vec` per input, or none at all once the sink has gone). Gives the
-/// number of outputs replied.
+/// (one `Vec` per input, if any came; `None` once the sink has gone, with
+/// the outputs it held). Gives the number of outputs replied.
 fn answer<In, Out>(
     mut request: Request<In, Vec<Out>>,
     outcomes: Vec<Outcome>,
-    outputs: Vec<Vec<Out>>,
+    outputs: Option<Vec<Vec<Out>>>,
 ) -> usize {
-    let held = !outputs.is_empty();
-    let mut outputs = outputs.into_iter();
+    let held = outputs.is_some();
+    let mut outputs = outputs.unwrap_or_default().into_iter();
     let mut replied = 0;
     for outcome in outcomes {
         let made = outputs.next().unwrap_or_default();

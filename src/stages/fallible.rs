@@ -226,12 +226,14 @@ where
                 }
                 Ok(Tried::Skipped) => tag.map_or((), |tag| tag.resolve(Fate::Skipped)),
                 Ok(Tried::DeadLettered) => tag.map_or((), |tag| tag.resolve(Fate::DeadLettered)),
-                Err(err) => {
+                Ok(Tried::Failed(err)) => {
                     if let Some(tag) = tag {
-                        tag.fail(err.to_string());
+                        tag.fail(describe(&err));
                     }
                     return Err(err);
                 }
+                // Stopped while trying: the item is dropped with its tag.
+                Err(err) => return Err(err),
             }
         }
         Ok(())
@@ -275,18 +277,37 @@ where
                     };
                     self.out.flush().await?;
                     if let Err(async_channel::SendError(letter)) = output.send(letter).await {
-                        fail_or_skip(&Step::<I, E>::Fail, &self.stats, letter.error)?;
+                        if let Err(err) =
+                            fail_or_skip(&Step::<I, E>::Fail, &self.stats, letter.error)
+                        {
+                            return Ok(Tried::Failed(err));
+                        }
                     }
                     self.stats.count_dead_lettered();
                     return Ok(Tried::DeadLettered);
                 }
                 (step, _) => {
-                    fail_or_skip(&step, &self.stats, error)?;
-                    return Ok(Tried::Skipped);
+                    return Ok(match fail_or_skip(&step, &self.stats, error) {
+                        Ok(()) => Tried::Skipped,
+                        Err(err) => Tried::Failed(err),
+                    });
                 }
             }
         }
     }
+}
+
+/// The error and every error under it, as one message: `stage `x`
+/// failed: <the item's error>`.
+fn describe(err: &Error) -> String {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 /// What became of an item a fallible stage tried.
@@ -294,6 +315,8 @@ enum Tried<O> {
     Output(O),
     Skipped,
     DeadLettered,
+    /// The item failed, and fails the stage with this error.
+    Failed(Error),
 }
 
 /// Counts a failed item as skipped, or fails the stage with its error.

@@ -1,5 +1,6 @@
 //! Replies under disruption: M producers × K items into a task consumer or
-//! a multi-stage service, each producer pipelined with a random window or
+//! a random service drawn from every kind of pipeline stage (parallel in
+//! each order, fallible with each policy, fan-out and merge), each producer pipelined with a random window or
 //! sending one item at a time, while something goes wrong on the way: a
 //! cancel, a shutdown, a close from another clone, a panicking consumer, a
 //! sender dropped without `close`, `send` and `flush` futures given up half
@@ -14,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::support::tracked::{Live, Tracked};
-use crate::support::{assert_accounted, scaled, watchdog};
-use flowgate::{Consumer, Producer, SendError, Service};
+use crate::support::{assert_accounted, assert_graph_accounted, scaled, watchdog};
+use flowgate::{Consumer, OnError, Producer, SendError, Service};
 use futures_lite::StreamExt;
 use futures_lite::future::{block_on, poll_once, yield_now, zip};
 use proptest::prelude::*;
@@ -26,7 +27,60 @@ enum Op {
     Keep(u64),
     Repeat(u64),
     Delay,
+    /// `v + 1` on 3 workers, in input order.
+    ParOrdered,
+    /// `v + 2` on 4 workers, in completion order.
+    ParUnordered,
+    /// `v + 3` on 3 workers, in order per key `v % 5`.
+    ParByKey,
+    /// Multiples fail, and the item is skipped.
+    TrySkip(u64),
+    /// Multiples fail, and the item goes to the dead-letter output.
+    TryDeadLetter(u64),
+    /// Two branches, `2v` and `2v + 1`, merged.
+    Broadcast,
+    /// Two branches by parity, merged.
+    Partition,
+    /// Two competing branches, merged.
+    Balance,
 }
+
+/// What a service answers an input that does not come through whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Expected {
+    Skipped,
+    DeadLettered,
+}
+
+/// A reply as compared: a service's outputs may come in another order when
+/// a stage reorders them.
+trait Normal: PartialEq + std::fmt::Debug {
+    fn normal(self) -> Self;
+}
+
+impl Normal for u64 {
+    fn normal(self) -> Self {
+        self
+    }
+}
+
+impl Normal for Vec<u64> {
+    fn normal(mut self) -> Self {
+        self.sort_unstable();
+        self
+    }
+}
+
+#[derive(Debug)]
+struct Multiple;
+
+impl std::fmt::Display for Multiple {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a multiple")
+    }
+}
+
+impl std::error::Error for Multiple {}
 
 #[derive(Debug, Clone)]
 enum Target {
@@ -90,6 +144,14 @@ fn op() -> impl Strategy<Value = Op> {
         (2..5u64).prop_map(Op::Keep),
         (0..4u64).prop_map(Op::Repeat),
         Just(Op::Delay),
+        Just(Op::ParOrdered),
+        Just(Op::ParUnordered),
+        Just(Op::ParByKey),
+        (3..9u64).prop_map(Op::TrySkip),
+        (3..9u64).prop_map(Op::TryDeadLetter),
+        Just(Op::Broadcast),
+        Just(Op::Partition),
+        Just(Op::Balance),
     ]
 }
 
@@ -154,9 +216,18 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
-/// The outputs of one input through `ops`.
-fn outputs(ops: &[Op], input: u64) -> Vec<u64> {
+/// The reply to one input through `ops`: its outputs, sorted, or why it
+/// has none. An input with several outputs ends as the most serious of
+/// them: dead-lettered, then skipped, then delivered.
+fn outputs(ops: &[Op], input: u64) -> Result<Vec<u64>, Expected> {
     let mut values = vec![input];
+    let mut worst: Option<Expected> = None;
+    let mut fail = |values: Vec<u64>, m: u64, how: Expected| -> Vec<u64> {
+        if values.iter().any(|v| v % m == 0) {
+            worst = worst.max(Some(how));
+        }
+        values.into_iter().filter(|v| v % m != 0).collect()
+    };
     for op in ops {
         values = match *op {
             Op::Add(c) => values.into_iter().map(|v| v + c).collect(),
@@ -165,13 +236,32 @@ fn outputs(ops: &[Op], input: u64) -> Vec<u64> {
                 .into_iter()
                 .flat_map(|v| (0..n).map(move |i| v * 4 + i))
                 .collect(),
-            Op::Delay => values,
+            Op::Delay | Op::Partition | Op::Balance => values,
+            Op::ParOrdered => values.into_iter().map(|v| v + 1).collect(),
+            Op::ParUnordered => values.into_iter().map(|v| v + 2).collect(),
+            Op::ParByKey => values.into_iter().map(|v| v + 3).collect(),
+            Op::TrySkip(m) => fail(values, m, Expected::Skipped),
+            Op::TryDeadLetter(m) => fail(values, m, Expected::DeadLettered),
+            Op::Broadcast => values
+                .into_iter()
+                .flat_map(|v| [2 * v, 2 * v + 1])
+                .collect(),
         };
     }
-    values
+    match worst {
+        Some(how) => Err(how),
+        None => Ok(values.normal()),
+    }
 }
 
-fn chain(mut s: Service<u64>, ops: &[Op], capacity: usize, chunk_limit: usize) -> Service<u64> {
+fn chain(
+    mut s: Service<u64>,
+    ops: &[Op],
+    capacity: usize,
+    chunk_limit: usize,
+    dead: &async_channel::Sender<flowgate::DeadLetter<u64, Multiple>>,
+) -> Service<u64> {
+    let multiple = |m: u64| move |v: u64| if v % m == 0 { Err(Multiple) } else { Ok(v) };
     for op in ops.iter().cloned() {
         s = match op {
             Op::Add(c) => s.map(move |v| v + c),
@@ -183,6 +273,22 @@ fn chain(mut s: Service<u64>, ops: &[Op], capacity: usize, chunk_limit: usize) -
                 }
                 v
             }),
+            Op::ParOrdered => s.par_map(3, |v| v + 1),
+            Op::ParUnordered => s.par_then_unordered(4, |v| async move {
+                if v % 3 == 0 {
+                    yield_now().await;
+                }
+                v + 2
+            }),
+            Op::ParByKey => s.par_map_by_key(3, |v| v % 5, |v| v + 3),
+            Op::TrySkip(m) => s.try_map(multiple(m)).on_error(OnError::skip()).map(|v| v),
+            Op::TryDeadLetter(m) => s
+                .try_map(multiple(m))
+                .on_error(OnError::dead_letter(dead.clone()))
+                .map(|v| v),
+            Op::Broadcast => s.broadcast(2, |i, b| b.map(move |v| 2 * v + i as u64)),
+            Op::Partition => s.partition(2, |v| (*v % 2) as usize, |_, b| b.map(|v| v)),
+            Op::Balance => s.balance(2, |_, b| b.map(|v| v)),
         }
         .capacity(capacity)
         .chunk_limit(chunk_limit);
@@ -222,16 +328,26 @@ impl Shared {
     }
 }
 
-/// Checks one result against the item it was for.
-fn check<R: PartialEq + std::fmt::Debug>(
+/// Checks one result against the item it was for: a reply must be the
+/// item's own, a skip or dead letter must be what the item would get, and
+/// an item given back must be the item. A cancel, panic or failure may end
+/// any item.
+fn check<R: Normal + Clone>(
     what: &str,
     result: &Result<R, SendError<Tracked>>,
     value: u64,
-    expect: &impl Fn(u64) -> R,
+    expect: &impl Fn(u64) -> Result<R, Expected>,
 ) {
+    let want = expect(value);
     match result {
-        Ok(reply) => assert_eq!(*reply, expect(value), "{what}: another item's reply"),
+        Ok(reply) => assert_eq!(
+            Ok(reply.clone().normal()),
+            want,
+            "{what}: not its own reply"
+        ),
         Err(SendError::Closed(back)) => assert_eq!(back.value, value, "{what}: another item back"),
+        Err(SendError::Skipped) => assert_eq!(want, Err(Expected::Skipped), "{what}"),
+        Err(SendError::DeadLettered) => assert_eq!(want, Err(Expected::DeadLettered), "{what}"),
         Err(_) => {}
     }
 }
@@ -244,8 +360,8 @@ async fn produce<R, E>(
     shared: Shared,
     expect: E,
 ) where
-    R: PartialEq + std::fmt::Debug,
-    E: Fn(u64) -> R,
+    R: Normal + Clone,
+    E: Fn(u64) -> Result<R, Expected>,
 {
     let plan = case.plans[id].clone();
     let Some(window) = plan.window else {
@@ -350,12 +466,16 @@ async fn produce<R, E>(
 
 fn run(case: Case) {
     let live = Live::new();
+    let fans_out = matches!(&case.target, Target::Service { ops, .. }
+        if ops.iter().any(|op| matches!(op, Op::Broadcast | Op::Partition | Op::Balance)));
     let report = watchdog({
         let live = live.clone();
         move || run_case(case, live)
     });
-    if let Some(report) = report {
-        assert_accounted(&report);
+    match report {
+        Some(report) if fans_out => assert_graph_accounted(&report),
+        Some(report) => assert_accounted(&report),
+        None => {}
     }
     assert_eq!(live.count(), 0, "items left alive");
 }
@@ -412,7 +532,7 @@ fn run_case(case: Case, live: Live) -> Option<flowgate::Report> {
                         }
                     }
                 });
-                spawn_producers(&ex, &case, p, shared, |v| v * 10, stopper);
+                spawn_producers(&ex, &case, p, shared, |v| Ok(v * 10), stopper);
                 None
             }
             Target::Service {
@@ -420,12 +540,15 @@ fn run_case(case: Case, live: Live) -> Option<flowgate::Report> {
                 capacity,
                 chunk_limit,
             } => {
+                // Room for every dead letter, so that the output never
+                // holds the run up.
+                let (dead, letters) = async_channel::bounded(1 << 12);
                 let (p, job) = flowgate::service(|s| {
                     let s = s.map(move |t: Tracked| {
                         assert_ne!(t.value, panic_at, "a planned panic");
                         t.value
                     });
-                    chain(s, &ops, capacity, chunk_limit)
+                    chain(s, &ops, capacity, chunk_limit, &dead)
                 });
                 let control = job.control();
                 let running = job.spawn(&ex);
@@ -461,6 +584,7 @@ fn run_case(case: Case, live: Live) -> Option<flowgate::Report> {
                     move |v| outputs(&ops_for_expect, v),
                     stopper,
                 );
+                drop(letters);
                 Some(control.report())
             }
         };
@@ -479,8 +603,8 @@ fn spawn_producers<R, E>(
     expect: E,
     stopper: smol::Task<()>,
 ) where
-    R: PartialEq + std::fmt::Debug + Send + 'static,
-    E: Fn(u64) -> R + Clone + Send + 'static,
+    R: Normal + Clone + Send + 'static,
+    E: Fn(u64) -> Result<R, Expected> + Clone + Send + 'static,
 {
     let tasks: Vec<_> = (0..case.plans.len())
         .map(|id| {

@@ -4,6 +4,8 @@
 //! the expected output, and leave no item alive. Items that fail, are
 //! skipped, time out or go to a dead-letter output are counted too:
 //! delivered + filtered + failed + skipped + dead-lettered + dropped = sent.
+//! When the source attaches an acknowledgement to each item, each is told
+//! exactly once, and the outcomes add up to the same counts as the report.
 //!
 //! 1,000 cases by default, 5,000 with `FLOWGATE_STRESS=1`.
 
@@ -14,7 +16,7 @@ use std::time::Duration;
 use crate::support::runner::Runner;
 use crate::support::tracked::{Live, Tracked};
 use crate::support::{assert_accounted, scaled, watchdog};
-use flowgate::{DeadLetter, Error, ItemError, OnError, Pipeline, State};
+use flowgate::{DeadLetter, Error, ItemError, OnError, Outcome, Pipeline, State};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -74,6 +76,8 @@ struct Case {
     capacity: usize,
     chunk_limit: usize,
     runner: Runner,
+    /// Whether the source attaches an acknowledgement to each item.
+    acked: bool,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -86,9 +90,10 @@ fn case() -> impl Strategy<Value = Case> {
         1..70usize,
         1..80usize,
         Runner::any(),
+        any::<bool>(),
     )
         .prop_map(
-            |(items, mut ops, at, cancel_after, stop, capacity, chunk_limit, runner)| {
+            |(items, mut ops, at, cancel_after, stop, capacity, chunk_limit, runner, acked)| {
                 ops.insert(at.min(ops.len()), Op::StopAt);
                 Case {
                     items,
@@ -98,6 +103,7 @@ fn case() -> impl Strategy<Value = Case> {
                     capacity,
                     chunk_limit,
                     runner,
+                    acked,
                 }
             },
         )
@@ -137,14 +143,31 @@ struct Outputs {
     dead: async_channel::Receiver<DeadLetter<Tracked, Odd>>,
 }
 
-fn build(case: &Case, live: &Live, sent: &Arc<AtomicU64>) -> (Pipeline<Tracked>, Outputs) {
+/// The outcomes each source item was told, by item.
+type Told = Arc<Mutex<Vec<Vec<Outcome>>>>;
+
+fn build(
+    case: &Case,
+    live: &Live,
+    sent: &Arc<AtomicU64>,
+    told: &Told,
+) -> (Pipeline<Tracked>, Outputs) {
     let (live, sent) = (live.clone(), Arc::clone(sent));
-    let mut p = flowgate::from_iter((0..case.items).map(move |v| {
+    let make = move |v| {
         sent.fetch_add(1, Ordering::SeqCst);
         live.item(v)
-    }))
-    .capacity(case.capacity)
-    .chunk_limit(case.chunk_limit);
+    };
+    let source = if case.acked {
+        let told = Arc::clone(told);
+        flowgate::from_iter_acked((0..case.items).map(move |v| {
+            let told = Arc::clone(&told);
+            let ack = move |outcome| told.lock().unwrap()[v as usize].push(outcome);
+            (make(v), ack)
+        }))
+    } else {
+        flowgate::from_iter((0..case.items).map(make))
+    };
+    let mut p = source.capacity(case.capacity).chunk_limit(case.chunk_limit);
     // Room for every dead letter, so that the output never blocks the run.
     let (dead_tx, dead) = async_channel::bounded(1 << 16);
     let control = p.control();
@@ -220,7 +243,8 @@ fn run(case: Case) -> Result<(), TestCaseError> {
     let live = Live::new();
     let sent = Arc::new(AtomicU64::new(0));
     let out = Arc::new(Mutex::new(Vec::new()));
-    let (pipeline, outputs) = build(&case, &live, &sent);
+    let told: Told = Arc::new(Mutex::new(vec![Vec::new(); case.items as usize]));
+    let (pipeline, outputs) = build(&case, &live, &sent, &told);
     let control = pipeline.control();
     let sink = Arc::clone(&out);
     let (runner, stop) = (case.runner, case.stop);
@@ -286,7 +310,61 @@ fn run(case: Case) -> Result<(), TestCaseError> {
             + total(|s| s.dropped);
         prop_assert_eq!(ended, sent.load(Ordering::SeqCst), "{}", report);
     }
+    if case.acked {
+        check_acks(
+            &case,
+            &told.lock().unwrap(),
+            &report,
+            sent.load(Ordering::SeqCst),
+        )?;
+    }
     prop_assert_eq!(live.count(), 0, "items left alive");
+    Ok(())
+}
+
+/// Each item that left the source was told its outcome exactly once, an
+/// item the source never took was told nothing, and where every stage makes
+/// at most one output per input the outcomes add up to the report's counts.
+fn check_acks(
+    case: &Case,
+    told: &[Vec<Outcome>],
+    report: &flowgate::Report,
+    sent: u64,
+) -> Result<(), TestCaseError> {
+    for (item, outcomes) in told.iter().enumerate() {
+        let want = usize::from((item as u64) < sent);
+        prop_assert_eq!(outcomes.len(), want, "item {} told {:?}", item, outcomes);
+    }
+    if case.ops.iter().any(|op| matches!(op, Op::Repeat(_))) {
+        return Ok(());
+    }
+    let count = |want: fn(&Outcome) -> bool| -> u64 {
+        told.iter().flatten().filter(|o| want(o)).count() as u64
+    };
+    let total =
+        |count: fn(&flowgate::StageReport) -> u64| -> u64 { report.stages.iter().map(count).sum() };
+    prop_assert_eq!(
+        count(|o| *o == Outcome::Delivered),
+        report.delivered(),
+        "{}",
+        report
+    );
+    prop_assert_eq!(count(|o| *o == Outcome::Filtered), total(|s| s.filtered));
+    prop_assert_eq!(count(|o| *o == Outcome::Skipped), total(|s| s.skipped));
+    prop_assert_eq!(
+        count(|o| *o == Outcome::DeadLettered),
+        total(|s| s.dead_lettered)
+    );
+    prop_assert_eq!(
+        count(|o| matches!(o, Outcome::Failed(_))),
+        total(|s| s.failed)
+    );
+    prop_assert_eq!(
+        count(|o| *o == Outcome::Dropped),
+        total(|s| s.dropped),
+        "{}",
+        report
+    );
     Ok(())
 }
 
