@@ -25,11 +25,12 @@ fn ack(c: &mut Criterion) {
     let expected = (0..N)
         .map(|x| x.wrapping_add(1))
         .fold(0u64, u64::wrapping_add);
-    let rows: [Row; 5] = [
+    let rows: [Row; 6] = [
         ("flowgate-ack-inline", workloads::ack_inline),
         ("flowgate-ack-task", workloads::ack_task),
         ("flowgate-ack-future", workloads::ack_future),
         ("flowgate-ack-pipelined", workloads::ack_pipelined),
+        ("flowgate-service-pipelined", workloads::service_pipelined),
         ("async-channel-ping-pong", workloads::ping_pong),
     ];
     bench_rows(c, "ack", N, expected, &rows);

@@ -107,6 +107,9 @@ const ACK_ROWS: &[Row] = &[
     row("flowgate-ack-inline", |_, n| workloads::ack_inline(n)),
     row("flowgate-ack-task", |_, n| workloads::ack_task(n)),
     row("flowgate-ack-pipelined", |_, n| workloads::ack_pipelined(n)),
+    row("flowgate-service-pipelined", |_, n| {
+        workloads::service_pipelined(n)
+    }),
     row("flowgate-ack-future", |_, n| workloads::ack_future(n)),
     row("async-channel-ping-pong", |_, n| workloads::ping_pong(n)),
     row("os-thread-ping-pong", |_, n| threads::thread_ping_pong(n)),

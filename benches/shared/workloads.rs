@@ -197,6 +197,38 @@ pub fn ack_pipelined(n: u64) -> u64 {
     }))
 }
 
+/// Many sends in flight through a service of one `map`, replies read in
+/// send order: the end-to-end acknowledgement, with each reply a `Vec` of
+/// the input's outputs.
+pub fn service_pipelined(n: u64) -> u64 {
+    let ex = LocalExecutor::new();
+    let (producer, job) = flowgate::service(|s| s.map(|x: u64| x + 1));
+    let running = job.spawn_local(&ex);
+    let (mut tx, mut replies) = producer.pipelined(4096).expect("the window is not 0");
+    drop(producer);
+    future::block_on(ex.run(async move {
+        let send = async move {
+            for x in 0..n {
+                tx.send(x).await.expect("the service is running");
+            }
+            tx.close().await;
+        };
+        let read = async move {
+            let mut sum = 0u64;
+            while let Some(chunk) = replies.next_chunk().await {
+                for (_, reply) in chunk {
+                    let outputs = reply.expect("the service replies");
+                    sum = sum.wrapping_add(outputs.iter().sum::<u64>());
+                }
+            }
+            sum
+        };
+        let sum = future::zip(send, read).await.1;
+        running.await.expect("the service ends cleanly");
+        sum
+    }))
+}
+
 /// The baseline for a task round trip: two async-channels between two
 /// tasks on one single-threaded executor.
 pub fn ping_pong(n: u64) -> u64 {

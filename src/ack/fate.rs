@@ -141,14 +141,54 @@ impl<F: FnOnce(Outcome) + Send + 'static> Acknowledge for F {
 /// What is told once every item of a group has its final outcome.
 pub(crate) trait Tell: Send {
     /// Takes the outcomes of the group's items, in order.
-    fn tell(self: Box<Self>, outcomes: Vec<Outcome>);
+    fn tell(self: Box<Self>, outcomes: Outcomes);
+}
+
+/// The final outcomes of a group's items, in order, kept compact: a byte of
+/// fates for each, and the errors of those that failed.
+pub(crate) struct Outcomes {
+    fates: std::vec::IntoIter<u8>,
+    errors: Option<Box<[OnceLock<String>]>>,
+    index: usize,
+}
+
+impl Iterator for Outcomes {
+    type Item = Outcome;
+
+    #[inline]
+    fn next(&mut self) -> Option<Outcome> {
+        let fates = self.fates.next()?;
+        let index = self.index;
+        self.index += 1;
+        // The most serious fate recorded: the highest bit.
+        let worst = if fates == 0 {
+            0
+        } else {
+            1u8 << (7 - fates.leading_zeros())
+        };
+        Some(match worst {
+            1 => Outcome::Filtered,
+            2 => Outcome::Delivered,
+            4 => Outcome::Skipped,
+            8 => Outcome::DeadLettered,
+            32 => {
+                let error = self.errors.as_mut().and_then(|errors| errors[index].take());
+                Outcome::Failed(error.unwrap_or_default())
+            }
+            _ => Outcome::Dropped,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.fates.size_hint()
+    }
 }
 
 /// The acknowledgements of a source's items, one each, in order.
 struct Each<A>(Vec<A>);
 
 impl<A: Acknowledge> Tell for Each<A> {
-    fn tell(self: Box<Self>, outcomes: Vec<Outcome>) {
+    fn tell(self: Box<Self>, outcomes: Outcomes) {
         for (ack, outcome) in self.0.into_iter().zip(outcomes) {
             // An acknowledgement that panics must not take the pipeline's
             // task down with it, nor keep the others from being told.
@@ -157,16 +197,18 @@ impl<A: Acknowledge> Tell for Each<A> {
     }
 }
 
-/// The fates, most serious last, as kept in a group's slots.
+/// The fates, most serious last, as kept in a group's slots: one bit
+/// each, so that recording one is a single `fetch_or`, and the item's
+/// outcome is its highest bit.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 #[repr(u8)]
 pub(crate) enum Fate {
     Filtered = 1,
     Delivered = 2,
-    Skipped = 3,
-    DeadLettered = 4,
-    Dropped = 5,
-    Failed = 6,
+    Skipped = 4,
+    DeadLettered = 8,
+    Dropped = 16,
+    Failed = 32,
 }
 
 /// A home for a value that may be sent but not shared, taken out once: a
@@ -209,19 +251,23 @@ pub(crate) struct Group {
 impl Group {
     /// A group of `n` items whose outcomes go to `tell`, with one tag per
     /// item, in order.
-    pub(crate) fn told(n: usize, id: u64, tell: Box<dyn Tell>) -> Vec<Tag> {
+    pub(crate) fn told(n: usize, id: u64, tell: Box<dyn Tell>) -> GroupTags {
         let group = Arc::new(Group {
             fates: (0..n).map(|_| AtomicU8::new(0)).collect(),
             errors: OnceLock::new(),
             id,
             then: Then::Tell(Hold::new(tell)),
         });
-        (0..n).map(|index| Tag::of(&group, index)).collect()
+        GroupTags {
+            group: (n > 0).then_some(group),
+            next: 0,
+            n,
+        }
     }
 
     /// A group of items, each with its own acknowledgement; gives their
     /// tags, in order.
-    pub(crate) fn acknowledged<A: Acknowledge>(acks: Vec<A>) -> Vec<Tag> {
+    pub(crate) fn acknowledged<A: Acknowledge>(acks: Vec<A>) -> GroupTags {
         Group::told(acks.len(), 0, Box::new(Each(acks)))
     }
 
@@ -246,8 +292,9 @@ impl Group {
         self.fates.len()
     }
 
+    #[inline]
     fn record(&self, index: u32, fate: Fate) {
-        self.fates[index as usize].fetch_max(fate as u8, Ordering::AcqRel);
+        self.fates[index as usize].fetch_or(fate as u8, Ordering::Release);
     }
 
     fn record_error(&self, index: u32, error: String) {
@@ -258,28 +305,59 @@ impl Group {
         self.record(index, Fate::Failed);
     }
 
-    /// The outcome of item `index`, once final.
-    fn outcome(&mut self, index: usize) -> Outcome {
-        match *self.fates[index].get_mut() {
-            1 => Outcome::Filtered,
-            2 => Outcome::Delivered,
-            3 => Outcome::Skipped,
-            4 => Outcome::DeadLettered,
-            6 => {
-                let error = self
-                    .errors
-                    .get_mut()
-                    .and_then(|errors| errors[index].get_mut().map(std::mem::take));
-                Outcome::Failed(error.unwrap_or_default())
-            }
-            _ => Outcome::Dropped,
+    /// The final outcomes of the items, once every tag is gone.
+    fn outcomes(&mut self) -> Outcomes {
+        let fates: Vec<u8> = self.fates.iter_mut().map(|fate| *fate.get_mut()).collect();
+        Outcomes {
+            fates: fates.into_iter(),
+            errors: self.errors.take(),
+            index: 0,
         }
     }
 }
 
+/// The tags of a new group's items, in order.
+pub(crate) struct GroupTags {
+    /// Let go of with the last tag.
+    group: Option<Arc<Group>>,
+    next: usize,
+    n: usize,
+}
+
+impl Iterator for GroupTags {
+    type Item = Tag;
+
+    #[inline]
+    fn next(&mut self) -> Option<Tag> {
+        if self.next + 1 >= self.n {
+            // The last tag takes the group itself.
+            let group = self.group.take()?;
+            self.next = self.n;
+            return Some(Tag {
+                group: Some(group),
+                index: u32::try_from(self.n - 1).unwrap_or(u32::MAX),
+            });
+        }
+        let tag = Tag::of(self.group.as_ref()?, self.next);
+        self.next += 1;
+        Some(tag)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = if self.group.is_some() {
+            self.n - self.next
+        } else {
+            0
+        };
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for GroupTags {}
+
 impl Drop for Group {
     fn drop(&mut self) {
-        let outcomes: Vec<Outcome> = (0..self.fates.len()).map(|i| self.outcome(i)).collect();
+        let mut outcomes = self.outcomes();
         match &mut self.then {
             Then::Tell(hold) => {
                 if let Some(tell) = hold.take() {
@@ -287,7 +365,7 @@ impl Drop for Group {
                 }
             }
             Then::Inner(inner) => {
-                let outcome = outcomes.into_iter().next().unwrap_or(Outcome::Dropped);
+                let outcome = outcomes.next().unwrap_or(Outcome::Dropped);
                 for tag in inner.drain(..) {
                     tag.resolve_as(&outcome);
                 }
@@ -425,7 +503,7 @@ mod tests {
                 move |outcome: Outcome| tx.send((i, outcome)).unwrap()
             })
             .collect();
-        (Group::acknowledged(acks), rx)
+        (Group::acknowledged(acks).collect(), rx)
     }
 
     #[test]

@@ -54,12 +54,10 @@ pub struct Replies<T, R> {
     credits: Sender<Credit<T, R>>,
     /// What is left of the answer being read.
     replies: std::vec::IntoIter<R>,
-    /// The items of the answer that failed each for its own reason, by
-    /// place, and the place of the next one (`usize::MAX` if none).
-    failed: std::vec::IntoIter<(usize, Failure)>,
-    next_failed: usize,
-    /// The place in the answer of the next entry.
-    place: usize,
+    /// The replies of an answer in which some items failed each for its
+    /// own reason, read from here instead of `replies`, which stays empty,
+    /// so that reading a plain answer checks for nothing more.
+    mixed: Option<Box<Mixed<R>>>,
     failure: Failure,
     /// How many items after the replies were lost, for `failure`.
     lost: usize,
@@ -87,9 +85,7 @@ impl<T, R> Replies<T, R> {
             answers: Box::pin(answers),
             credits,
             replies: Vec::new().into_iter(),
-            failed: Vec::new().into_iter(),
-            next_failed: usize::MAX,
-            place: 0,
+            mixed: None,
             failure: Failure::Cancelled,
             lost: 0,
             returned: VecDeque::new(),
@@ -154,12 +150,21 @@ impl<T, R> Replies<T, R> {
 
     #[inline]
     fn next_ready(&mut self) -> Option<Result<R, SendError<T>>> {
-        if self.place == self.next_failed {
-            return Some(Err(self.next_failure()));
-        }
         if let Some(reply) = self.replies.next() {
-            self.place += 1;
             return Some(Ok(reply));
+        }
+        self.after_replies()
+    }
+
+    /// The replies of an answer with failures among them, then the items
+    /// lost, then those given back.
+    fn after_replies(&mut self) -> Option<Result<R, SendError<T>>> {
+        if let Some(mixed) = &mut self.mixed {
+            match mixed.next() {
+                Some(Ok(reply)) => return Some(Ok(reply)),
+                Some(Err(failure)) => return Some(Err(send_error(failure, &self.name))),
+                None => self.mixed = None,
+            }
         }
         if self.lost > 0 {
             self.lost -= 1;
@@ -231,15 +236,6 @@ impl<T, R> Stream for Replies<T, R> {
 }
 
 impl<T, R> Replies<T, R> {
-    /// The failure of the item at the current place.
-    #[cold]
-    fn next_failure(&mut self) -> SendError<T> {
-        let failure = self.failed.next().map(|(_, failure)| failure);
-        self.next_failed = self.failed.as_slice().first().map_or(usize::MAX, |f| f.0);
-        self.place += 1;
-        send_error(failure.unwrap_or(Failure::Cancelled), &self.name)
-    }
-
     /// Starts reading `answer`, the next in ticket order.
     fn read(&mut self, answer: Answer<T, R>) {
         self.holding = true;
@@ -251,10 +247,15 @@ impl<T, R> Replies<T, R> {
             lost,
             mut returned,
         } = answer;
-        self.next_failed = failed.first().map_or(usize::MAX, |f| f.0);
-        self.failed = failed.into_iter();
-        self.place = 0;
-        self.replies = replies.into_iter();
+        if failed.is_empty() {
+            self.replies = replies.into_iter();
+        } else {
+            self.mixed = Some(Box::new(Mixed {
+                replies: replies.into_iter(),
+                failed: failed.into_iter().peekable(),
+                place: 0,
+            }));
+        }
         (self.failure, self.lost) = (failure, lost);
         self.returned = returned.drain(..).collect();
         self.items = returned;
@@ -271,6 +272,27 @@ impl<T, R> Replies<T, R> {
             let _ = self.credits.try_send((answer.returned, Vec::new()));
         } else {
             self.early.insert(answer.first, answer);
+        }
+    }
+}
+
+/// The replies of an answer in which some items failed, each at its place.
+struct Mixed<R> {
+    replies: std::vec::IntoIter<R>,
+    failed: std::iter::Peekable<std::vec::IntoIter<(usize, Failure)>>,
+    /// The place in the answer of the next entry.
+    place: usize,
+}
+
+impl<R> Iterator for Mixed<R> {
+    type Item = Result<R, Failure>;
+
+    fn next(&mut self) -> Option<Result<R, Failure>> {
+        let place = self.place;
+        self.place += 1;
+        match self.failed.next_if(|(at, _)| *at == place) {
+            Some((_, failure)) => Some(Err(failure)),
+            None => self.replies.next().map(Ok),
         }
     }
 }

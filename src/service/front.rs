@@ -54,7 +54,7 @@ pub(super) async fn front<In, Out>(
         }
         let items = request.take_items();
         let n = items.len();
-        let tags = Group::told(
+        let mut tags = Group::told(
             n,
             next_id,
             Box::new(ToSink {
@@ -64,7 +64,7 @@ pub(super) async fn front<In, Out>(
             }),
         );
         next_id += 1;
-        let (mut items, mut tags) = (items.into_iter(), tags.into_iter());
+        let mut items = items.into_iter();
         loop {
             let room = out.room();
             out.extend_tagged(items.by_ref().take(room), tags.by_ref().take(room));

@@ -3,12 +3,13 @@
 //! the acknowledgements of all its inputs are final.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use async_channel::{Receiver, Sender};
 use futures_lite::FutureExt;
 
-use crate::ack::fate::{Fate, Outcome, Tell};
+use crate::ack::fate::{Fate, Outcome, Outcomes, Tell};
 use crate::ack::protocol::{Failure, Request};
 use crate::engine::hop::{Chunk, Inlet};
 use crate::engine::stage_loop::Budget;
@@ -19,7 +20,7 @@ use crate::error::Error;
 pub(super) struct Completed<In, Out> {
     id: u64,
     request: Request<In, Vec<Out>>,
-    outcomes: Vec<Outcome>,
+    outcomes: Outcomes,
 }
 
 /// What a request's group tells once its inputs' fates are final: the
@@ -34,7 +35,7 @@ pub(super) struct ToSink<In, Out> {
 }
 
 impl<In: Send, Out: Send> Tell for ToSink<In, Out> {
-    fn tell(self: Box<Self>, outcomes: Vec<Outcome>) {
+    fn tell(self: Box<Self>, outcomes: Outcomes) {
         let ToSink { id, request, done } = *self;
         // The front holds a permit for every request in flight, and the
         // channel has room for as many, so this fails only once the sink
@@ -58,10 +59,38 @@ enum Arrival<In, Out> {
     Completed(Option<Completed<In, Out>>),
 }
 
+/// Hashes a request's id, a number the front counts up: one multiply
+/// spreads consecutive ids over the table, where a general hash would cost
+/// more than the rest of an output's way through the sink.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(self.0 ^ u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// The outputs of each input of a request, by input.
+type Outputs<Out> = Vec<Vec<Out>>;
+
 /// The state of the reply sink.
 struct Replier<In, Out> {
-    /// The outputs that have come, by request and by input.
-    outputs: HashMap<u64, Vec<Vec<Out>>>,
+    /// The outputs that have come, by request and by input, but for the
+    /// request of the latest output, kept at hand in `latest`: outputs come
+    /// in runs from one request.
+    outputs: HashMap<u64, Outputs<Out>, BuildHasherDefault<IdHasher>>,
+    latest: Option<(u64, Outputs<Out>)>,
     /// Gives a request's permit back to the front once it is answered.
     permits: Sender<()>,
     stats: Arc<StageStats>,
@@ -79,15 +108,29 @@ impl<In, Out> Replier<In, Out> {
             // answers no one.
             let Some(tag) = tags.next() else { continue };
             if let Some((id, index, len)) = tag.origin() {
-                let inputs = self
-                    .outputs
-                    .entry(id)
-                    .or_insert_with(|| (0..len).map(|_| Vec::new()).collect());
-                inputs[index].push(output);
+                self.outputs_of(id, len)[index].push(output);
             }
             tag.resolve(Fate::Delivered);
         }
         chunk
+    }
+
+    /// The outputs kept for request `id`, of `len` inputs.
+    #[inline]
+    fn outputs_of(&mut self, id: u64, len: usize) -> &mut Outputs<Out> {
+        if self.latest.as_ref().is_none_or(|(latest, _)| *latest != id) {
+            let outputs = self
+                .outputs
+                .remove(&id)
+                .unwrap_or_else(|| (0..len).map(|_| Vec::new()).collect());
+            if let Some((previous, kept)) = self.latest.replace((id, outputs)) {
+                self.outputs.insert(previous, kept);
+            }
+        }
+        match &mut self.latest {
+            Some((_, outputs)) => outputs,
+            None => unreachable!("set just above"),
+        }
     }
 
     /// Answers a request whose inputs are all done: each with its outputs,
@@ -98,7 +141,10 @@ impl<In, Out> Replier<In, Out> {
             request,
             outcomes,
         } = completed;
-        let outputs = self.outputs.remove(&id).unwrap_or_default();
+        let outputs = match self.latest.take_if(|(latest, _)| *latest == id) {
+            Some((_, outputs)) => outputs,
+            None => self.outputs.remove(&id).unwrap_or_default(),
+        };
         let replied = answer(request, outcomes, Some(outputs));
         self.stats.count_emitted(replied);
         let _ = self.permits.try_send(());
@@ -110,7 +156,7 @@ impl<In, Out> Replier<In, Out> {
 /// the outputs it held). Gives the number of outputs replied.
 fn answer<In, Out>(
     mut request: Request<In, Vec<Out>>,
-    outcomes: Vec<Outcome>,
+    outcomes: Outcomes,
     outputs: Option<Vec<Vec<Out>>>,
 ) -> usize {
     let held = outputs.is_some();
@@ -144,7 +190,8 @@ pub(super) async fn reply_sink<In, Out>(
     stats: Arc<StageStats>,
 ) -> Result<(), Error> {
     let mut replier = Replier {
-        outputs: HashMap::new(),
+        outputs: HashMap::default(),
+        latest: None,
         permits,
         stats,
         _requests: std::marker::PhantomData,

@@ -195,7 +195,7 @@ impl<I, T, A: Acknowledge> Seal<Acked<I, A>, T> for WithAcks {
         if !source.acks.is_empty() {
             let n = source.acks.len();
             let tags = Group::acknowledged(std::mem::take(&mut source.acks));
-            out.tag_last(n, tags.into_iter());
+            out.tag_last(n, tags);
         }
     }
 }
