@@ -19,7 +19,7 @@
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_channel::Receiver;
@@ -239,8 +239,12 @@ enum Then {
 /// The fates of items handed on together, and what to do once all are
 /// final.
 pub(crate) struct Group {
-    /// The fate recorded so far for each item; 0 while none is.
+    /// The fates recorded so far for each item, as bits; 0 while none is.
     fates: Box<[AtomicU8]>,
+    /// Whether an output of each item was delivered: kept apart from
+    /// `fates` so that the sink records it with a plain store, which costs
+    /// no more than a write, where `fetch_or` locks the bus.
+    delivered: Box<[AtomicBool]>,
     /// The error of each failed item, made on the first failure.
     errors: OnceLock<Box<[OnceLock<String>]>>,
     /// A number the maker of the group chose, such as a request's.
@@ -254,6 +258,7 @@ impl Group {
     pub(crate) fn told(n: usize, id: u64, tell: Box<dyn Tell>) -> GroupTags {
         let group = Arc::new(Group {
             fates: (0..n).map(|_| AtomicU8::new(0)).collect(),
+            delivered: (0..n).map(|_| AtomicBool::new(false)).collect(),
             errors: OnceLock::new(),
             id,
             then: Then::Tell(Hold::new(tell)),
@@ -280,6 +285,7 @@ impl Group {
         }
         let group = Arc::new(Group {
             fates: Box::new([AtomicU8::new(0)]),
+            delivered: Box::new([AtomicBool::new(false)]),
             errors: OnceLock::new(),
             id: 0,
             then: Then::Inner(inner),
@@ -294,7 +300,13 @@ impl Group {
 
     #[inline]
     fn record(&self, index: u32, fate: Fate) {
-        self.fates[index as usize].fetch_or(fate as u8, Ordering::Release);
+        if fate == Fate::Delivered {
+            // Only ever set, so racing stores agree; the group is read only
+            // once the last tag is gone, after the `Arc`'s release.
+            self.delivered[index as usize].store(true, Ordering::Relaxed);
+        } else {
+            self.fates[index as usize].fetch_or(fate as u8, Ordering::Release);
+        }
     }
 
     fn record_error(&self, index: u32, error: String) {
@@ -307,7 +319,12 @@ impl Group {
 
     /// The final outcomes of the items, once every tag is gone.
     fn outcomes(&mut self) -> Outcomes {
-        let fates: Vec<u8> = self.fates.iter_mut().map(|fate| *fate.get_mut()).collect();
+        let fates: Vec<u8> = self
+            .fates
+            .iter_mut()
+            .zip(self.delivered.iter_mut())
+            .map(|(fate, delivered)| *fate.get_mut() | (u8::from(*delivered.get_mut()) << 1))
+            .collect();
         Outcomes {
             fates: fates.into_iter(),
             errors: self.errors.take(),

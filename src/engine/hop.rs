@@ -309,8 +309,7 @@ impl<T> Outlet<T> {
     }
 
     /// Gives the last `n` items appended (untagged) the tags `tags`, one
-    /// each: for a stage that makes exactly one output per input, whose
-    /// inputs' tags go to the outputs as they are.
+    /// each: for a source whose items' tags are made once they are in.
     pub(crate) fn tag_last(&mut self, n: usize, tags: impl Iterator<Item = Tag>) {
         let start = self.buf.len() - n;
         if self.tags.len() > start {
@@ -320,6 +319,26 @@ impl<T> Outlet<T> {
         }
         self.tags.extend(tags);
         debug_assert_eq!(self.buf.len(), self.tags.len());
+    }
+
+    /// Runs `fill`, which appends one output per tag of `tags`, and gives
+    /// those outputs the tags, in order: for a stage that makes exactly one
+    /// output per input, whose inputs' tags go to the outputs as they are.
+    /// The outputs are appended as in a chunk without tags, with no check
+    /// per item.
+    #[inline]
+    pub(crate) fn with_tags<R>(
+        &mut self,
+        tags: impl Iterator<Item = Tag>,
+        fill: impl FnOnce(&mut Self) -> R,
+    ) -> R {
+        self.align();
+        let mut kept = std::mem::take(&mut self.tags);
+        let filled = fill(self);
+        kept.extend(tags);
+        self.tags = kept;
+        debug_assert_eq!(self.buf.len(), self.tags.len());
+        filled
     }
 
     /// Whether the chunk being built is full.

@@ -285,8 +285,10 @@ impl<O, F> Each<O, F> {
     {
         if F::ONE_TO_ONE {
             let (items, tags) = chunk.parts();
-            self.apply.slice(items.drain(..slice), &mut self.out);
-            self.out.tag_last(slice, tags.drain(..slice));
+            let apply = &mut self.apply;
+            self.out.with_tags(tags.drain(..slice), |out| {
+                apply.slice(items.drain(..slice), out)
+            });
             return;
         }
         let mut filtered = 0;
