@@ -236,15 +236,22 @@ enum Then {
     Inner(Vec<Tag>),
 }
 
+/// What has been recorded of one item.
+#[derive(Default)]
+struct Slot {
+    /// The fates recorded so far, as bits; 0 while none is.
+    fates: AtomicU8,
+    /// Whether an output of the item was delivered: kept apart from
+    /// `fates` so that the sink records it with a plain store, which costs
+    /// no more than a write, where `fetch_or` locks the bus.
+    delivered: AtomicBool,
+}
+
 /// The fates of items handed on together, and what to do once all are
 /// final.
 pub(crate) struct Group {
-    /// The fates recorded so far for each item, as bits; 0 while none is.
-    fates: Box<[AtomicU8]>,
-    /// Whether an output of each item was delivered: kept apart from
-    /// `fates` so that the sink records it with a plain store, which costs
-    /// no more than a write, where `fetch_or` locks the bus.
-    delivered: Box<[AtomicBool]>,
+    /// What has been recorded of each item.
+    slots: Box<[Slot]>,
     /// The error of each failed item, made on the first failure.
     errors: OnceLock<Box<[OnceLock<String>]>>,
     /// A number the maker of the group chose, such as a request's.
@@ -257,8 +264,7 @@ impl Group {
     /// item, in order.
     pub(crate) fn told(n: usize, id: u64, tell: Box<dyn Tell>) -> GroupTags {
         let group = Arc::new(Group {
-            fates: (0..n).map(|_| AtomicU8::new(0)).collect(),
-            delivered: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            slots: (0..n).map(|_| Slot::default()).collect(),
             errors: OnceLock::new(),
             id,
             then: Then::Tell(Hold::new(tell)),
@@ -284,8 +290,7 @@ impl Group {
             return Tag::none();
         }
         let group = Arc::new(Group {
-            fates: Box::new([AtomicU8::new(0)]),
-            delivered: Box::new([AtomicBool::new(false)]),
+            slots: Box::new([Slot::default()]),
             errors: OnceLock::new(),
             id: 0,
             then: Then::Inner(inner),
@@ -295,7 +300,7 @@ impl Group {
 
     /// How many items the group has.
     pub(crate) fn len(&self) -> usize {
-        self.fates.len()
+        self.slots.len()
     }
 
     #[inline]
@@ -303,16 +308,20 @@ impl Group {
         if fate == Fate::Delivered {
             // Only ever set, so racing stores agree; the group is read only
             // once the last tag is gone, after the `Arc`'s release.
-            self.delivered[index as usize].store(true, Ordering::Relaxed);
+            self.slots[index as usize]
+                .delivered
+                .store(true, Ordering::Relaxed);
         } else {
-            self.fates[index as usize].fetch_or(fate as u8, Ordering::Release);
+            self.slots[index as usize]
+                .fates
+                .fetch_or(fate as u8, Ordering::Release);
         }
     }
 
     fn record_error(&self, index: u32, error: String) {
         let errors = self
             .errors
-            .get_or_init(|| (0..self.fates.len()).map(|_| OnceLock::new()).collect());
+            .get_or_init(|| (0..self.slots.len()).map(|_| OnceLock::new()).collect());
         let _ = errors[index as usize].set(error);
         self.record(index, Fate::Failed);
     }
@@ -320,10 +329,9 @@ impl Group {
     /// The final outcomes of the items, once every tag is gone.
     fn outcomes(&mut self) -> Outcomes {
         let fates: Vec<u8> = self
-            .fates
+            .slots
             .iter_mut()
-            .zip(self.delivered.iter_mut())
-            .map(|(fate, delivered)| *fate.get_mut() | (u8::from(*delivered.get_mut()) << 1))
+            .map(|slot| *slot.fates.get_mut() | (u8::from(*slot.delivered.get_mut()) << 1))
             .collect();
         Outcomes {
             fates: fates.into_iter(),
@@ -394,7 +402,7 @@ impl Drop for Group {
 impl fmt::Debug for Group {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Group")
-            .field("items", &self.fates.len())
+            .field("items", &self.slots.len())
             .field("id", &self.id)
             .finish()
     }
