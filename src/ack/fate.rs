@@ -276,10 +276,21 @@ impl Group {
         }
     }
 
-    /// A group of items, each with its own acknowledgement; gives their
-    /// tags, in order.
-    pub(crate) fn acknowledged<A: Acknowledge>(acks: Vec<A>) -> GroupTags {
-        Group::told(acks.len(), 0, Box::new(Each(acks)))
+    /// A group of `n` items whose outcomes go to `tell`, with their tags as
+    /// one run: one reference to the group for all of them.
+    pub(crate) fn told_run(n: usize, id: u64, tell: Box<dyn Tell>) -> Run {
+        let mut tags = Group::told(n, id, tell);
+        Run {
+            group: tags.group.take(),
+            start: 0,
+            len: u32::try_from(n).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// A group of items, each with its own acknowledgement, with their tags
+    /// as one run.
+    pub(crate) fn acknowledged_run<A: Acknowledge>(acks: Vec<A>) -> Run {
+        Group::told_run(acks.len(), 0, Box::new(Each(acks)))
     }
 
     /// The tag of a batch made of the items whose tags are `inner`: the
@@ -507,6 +518,166 @@ impl fmt::Debug for Tag {
     }
 }
 
+/// The tags of consecutive items that come from consecutive places of one
+/// group (or that have none), held as one reference to the group: a run
+/// moves between stages, splits and joins without touching the group's
+/// reference count for each item. Dropped, it records each of its items
+/// as dropped.
+pub(crate) struct Run {
+    group: Option<Arc<Group>>,
+    start: u32,
+    len: u32,
+}
+
+impl Run {
+    /// The tags of `len` items with no acknowledgement.
+    pub(crate) fn untagged(len: usize) -> Run {
+        Run {
+            group: None,
+            start: 0,
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// How many items the run covers.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Splits off the run of the first `n` items (at most all of them).
+    pub(crate) fn split_front(&mut self, n: usize) -> Run {
+        let n = u32::try_from(n).unwrap_or(u32::MAX).min(self.len);
+        let front = Run {
+            group: if n == self.len {
+                self.group.take()
+            } else {
+                self.group.clone()
+            },
+            start: self.start,
+            len: n,
+        };
+        self.start += n;
+        self.len -= n;
+        front
+    }
+
+    /// Adds `next` at the end of this run if it carries on from it: the
+    /// same group and the next places, or no group for either. Gives it
+    /// back otherwise.
+    pub(crate) fn join(&mut self, mut next: Run) -> Result<(), Run> {
+        let carries_on = match (&self.group, &next.group) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) && self.start + self.len == next.start,
+            _ => false,
+        };
+        if !carries_on {
+            return Err(next);
+        }
+        self.len += next.len;
+        // The joined run holds the group for both.
+        next.group = None;
+        next.len = 0;
+        Ok(())
+    }
+
+    /// The source item of the run's `k`-th item: its group's id and its
+    /// place in the group.
+    #[inline]
+    pub(crate) fn origin(&self, k: usize) -> Option<(u64, usize)> {
+        let group = self.group.as_deref()?;
+        Some((group.id, self.start as usize + k))
+    }
+
+    /// How many items the run's group has.
+    pub(crate) fn group_len(&self) -> usize {
+        self.group.as_deref().map_or(0, Group::len)
+    }
+
+    /// Records every item of the run as `fate`, and lets go of them.
+    pub(crate) fn resolve_all(mut self, fate: Fate) {
+        if let Some(group) = self.group.take() {
+            for index in self.start..self.start + self.len {
+                group.record(index, fate);
+            }
+        }
+    }
+
+    /// The run's tags, one per item, in order: the run is used up.
+    pub(crate) fn into_tags(mut self) -> RunTags {
+        RunTags {
+            group: self.group.take(),
+            next: self.start,
+            end: self.start + self.len,
+        }
+    }
+}
+
+impl Clone for Run {
+    /// The run of copies of the same items, as a broadcast makes.
+    fn clone(&self) -> Self {
+        Run {
+            group: self.group.clone(),
+            start: self.start,
+            len: self.len,
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Some(group) = self.group.take() {
+            for index in self.start..self.start + self.len {
+                group.record(index, Fate::Dropped);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("group", &self.group)
+            .field("start", &self.start)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// The tags of a run, one per item; the last takes the run's reference to
+/// the group. A run without a group gives tags without one.
+pub(crate) struct RunTags {
+    group: Option<Arc<Group>>,
+    next: u32,
+    end: u32,
+}
+
+impl Iterator for RunTags {
+    type Item = Tag;
+
+    #[inline]
+    fn next(&mut self) -> Option<Tag> {
+        if self.next >= self.end {
+            return None;
+        }
+        let index = self.next;
+        self.next += 1;
+        let group = if self.next == self.end {
+            self.group.take()
+        } else {
+            self.group.clone()
+        };
+        Some(Tag { group, index })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = (self.end - self.next) as usize;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for RunTags {}
+
 /// Resolves every tag of `tags` as `fate`.
 #[inline]
 pub(crate) fn resolve_all(tags: impl Iterator<Item = Tag>, fate: Fate) {
@@ -528,7 +699,7 @@ mod tests {
                 move |outcome: Outcome| tx.send((i, outcome)).unwrap()
             })
             .collect();
-        (Group::acknowledged(acks).collect(), rx)
+        (Group::acknowledged_run(acks).into_tags().collect(), rx)
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use futures_lite::Stream;
 
-use crate::ack::fate::Tag;
+use crate::ack::fate::{Fate, Run, Tag, resolve_all};
 use crate::engine::drive::stopped;
 use crate::engine::gauge::Gauge;
 use crate::engine::stats::{InputHop, StageStats};
@@ -51,46 +51,116 @@ impl From<Closed> for Error {
 const MAX_RESERVE: usize = 4096;
 
 /// The items that cross a hop at once, with their tags: no tags when no
-/// item carries an acknowledgement, and otherwise one tag per item, in
-/// order (an item without an acknowledgement has a tag with no group).
+/// item carries an acknowledgement, and otherwise tags that cover every
+/// item, in order (an item without an acknowledgement has a tag with no
+/// group): one per item, or runs of items from consecutive places of one
+/// group, which move as one.
 ///
 /// The tags are boxed, so that a chunk without them, which is what most
 /// pipelines send, is no bigger on the channel than one more word.
 pub(crate) struct Chunk<T> {
     pub(crate) items: Vec<T>,
-    /// `None`, or tags of which there are as many as items (or none, in a
-    /// spare chunk, kept for its buffer). Boxed on purpose: one word on the
-    /// channel instead of three.
-    #[allow(clippy::box_collection)]
-    tags: Option<Box<Vec<Tag>>>,
+    /// `None`, or tags that cover the items (or none, in a spare chunk,
+    /// kept for its buffer).
+    tags: Option<Box<Tagging>>,
+}
+
+/// The tags of a chunk's items.
+pub(crate) enum Tagging {
+    /// One tag per item.
+    Each(Vec<Tag>),
+    /// Runs that cover the items in order.
+    Runs(Vec<Run>),
 }
 
 impl<T> Chunk<T> {
-    /// A chunk of `items` with `tags`, one each, or none if `tags` is
-    /// empty.
+    /// A chunk of `items` with `tags` (one each) or `runs`, or without tags
+    /// if both are empty.
     #[inline]
-    fn new(items: Vec<T>, tags: Vec<Tag>) -> Self {
-        let tags = (!tags.is_empty()).then(|| Box::new(tags));
+    fn new(items: Vec<T>, tags: Vec<Tag>, runs: Vec<Run>) -> Self {
+        let tags = if !tags.is_empty() {
+            Some(Box::new(Tagging::Each(tags)))
+        } else if !runs.is_empty() {
+            Some(Box::new(Tagging::Runs(runs)))
+        } else {
+            None
+        };
         Chunk { items, tags }
     }
 
     /// Whether the items carry acknowledgements.
     #[inline]
     pub(crate) fn is_tagged(&self) -> bool {
-        self.tags.as_ref().is_some_and(|tags| !tags.is_empty())
+        match self.tags.as_deref() {
+            None => false,
+            Some(Tagging::Each(tags)) => !tags.is_empty(),
+            Some(Tagging::Runs(runs)) => !runs.is_empty(),
+        }
     }
 
-    /// The items and their tags, for a stage that takes both in step; the
-    /// tags are empty if the items have none.
+    /// Gives the items one tag each, if their tags are runs.
+    fn tag_each(&mut self) -> &mut Vec<Tag> {
+        let tagging = self
+            .tags
+            .get_or_insert_with(|| Box::new(Tagging::Each(Vec::new())));
+        if let Tagging::Runs(runs) = &mut **tagging {
+            let tags = std::mem::take(runs)
+                .into_iter()
+                .flat_map(Run::into_tags)
+                .collect();
+            **tagging = Tagging::Each(tags);
+        }
+        match &mut **tagging {
+            Tagging::Each(tags) => tags,
+            Tagging::Runs(_) => unreachable!("made `Each` just above"),
+        }
+    }
+
+    /// The items and their tags, one each, for a stage that takes both in
+    /// step; the tags are empty if the items have none.
     #[inline]
     pub(crate) fn parts(&mut self) -> (&mut Vec<T>, &mut Vec<Tag>) {
-        let tags = self.tags.get_or_insert_with(Box::default);
+        self.tag_each();
+        let tags = match self.tags.as_deref_mut() {
+            Some(Tagging::Each(tags)) => tags,
+            _ => unreachable!("made `Each` by `tag_each`"),
+        };
         (&mut self.items, tags)
     }
 
-    /// The items' tags, empty if they have none.
-    pub(crate) fn tags(&self) -> &[Tag] {
-        self.tags.as_deref().map_or(&[], Vec::as_slice)
+    /// The runs of tags that cover the first `n` items, if the chunk's tags
+    /// are runs; they leave the chunk.
+    pub(crate) fn take_runs_front(&mut self, n: usize) -> Option<Vec<Run>> {
+        let Some(Tagging::Runs(runs)) = self.tags.as_deref_mut() else {
+            return None;
+        };
+        let mut front = Vec::new();
+        let mut left = n;
+        while left > 0 && !runs.is_empty() {
+            if runs[0].len() <= left {
+                let run = runs.remove(0);
+                left -= run.len();
+                front.push(run);
+            } else {
+                front.push(runs[0].split_front(left));
+                left = 0;
+            }
+        }
+        Some(front)
+    }
+
+    /// Records every item's tag as `fate`, and lets go of the tags.
+    pub(crate) fn resolve_all(&mut self, fate: Fate) {
+        match self.tags.take().map(|tags| *tags) {
+            None => {}
+            Some(Tagging::Each(tags)) => resolve_all(tags.into_iter(), fate),
+            Some(Tagging::Runs(runs)) => runs.into_iter().for_each(|run| run.resolve_all(fate)),
+        }
+    }
+
+    /// The items' tags, as they are; the chunk is left without tags.
+    pub(crate) fn take_tagging(&mut self) -> Option<Tagging> {
+        self.tags.take().map(|tags| *tags)
     }
 
     /// The tags of the items, one for each, as an iterator that gives
@@ -98,17 +168,23 @@ impl<T> Chunk<T> {
     /// without tags.
     #[inline]
     pub(crate) fn take_tags(&mut self) -> Tags {
-        match self.tags.take() {
-            Some(tags) => Tags((*tags).into_iter()),
-            None => Tags::empty(),
+        if self.tags.is_none() {
+            return Tags::empty();
         }
+        let tags = std::mem::take(self.tag_each());
+        self.tags = None;
+        Tags(tags.into_iter())
     }
 
     /// Takes the tags' buffer, emptied, to be reused.
     fn take_tag_buffer(&mut self) -> Vec<Tag> {
-        let mut tags = self.tags.take().map(|tags| *tags).unwrap_or_default();
-        tags.clear();
-        tags
+        match self.tags.take().map(|tags| *tags) {
+            Some(Tagging::Each(mut tags)) => {
+                tags.clear();
+                tags
+            }
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -176,6 +252,8 @@ pub(crate) fn hop<T>(
         limit,
         buf: Vec::new(),
         tags: Vec::new(),
+        runs: Vec::new(),
+        run_items: 0,
         stats,
         source: false,
         passing: 0,
@@ -193,8 +271,11 @@ pub(crate) struct Outlet<T> {
     gauge: Arc<Gauge>,
     limit: usize,
     buf: Vec<T>,
-    /// The tags of the items in `buf`: empty, or one per item.
+    /// The tags of the items in `buf`: none, or one per item in `tags`, or
+    /// runs in `runs` that cover `run_items` of them (never both).
     tags: Vec<Tag>,
+    runs: Vec<Run>,
+    run_items: usize,
     stats: Arc<StageStats>,
     /// A source's outlet also counts the items it sends as received.
     source: bool,
@@ -241,10 +322,16 @@ impl<T> Outlet<T> {
     #[inline]
     pub(crate) fn push(&mut self, item: T) -> bool {
         self.buf.push(item);
-        if !self.tags.is_empty() {
-            self.tags.push(Tag::none());
+        if self.is_tagged() {
+            self.align();
         }
         self.buf.len() >= self.limit
+    }
+
+    /// Whether the chunk being built has tags.
+    #[inline]
+    fn is_tagged(&self) -> bool {
+        !self.tags.is_empty() | !self.runs.is_empty()
     }
 
     /// Adds an item with its tag, if it has one; see [`Outlet::push`].
@@ -252,6 +339,7 @@ impl<T> Outlet<T> {
     pub(crate) fn push_tagged(&mut self, item: T, tag: Option<Tag>) -> bool {
         match tag {
             Some(tag) => {
+                self.tag_each();
                 self.align();
                 self.buf.push(item);
                 self.tags.push(tag);
@@ -261,13 +349,41 @@ impl<T> Outlet<T> {
         }
     }
 
+    /// Gives the items already in the chunk one tag each, if their tags
+    /// are runs.
+    fn tag_each(&mut self) {
+        if !self.runs.is_empty() {
+            let runs = std::mem::take(&mut self.runs);
+            self.tags.extend(runs.into_iter().flat_map(Run::into_tags));
+            self.run_items = 0;
+        }
+    }
+
     /// Gives the untagged items already in the chunk tags with no group, so
     /// that tags can be added beside the next items.
     #[inline]
     fn align(&mut self) {
-        if self.tags.len() < self.buf.len() {
+        if !self.runs.is_empty() {
+            if self.run_items < self.buf.len() {
+                self.push_run(Run::untagged(self.buf.len() - self.run_items));
+            }
+        } else if self.tags.len() < self.buf.len() {
             self.tags.resize_with(self.buf.len(), Tag::none);
         }
+    }
+
+    /// Adds a run of tags after those there are, joined to the last if it
+    /// carries on from it.
+    fn push_run(&mut self, run: Run) {
+        self.run_items += run.len();
+        let run = match self.runs.last_mut() {
+            Some(last) => match last.join(run) {
+                Ok(()) => return,
+                Err(run) => run,
+            },
+            None => run,
+        };
+        self.runs.push(run);
     }
 
     /// Fills the chunk being built from `items`, stopping when it is full.
@@ -278,7 +394,7 @@ impl<T> Outlet<T> {
     pub(crate) fn fill(&mut self, items: impl Iterator<Item = T>) -> bool {
         let room = self.limit - self.buf.len();
         self.buf.extend(items.take(room));
-        if !self.tags.is_empty() {
+        if self.is_tagged() {
             self.align();
         }
         self.buf.len() >= self.limit
@@ -288,7 +404,7 @@ impl<T> Outlet<T> {
     #[inline]
     pub(crate) fn extend(&mut self, items: impl Iterator<Item = T>) {
         self.buf.extend(items);
-        if !self.tags.is_empty() {
+        if self.is_tagged() {
             self.align();
         }
         debug_assert!(self.buf.len() <= self.limit);
@@ -301,6 +417,7 @@ impl<T> Outlet<T> {
         items: impl Iterator<Item = T>,
         tags: impl Iterator<Item = Tag>,
     ) {
+        self.tag_each();
         self.align();
         self.buf.extend(items);
         self.tags.extend(tags);
@@ -311,6 +428,7 @@ impl<T> Outlet<T> {
     /// Gives the last `n` items appended (untagged) the tags `tags`, one
     /// each: for a source whose items' tags are made once they are in.
     pub(crate) fn tag_last(&mut self, n: usize, tags: impl Iterator<Item = Tag>) {
+        self.tag_each();
         let start = self.buf.len() - n;
         if self.tags.len() > start {
             self.tags.truncate(start);
@@ -319,6 +437,41 @@ impl<T> Outlet<T> {
         }
         self.tags.extend(tags);
         debug_assert_eq!(self.buf.len(), self.tags.len());
+    }
+
+    /// Gives the last `n` items appended (untagged) the run of tags `run`:
+    /// for a source whose items' tags are made once they are in.
+    pub(crate) fn tag_last_run(&mut self, n: usize, run: Run) {
+        if !self.tags.is_empty() {
+            return self.tag_last(n, run.into_tags());
+        }
+        let before = self.buf.len() - n;
+        if self.run_items < before {
+            self.push_run(Run::untagged(before - self.run_items));
+        }
+        self.push_run(run);
+        debug_assert_eq!(self.run_items, self.buf.len());
+    }
+
+    /// Runs `fill`, which appends one output per item that `runs` cover,
+    /// and gives those outputs the runs' tags, in order, as runs: one
+    /// reference to a group for a run of items, not one per item.
+    pub(crate) fn with_runs<R>(&mut self, runs: Vec<Run>, fill: impl FnOnce(&mut Self) -> R) -> R {
+        if !self.tags.is_empty() {
+            return self.with_tags(runs.into_iter().flat_map(Run::into_tags), fill);
+        }
+        if self.run_items < self.buf.len() {
+            self.push_run(Run::untagged(self.buf.len() - self.run_items));
+        }
+        let kept = std::mem::take(&mut self.runs);
+        let covered = std::mem::take(&mut self.run_items);
+        let filled = fill(self);
+        (self.runs, self.run_items) = (kept, covered);
+        for run in runs {
+            self.push_run(run);
+        }
+        debug_assert_eq!(self.run_items, self.buf.len());
+        filled
     }
 
     /// Runs `fill`, which appends one output per tag of `tags`, and gives
@@ -332,6 +485,7 @@ impl<T> Outlet<T> {
         tags: impl Iterator<Item = Tag>,
         fill: impl FnOnce(&mut Self) -> R,
     ) -> R {
+        self.tag_each();
         self.align();
         let mut kept = std::mem::take(&mut self.tags);
         let filled = fill(self);
@@ -366,7 +520,10 @@ impl<T> Outlet<T> {
         let tagged = chunk.is_tagged();
         while !chunk.items.is_empty() {
             let run = self.room().min(chunk.items.len());
-            if tagged {
+            if let Some(runs) = chunk.take_runs_front(run) {
+                let items = chunk.items.drain(..run);
+                self.with_runs(runs, |out| out.extend(items));
+            } else if tagged {
                 let (items, tags) = chunk.parts();
                 self.extend_tagged(items.drain(..run), tags.drain(..run));
             } else {
@@ -466,7 +623,15 @@ impl<T> Outlet<T> {
                 // Every chunk slot is taken by small chunks: undone, so that
                 // the caller waits as for a full hop.
                 self.gauge.take(n);
-                self.tags = chunk.tags.map(|tags| *tags).unwrap_or_default();
+                let mut chunk = chunk;
+                match chunk.take_tagging() {
+                    Some(Tagging::Each(tags)) => self.tags = tags,
+                    Some(Tagging::Runs(runs)) => {
+                        self.run_items = runs.iter().map(Run::len).sum();
+                        self.runs = runs;
+                    }
+                    None => {}
+                }
                 self.buf = chunk.items;
                 return Ok(false);
             }
@@ -497,7 +662,13 @@ impl<T> Outlet<T> {
         } else {
             std::mem::replace(&mut self.tags, next.take_tag_buffer())
         };
-        Chunk::new(std::mem::replace(&mut self.buf, next.items), tags)
+        let runs = if self.runs.is_empty() {
+            Vec::new()
+        } else {
+            self.run_items = 0;
+            std::mem::take(&mut self.runs)
+        };
+        Chunk::new(std::mem::replace(&mut self.buf, next.items), tags, runs)
     }
 
     /// Counts `n` items as handed on, with the inputs that made them.
@@ -624,7 +795,7 @@ impl<T> Inlet<T> {
     #[inline]
     pub(crate) fn recycle(&mut self, mut chunk: Chunk<T>) {
         if chunk.tags.is_some() && self.spare.tags.is_none() {
-            self.spare.tags = Some(Box::new(chunk.take_tag_buffer()));
+            self.spare.tags = Some(Box::new(Tagging::Each(chunk.take_tag_buffer())));
         }
         chunk.items.clear();
         if chunk.items.capacity() > self.spare.items.capacity() {

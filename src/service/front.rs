@@ -54,7 +54,9 @@ pub(super) async fn front<In, Out>(
         }
         let items = request.take_items();
         let n = items.len();
-        let mut tags = Group::told(
+        // One run of tags for the request's items: one reference to its
+        // group, however many items.
+        let mut tags = Group::told_run(
             n,
             next_id,
             Box::new(ToSink {
@@ -66,8 +68,9 @@ pub(super) async fn front<In, Out>(
         next_id += 1;
         let mut items = items.into_iter();
         loop {
-            let room = out.room();
-            out.extend_tagged(items.by_ref().take(room), tags.by_ref().take(room));
+            let piece = out.room().min(items.len());
+            let run = tags.split_front(piece);
+            out.with_runs(vec![run], |out| out.extend(items.by_ref().take(piece)));
             if !out.is_full() {
                 break;
             }

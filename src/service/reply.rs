@@ -11,7 +11,7 @@ use futures_lite::FutureExt;
 
 use crate::ack::fate::{Fate, Outcome, Outcomes, Tell};
 use crate::ack::protocol::{Failure, Request};
-use crate::engine::hop::{Chunk, Inlet};
+use crate::engine::hop::{Chunk, Inlet, Tagging};
 use crate::engine::stage_loop::Budget;
 use crate::engine::stats::StageStats;
 use crate::error::Error;
@@ -102,15 +102,34 @@ impl<In, Out> Replier<In, Out> {
     /// of its tag: the output is delivered. It counts as handed on once it
     /// is in a reply.
     fn take(&mut self, mut chunk: Chunk<Out>) -> Chunk<Out> {
-        let mut tags = chunk.take_tags();
-        for output in chunk.items.drain(..) {
-            // An output with no acknowledgement (from a pipeline merged in)
-            // answers no one.
-            let Some(tag) = tags.next() else { continue };
-            if let Some((id, index, len)) = tag.origin() {
-                self.outputs_of(id, len)[index].push(output);
+        match chunk.take_tagging() {
+            Some(Tagging::Runs(runs)) => {
+                let mut items = chunk.items.drain(..);
+                for run in runs {
+                    let items = items.by_ref().take(run.len());
+                    match run.origin(0) {
+                        Some((id, start)) => {
+                            let inputs = self.outputs_of(id, run.group_len());
+                            for (k, output) in items.enumerate() {
+                                inputs[start + k].push(output);
+                            }
+                        }
+                        // Outputs with no acknowledgement (from a pipeline
+                        // merged in) answer no one.
+                        None => items.for_each(drop),
+                    }
+                    run.resolve_all(Fate::Delivered);
+                }
             }
-            tag.resolve(Fate::Delivered);
+            Some(Tagging::Each(tags)) => {
+                for (output, tag) in chunk.items.drain(..).zip(tags) {
+                    if let Some((id, index, len)) = tag.origin() {
+                        self.outputs_of(id, len)[index].push(output);
+                    }
+                    tag.resolve(Fate::Delivered);
+                }
+            }
+            None => chunk.items.clear(),
         }
         chunk
     }

@@ -310,13 +310,14 @@ impl<T: Clone> Work<Chunk<T>> for Broadcast<T> {
             let mut at = 0;
             while at < n {
                 let slice = out.room().min(n - at);
-                let items = chunk.items[at..at + slice].iter().cloned();
                 if tagged {
                     // Each branch's copy carries a copy of the tag: the
                     // item ends once every branch is done with it.
-                    out.extend_tagged(items, chunk.tags()[at..at + slice].iter().cloned());
+                    let (items, tags) = chunk.parts();
+                    let items = items[at..at + slice].iter().cloned();
+                    out.extend_tagged(items, tags[at..at + slice].iter().cloned());
                 } else {
-                    out.extend(items);
+                    out.extend(chunk.items[at..at + slice].iter().cloned());
                 }
                 at += slice;
                 if out.is_full() {

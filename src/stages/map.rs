@@ -284,6 +284,12 @@ impl<O, F> Each<O, F> {
         F: PerItem<I, O>,
     {
         if F::ONE_TO_ONE {
+            if let Some(runs) = chunk.take_runs_front(slice) {
+                let (items, apply) = (&mut chunk.items, &mut self.apply);
+                self.out
+                    .with_runs(runs, |out| apply.slice(items.drain(..slice), out));
+                return;
+            }
             let (items, tags) = chunk.parts();
             let apply = &mut self.apply;
             self.out.with_tags(tags.drain(..slice), |out| {

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::ack::fate::{Fate, resolve_all};
+use crate::ack::fate::Fate;
 use crate::engine::drive::{SinkFuture, stopped};
 use crate::engine::hop::{Chunk, Inlet};
 use crate::engine::stage_loop::{Work, run_stage};
@@ -201,7 +201,7 @@ where
             self.acc = Some((self.f)(acc, chunk.items.drain(..)));
         }
         if chunk.is_tagged() {
-            resolve_all(chunk.take_tags(), Fate::Delivered);
+            chunk.resolve_all(Fate::Delivered);
         }
         self.stats.count_emitted(n);
         Ok(true)

@@ -194,8 +194,8 @@ impl<I, T, A: Acknowledge> Seal<Acked<I, A>, T> for WithAcks {
     fn seal(&mut self, source: &mut Acked<I, A>, out: &mut Outlet<T>) {
         if !source.acks.is_empty() {
             let n = source.acks.len();
-            let tags = Group::acknowledged(std::mem::take(&mut source.acks));
-            out.tag_last(n, tags);
+            let run = Group::acknowledged_run(std::mem::take(&mut source.acks));
+            out.tag_last_run(n, run);
         }
     }
 }
