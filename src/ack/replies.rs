@@ -141,11 +141,28 @@ impl<T, R> Replies<T, R> {
     /// # }).unwrap();
     /// ```
     pub async fn next_chunk(&mut self) -> Option<ReplyChunk<'_, T, R>> {
-        let first = futures_lite::StreamExt::next(self).await?;
-        Some(ReplyChunk {
-            replies: self,
-            first: Some(first),
+        let ready = std::future::poll_fn(|cx| {
+            loop {
+                if self.has_ready() {
+                    return Poll::Ready(true);
+                }
+                match self.poll_answer(cx) {
+                    Poll::Ready(true) => {}
+                    Poll::Ready(false) => return Poll::Ready(false),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
         })
+        .await;
+        ready.then_some(ReplyChunk { replies: self })
+    }
+
+    /// Whether an entry of the answer being read is left.
+    fn has_ready(&mut self) -> bool {
+        self.replies.len() > 0
+            || self.lost > 0
+            || !self.returned.is_empty()
+            || self.mixed.as_mut().is_some_and(|mixed| mixed.has_next())
     }
 
     #[inline]
@@ -197,40 +214,56 @@ impl<T, R> Stream for Replies<T, R> {
                 this.next_ticket += 1;
                 return Poll::Ready(Some((ticket, result)));
             }
-            if this.holding {
-                // The answer is used up: its item buffer goes back to the
-                // sender as the credit for one more chunk. (The reply buffer
-                // is read by value, so the consumer makes a new one.)
-                this.holding = false;
-                let items = std::mem::take(&mut this.items);
-                let _ = this.credits.try_send((items, Vec::new()));
+            match this.poll_answer(cx) {
+                Poll::Ready(true) => {}
+                Poll::Ready(false) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
             }
-            let answer = match this.early.remove(&this.next_ticket) {
+        }
+    }
+}
+
+impl<T, R> Replies<T, R> {
+    /// Once the answer being read is used up, starts reading the next in
+    /// ticket order: `true` once it has, `false` once every answer has been
+    /// read.
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.holding {
+            // The answer is used up: its item buffer goes back to the
+            // sender as the credit for one more chunk. (The reply buffer is
+            // read by value, so the consumer makes a new one.)
+            self.holding = false;
+            let items = std::mem::take(&mut self.items);
+            let _ = self.credits.try_send((items, Vec::new()));
+        }
+        loop {
+            let answer = match self.early.remove(&self.next_ticket) {
                 Some(answer) => answer,
-                None => match this.answers.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(answer)) if answer.first == this.next_ticket => answer,
+                None => match self.answers.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(answer)) if answer.first == self.next_ticket => answer,
                     Poll::Ready(Some(answer)) => {
-                        this.hold_early(answer);
+                        self.hold_early(answer);
                         continue;
                     }
-                    Poll::Ready(None) => match this.early.pop_first() {
+                    Poll::Ready(None) => match self.early.pop_first() {
                         // Every ticket is answered exactly once, so nothing
                         // can be left early once the answers end.
                         Some((first, answer)) => {
                             debug_assert!(
                                 false,
                                 "tickets {} to {first} unanswered",
-                                this.next_ticket
+                                self.next_ticket
                             );
-                            this.next_ticket = first;
+                            self.next_ticket = first;
                             answer
                         }
-                        None => return Poll::Ready(None),
+                        None => return Poll::Ready(false),
                     },
                     Poll::Pending => return Poll::Pending,
                 },
             };
-            this.read(answer);
+            self.read(answer);
+            return Poll::Ready(true);
         }
     }
 }
@@ -284,6 +317,13 @@ struct Mixed<R> {
     place: usize,
 }
 
+impl<R> Mixed<R> {
+    /// Whether an entry is left.
+    fn has_next(&mut self) -> bool {
+        self.replies.len() > 0 || self.failed.peek().is_some()
+    }
+}
+
 impl<R> Iterator for Mixed<R> {
     type Item = Result<R, Failure>;
 
@@ -315,7 +355,6 @@ impl<R> Iterator for Mixed<R> {
 /// ```
 pub struct ReplyChunk<'a, T, R> {
     replies: &'a mut Replies<T, R>,
-    first: Option<(u64, Result<R, SendError<T>>)>,
 }
 
 impl<T, R> Iterator for ReplyChunk<'_, T, R> {
@@ -323,9 +362,6 @@ impl<T, R> Iterator for ReplyChunk<'_, T, R> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(first) = self.first.take() {
-            return Some(first);
-        }
         let result = self.replies.next_ready()?;
         let ticket = self.replies.next_ticket;
         self.replies.next_ticket += 1;
@@ -336,10 +372,7 @@ impl<T, R> Iterator for ReplyChunk<'_, T, R> {
 impl<T, R> fmt::Debug for ReplyChunk<'_, T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReplyChunk")
-            .field(
-                "left",
-                &(self.replies.replies.len() + usize::from(self.first.is_some())),
-            )
+            .field("left", &self.replies.replies.len())
             .finish()
     }
 }
