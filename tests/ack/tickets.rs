@@ -59,6 +59,21 @@ fn gated(
     (producer, open)
 }
 
+/// Sends 0, 1 and 2 to a [`gated`] consumer of capacity 1 through `tx`
+/// (window 8, chunks of 2): the consumer takes 0 and waits at its gate, 1
+/// fills its queue, and 2 is held in the sender's chunk. Gives the items by
+/// ticket.
+async fn fill_to_the_brim(tx: &mut flowgate::PipelinedSender<u64, u64>) -> HashMap<u64, u64> {
+    let mut sent = HashMap::new();
+    sent.insert(tx.send(0).await.unwrap(), 0);
+    for _ in 0..10 {
+        yield_now().await; // the consumer takes 0 and waits at the gate
+    }
+    sent.insert(tx.send(1).await.unwrap(), 1); // fills the queue
+    sent.insert(tx.send(2).await.unwrap(), 2); // held in the chunk
+    sent
+}
+
 #[test]
 fn a_sender_dropped_with_a_full_queue_leaves_each_ticket_its_own_answer() {
     watchdog(|| {
@@ -130,13 +145,7 @@ fn a_send_dropped_while_it_waits_for_room_takes_no_ticket_and_moves_no_other() {
         // A window of 8 sends chunks of 2.
         let (mut tx, replies) = producer.pipelined(8).unwrap();
         let (sent, read) = block_on(ex.run(async move {
-            let mut sent = HashMap::new();
-            sent.insert(tx.send(0).await.unwrap(), 0);
-            for _ in 0..10 {
-                yield_now().await; // the consumer takes 0 and waits at the gate
-            }
-            sent.insert(tx.send(1).await.unwrap(), 1); // fills the queue
-            sent.insert(tx.send(2).await.unwrap(), 2); // held in the chunk
+            let mut sent = fill_to_the_brim(&mut tx).await;
             // Sending 3 fills the chunk, whose flush waits for room: the send
             // is given up half way.
             assert!(poll_once(tx.send(3)).await.is_none(), "the send must wait");
@@ -163,13 +172,7 @@ fn a_flush_dropped_while_it_waits_for_room_keeps_its_items_for_the_next() {
         let (producer, open) = gated(&ex, 1);
         let (mut tx, replies) = producer.pipelined(8).unwrap();
         let (sent, read) = block_on(ex.run(async move {
-            let mut sent = HashMap::new();
-            sent.insert(tx.send(0).await.unwrap(), 0);
-            for _ in 0..10 {
-                yield_now().await;
-            }
-            sent.insert(tx.send(1).await.unwrap(), 1);
-            sent.insert(tx.send(2).await.unwrap(), 2);
+            let mut sent = fill_to_the_brim(&mut tx).await;
             assert!(poll_once(tx.flush()).await.is_none(), "the flush must wait");
             for _ in 0..100 {
                 open.send(()).await.unwrap();
