@@ -1,10 +1,12 @@
 //! Replies under disruption: M producers × K items into a task consumer or
-//! a random service drawn from every kind of pipeline stage (parallel in
-//! each order, fallible with each policy, fan-out and merge), each producer pipelined with a random window or
-//! sending one item at a time, while something goes wrong on the way: a
-//! cancel, a shutdown, a close from another clone, a panicking consumer, a
-//! sender dropped without `close`, `send` and `flush` futures given up half
-//! way, `Replies` dropped half way.
+//! a random service drawn from the kinds of pipeline stage (parallel in
+//! each order; fallible with skip, dead-letter, retry and a timeout; fan-out
+//! and merge), each producer pipelined with a random window or sending one
+//! item at a time, while something goes wrong on the way: a cancel, a
+//! shutdown, a close from another clone, a panicking consumer, a sender
+//! dropped without `close`, `send` and `flush` futures given up half way,
+//! `Replies` dropped half way. (A batch's reply depends on where batches
+//! happen to be cut, so `chunks` is tested on its own, in `service.rs`.)
 //!
 //! Whatever happens, every producer gets every ticket exactly once, in send
 //! order, each with the reply to its own item, its own item back, or an
@@ -13,10 +15,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::support::tracked::{Live, Tracked};
 use crate::support::{assert_accounted, assert_graph_accounted, scaled, watchdog};
-use flowgate::{Consumer, OnError, Producer, SendError, Service};
+use flowgate::{Backoff, Consumer, OnError, Producer, SendError, Service};
 use futures_lite::StreamExt;
 use futures_lite::future::{block_on, poll_once, yield_now, zip};
 use proptest::prelude::*;
@@ -37,6 +40,10 @@ enum Op {
     TrySkip(u64),
     /// Multiples fail, and the item goes to the dead-letter output.
     TryDeadLetter(u64),
+    /// Multiples fail every attempt, are retried twice, then skipped.
+    TryRetry(u64),
+    /// Multiples never finish, time out, and are skipped.
+    TimeOut(u64),
     /// Two branches, `2v` and `2v + 1`, merged.
     Broadcast,
     /// Two branches by parity, merged.
@@ -149,6 +156,8 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::ParByKey),
         (3..9u64).prop_map(Op::TrySkip),
         (3..9u64).prop_map(Op::TryDeadLetter),
+        (3..9u64).prop_map(Op::TryRetry),
+        (40..90u64).prop_map(Op::TimeOut),
         Just(Op::Broadcast),
         Just(Op::Partition),
         Just(Op::Balance),
@@ -240,7 +249,7 @@ fn outputs(ops: &[Op], input: u64) -> Result<Vec<u64>, Expected> {
             Op::ParOrdered => values.into_iter().map(|v| v + 1).collect(),
             Op::ParUnordered => values.into_iter().map(|v| v + 2).collect(),
             Op::ParByKey => values.into_iter().map(|v| v + 3).collect(),
-            Op::TrySkip(m) => fail(values, m, Expected::Skipped),
+            Op::TrySkip(m) | Op::TryRetry(m) | Op::TimeOut(m) => fail(values, m, Expected::Skipped),
             Op::TryDeadLetter(m) => fail(values, m, Expected::DeadLettered),
             Op::Broadcast => values
                 .into_iter()
@@ -285,6 +294,20 @@ fn chain(
             Op::TryDeadLetter(m) => s
                 .try_map(multiple(m))
                 .on_error(OnError::dead_letter(dead.clone()))
+                .map(|v| v),
+            Op::TryRetry(m) => s
+                .try_map(multiple(m))
+                .on_error(OnError::retry(2, Backoff::fixed(Duration::from_micros(10))).or_skip())
+                .map(|v| v),
+            Op::TimeOut(m) => s
+                .try_then(move |v| async move {
+                    if v % m == 0 {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok::<u64, Multiple>(v)
+                })
+                .timeout(Duration::from_millis(1))
+                .on_error(OnError::skip())
                 .map(|v| v),
             Op::Broadcast => s.broadcast(2, |i, b| b.map(move |v| 2 * v + i as u64)),
             Op::Partition => s.partition(2, |v| (*v % 2) as usize, |_, b| b.map(|v| v)),
