@@ -4,7 +4,10 @@
 //! items a source hands on together (one chunk) share a [`Group`]: one slot
 //! per item for its fate, and what to tell once every fate is final. Each
 //! item travels with a [`Tag`] that names its group and slot, beside the
-//! item, in the chunk's tags (see `engine::hop`). A stage that ends an item
+//! item, in the chunk's tags (see `engine::hop`); consecutive items from
+//! consecutive slots travel as one [`Run`], which holds one reference to the
+//! group for all of them, so that stages that pass items on as they are do
+//! not touch the reference count per item. A stage that ends an item
 //! on purpose records why ([`Tag::resolve`]); a tag dropped without that
 //! (in a chunk discarded by a stop, or unwound by a panic) records that the
 //! item was dropped. An item that leads to several outputs (a `flat_map`, a
@@ -12,7 +15,7 @@
 //! `chunks` has a tag of its own whose group holds the tags of the items
 //! inside it.
 //!
-//! The group is told once its last tag is gone, which is when the fates of
+//! The group is told once its last tag or run is gone, which is when the fates of
 //! all its items are final: the reference count of the group is what
 //! decides, so the telling happens exactly once, in whichever task lets go
 //! of the last tag, without a lock.
@@ -260,28 +263,18 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    /// A group of `n` items whose outcomes go to `tell`, with one tag per
-    /// item, in order.
-    pub(crate) fn told(n: usize, id: u64, tell: Box<dyn Tell>) -> GroupTags {
+    /// A group of `n` items whose outcomes go to `tell`, with their tags as
+    /// one run: one reference to the group for all of them. A group of no
+    /// items is told at once.
+    pub(crate) fn told_run(n: usize, id: u64, tell: Box<dyn Tell>) -> Run {
         let group = Arc::new(Group {
             slots: (0..n).map(|_| Slot::default()).collect(),
             errors: OnceLock::new(),
             id,
             then: Then::Tell(Hold::new(tell)),
         });
-        GroupTags {
-            group: (n > 0).then_some(group),
-            next: 0,
-            n,
-        }
-    }
-
-    /// A group of `n` items whose outcomes go to `tell`, with their tags as
-    /// one run: one reference to the group for all of them.
-    pub(crate) fn told_run(n: usize, id: u64, tell: Box<dyn Tell>) -> Run {
-        let mut tags = Group::told(n, id, tell);
         Run {
-            group: tags.group.take(),
+            group: (n > 0).then_some(group),
             start: 0,
             len: u32::try_from(n).unwrap_or(u32::MAX),
         }
@@ -351,45 +344,6 @@ impl Group {
         }
     }
 }
-
-/// The tags of a new group's items, in order.
-pub(crate) struct GroupTags {
-    /// Let go of with the last tag.
-    group: Option<Arc<Group>>,
-    next: usize,
-    n: usize,
-}
-
-impl Iterator for GroupTags {
-    type Item = Tag;
-
-    #[inline]
-    fn next(&mut self) -> Option<Tag> {
-        if self.next + 1 >= self.n {
-            // The last tag takes the group itself.
-            let group = self.group.take()?;
-            self.next = self.n;
-            return Some(Tag {
-                group: Some(group),
-                index: u32::try_from(self.n - 1).unwrap_or(u32::MAX),
-            });
-        }
-        let tag = Tag::of(self.group.as_ref()?, self.next);
-        self.next += 1;
-        Some(tag)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = if self.group.is_some() {
-            self.n - self.next
-        } else {
-            0
-        };
-        (left, Some(left))
-    }
-}
-
-impl ExactSizeIterator for GroupTags {}
 
 impl Drop for Group {
     fn drop(&mut self) {
@@ -766,12 +720,8 @@ mod tests {
             Box::new(|_| panic!("boom")),
             Box::new(move |o| tx2.send(o).unwrap()),
         ];
-        let tags = Group::told(
-            2,
-            0,
-            Box::new(Each(acks.into_iter().map(|a| move |o| a(o)).collect())),
-        );
-        drop(tags);
+        let acks = acks.into_iter().map(|a| move |o| a(o)).collect();
+        drop(Group::acknowledged_run(acks));
         drop(tx);
         assert_eq!(rx.iter().collect::<Vec<_>>(), [Outcome::Dropped]);
     }
