@@ -134,16 +134,18 @@ impl<T> Chunk<T> {
         let Some(Tagging::Runs(runs)) = self.tags.as_deref_mut() else {
             return None;
         };
-        let mut front = Vec::new();
+        // The runs wholly inside the first `n` items move out in one drain;
+        // the one across the boundary is split.
+        let mut whole = 0;
         let mut left = n;
-        while left > 0 && !runs.is_empty() {
-            if runs[0].len() <= left {
-                let run = runs.remove(0);
-                left -= run.len();
-                front.push(run);
-            } else {
-                front.push(runs[0].split_front(left));
-                left = 0;
+        while whole < runs.len() && runs[whole].len() <= left {
+            left -= runs[whole].len();
+            whole += 1;
+        }
+        let mut front: Vec<Run> = runs.drain(..whole).collect();
+        if left > 0 {
+            if let Some(across) = runs.first_mut() {
+                front.push(across.split_front(left));
             }
         }
         Some(front)
