@@ -170,7 +170,9 @@ pub use stages::fallible::{Fallible, TryMapped, TryThened};
 pub use stages::fanout::Branch;
 pub use stages::merge::merge;
 pub use stages::policy::{Backoff, DeadLetter, OnError};
-pub use stages::source::{from_iter, from_iter_acked, from_stream, from_stream_acked};
+pub use stages::source::{
+    from_iter, from_iter_acked, from_reads_acked, from_stream, from_stream_acked,
+};
 
 /// The README's Rust snippets, compiled and run as doctests so that the
 /// README and the code cannot drift apart.

@@ -57,8 +57,14 @@ pub enum Outcome {
     /// A fallible stage failed on the item, and its policy skipped it.
     Skipped,
     /// A fallible stage failed on the item, and its policy sent the item to
-    /// the dead-letter output.
-    DeadLettered,
+    /// the dead-letter output: the stage's name, and the error as one
+    /// message (the error and each error under it).
+    DeadLettered {
+        /// The name of the stage that dead-lettered the item.
+        stage: String,
+        /// What the stage's function failed with.
+        error: String,
+    },
     /// A fallible stage failed on the item and, as its policy says, failed
     /// the run. The text is the run's error message.
     Failed(String),
@@ -76,13 +82,19 @@ impl Outcome {
     /// # Examples
     ///
     /// ```
-    /// assert!(flowgate::Outcome::DeadLettered.is_final_success());
-    /// assert!(!flowgate::Outcome::Dropped.is_final_success());
+    /// use flowgate::Outcome;
+    ///
+    /// let letter = Outcome::DeadLettered { stage: "parse".into(), error: "bad digit".into() };
+    /// assert!(letter.is_final_success());
+    /// assert!(!Outcome::Dropped.is_final_success());
     /// ```
     pub fn is_final_success(&self) -> bool {
         matches!(
             self,
-            Outcome::Delivered | Outcome::Filtered | Outcome::Skipped | Outcome::DeadLettered
+            Outcome::Delivered
+                | Outcome::Filtered
+                | Outcome::Skipped
+                | Outcome::DeadLettered { .. }
         )
     }
 }
@@ -93,7 +105,9 @@ impl fmt::Display for Outcome {
             Outcome::Delivered => f.write_str("delivered"),
             Outcome::Filtered => f.write_str("filtered"),
             Outcome::Skipped => f.write_str("skipped"),
-            Outcome::DeadLettered => f.write_str("dead-lettered"),
+            Outcome::DeadLettered { stage, error } => {
+                write!(f, "dead-lettered by stage `{stage}`: {error}")
+            }
             Outcome::Failed(error) => write!(f, "failed: {error}"),
             Outcome::Dropped => f.write_str("dropped"),
         }
@@ -151,7 +165,7 @@ pub(crate) trait Tell: Send {
 /// fates for each, and the errors of those that failed.
 pub(crate) struct Outcomes {
     fates: std::vec::IntoIter<u8>,
-    errors: Option<Box<[OnceLock<String>]>>,
+    errors: Option<Box<[OnceLock<Note>]>>,
     index: usize,
 }
 
@@ -173,11 +187,17 @@ impl Iterator for Outcomes {
             1 => Outcome::Filtered,
             2 => Outcome::Delivered,
             4 => Outcome::Skipped,
-            8 => Outcome::DeadLettered,
-            32 => {
-                let error = self.errors.as_mut().and_then(|errors| errors[index].take());
-                Outcome::Failed(error.unwrap_or_default())
-            }
+            8 => match self.note(index) {
+                Some(Note::Letter { stage, error }) => Outcome::DeadLettered { stage, error },
+                _ => Outcome::DeadLettered {
+                    stage: String::new(),
+                    error: String::new(),
+                },
+            },
+            32 => Outcome::Failed(match self.note(index) {
+                Some(Note::Failed(error) | Note::Letter { error, .. }) => error,
+                None => String::new(),
+            }),
             _ => Outcome::Dropped,
         })
     }
@@ -185,6 +205,23 @@ impl Iterator for Outcomes {
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.fates.size_hint()
     }
+}
+
+impl Outcomes {
+    /// What was written down of the item at `index`, taken.
+    fn note(&mut self, index: usize) -> Option<Note> {
+        self.errors.as_mut().and_then(|notes| notes[index].take())
+    }
+}
+
+/// What is written down of an item that failed, beside its fate: the first
+/// such note recorded for it.
+#[derive(Debug)]
+pub(crate) enum Note {
+    /// The run's error message.
+    Failed(String),
+    /// The stage that dead-lettered the item, and its error.
+    Letter { stage: String, error: String },
 }
 
 /// The acknowledgements of a source's items, one each, in order.
@@ -255,8 +292,8 @@ struct Slot {
 pub(crate) struct Group {
     /// What has been recorded of each item.
     slots: Box<[Slot]>,
-    /// The error of each failed item, made on the first failure.
-    errors: OnceLock<Box<[OnceLock<String>]>>,
+    /// The note of each failed or dead-lettered item, made on the first.
+    errors: OnceLock<Box<[OnceLock<Note>]>>,
     /// A number the maker of the group chose, such as a request's.
     id: u64,
     then: Then,
@@ -322,12 +359,16 @@ impl Group {
         }
     }
 
-    fn record_error(&self, index: u32, error: String) {
+    fn record_note(&self, index: u32, note: Note) {
+        let fate = match note {
+            Note::Failed(_) => Fate::Failed,
+            Note::Letter { .. } => Fate::DeadLettered,
+        };
         let errors = self
             .errors
             .get_or_init(|| (0..self.slots.len()).map(|_| OnceLock::new()).collect());
-        let _ = errors[index as usize].set(error);
-        self.record(index, Fate::Failed);
+        let _ = errors[index as usize].set(note);
+        self.record(index, fate);
     }
 
     /// The final outcomes of the items, once every tag is gone.
@@ -426,9 +467,18 @@ impl Tag {
     }
 
     /// Records that the item failed with `error`.
-    pub(crate) fn fail(mut self, error: String) {
+    pub(crate) fn fail(self, error: String) {
+        self.note(Note::Failed(error));
+    }
+
+    /// Records that `stage` dead-lettered the item after `error`.
+    pub(crate) fn dead_letter(self, stage: String, error: String) {
+        self.note(Note::Letter { stage, error });
+    }
+
+    fn note(mut self, note: Note) {
         if let Some(group) = self.group.take() {
-            group.record_error(self.index, error);
+            group.record_note(self.index, note);
         }
     }
 
@@ -438,7 +488,9 @@ impl Tag {
             Outcome::Filtered => self.resolve(Fate::Filtered),
             Outcome::Delivered => self.resolve(Fate::Delivered),
             Outcome::Skipped => self.resolve(Fate::Skipped),
-            Outcome::DeadLettered => self.resolve(Fate::DeadLettered),
+            Outcome::DeadLettered { stage, error } => {
+                self.dead_letter(stage.clone(), error.clone());
+            }
             Outcome::Failed(error) => self.fail(error.clone()),
             Outcome::Dropped => drop(self),
         }

@@ -514,6 +514,26 @@ impl<T> Outlet<T> {
         self.limit
     }
 
+    /// How many items the hop has room for, at most one chunk's worth:
+    /// waits until it has room for one. Fails once the receiving stage has
+    /// ended.
+    pub(crate) async fn wait_room(&mut self) -> Result<usize, Closed> {
+        loop {
+            let free = self.gauge.capacity().saturating_sub(self.gauge.items());
+            let room = free.min(self.room());
+            if room > 0 {
+                return Ok(room);
+            }
+            let _waiting = self.stats.waiting_to_send();
+            // Each receive sends on the return channel, after it has taken
+            // its items off the gauge: this cannot sleep through a free-up.
+            if self.spares.recv().await.is_err() {
+                self.cut_off();
+                return Err(Closed);
+            }
+        }
+    }
+
     /// Moves every item of `chunk` into the output, in order, with its
     /// tag, flushing each time the chunk being built fills. Leaves `chunk`
     /// empty, its buffers kept for reuse. Fails once the receiving stage has

@@ -191,7 +191,7 @@ fn answer<In, Out>(
                 request.reply(made);
             }
             Outcome::Skipped => request.fail_one(Failure::Skipped),
-            Outcome::DeadLettered => request.fail_one(Failure::DeadLettered),
+            Outcome::DeadLettered { .. } => request.fail_one(Failure::DeadLettered),
             Outcome::Failed(message) => request.fail_one(Failure::Failed(message)),
             _ => request.fail_one(Failure::Cancelled),
         }

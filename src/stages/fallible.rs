@@ -225,7 +225,11 @@ where
                     }
                 }
                 Ok(Tried::Skipped) => tag.map_or((), |tag| tag.resolve(Fate::Skipped)),
-                Ok(Tried::DeadLettered) => tag.map_or((), |tag| tag.resolve(Fate::DeadLettered)),
+                Ok(Tried::DeadLettered(error)) => {
+                    if let Some(tag) = tag {
+                        tag.dead_letter(self.stats.name().to_owned(), error);
+                    }
+                }
                 Ok(Tried::Failed(err)) => {
                     if let Some(tag) = tag {
                         tag.fail(describe(&err));
@@ -269,6 +273,7 @@ where
                     attempt += 1;
                 }
                 (Step::DeadLetter(output), Some(copy)) => {
+                    let message = describe_item(&error);
                     let letter = DeadLetter {
                         stage: self.stats.name().to_owned(),
                         item: copy,
@@ -284,7 +289,7 @@ where
                         }
                     }
                     self.stats.count_dead_lettered();
-                    return Ok(Tried::DeadLettered);
+                    return Ok(Tried::DeadLettered(message));
                 }
                 (step, _) => {
                     return Ok(match fail_or_skip(&step, &self.stats, error) {
@@ -299,7 +304,7 @@ where
 
 /// The error and every error under it, as one message: `stage `x`
 /// failed: <the item's error>`.
-fn describe(err: &Error) -> String {
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     let mut message = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
@@ -310,11 +315,21 @@ fn describe(err: &Error) -> String {
     message
 }
 
+/// An item's error as one message: the stage's error and every error under
+/// it, or the timeout.
+fn describe_item<E: std::error::Error + 'static>(error: &ItemError<E>) -> String {
+    match error {
+        ItemError::Failed(err) => describe(err),
+        ItemError::TimedOut(err) => err.to_string(),
+    }
+}
+
 /// What became of an item a fallible stage tried.
 enum Tried<O> {
     Output(O),
     Skipped,
-    DeadLettered,
+    /// The item went to the dead-letter output after this error.
+    DeadLettered(String),
     /// The item failed, and fails the stage with this error.
     Failed(Error),
 }

@@ -64,6 +64,49 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         })
     }
 
+    /// Ends the pipeline in a sink that awaits `f` on each chunk of items
+    /// as it arrives: the items that crossed the last hop together, in
+    /// order, so that a sink that writes to a database or a broker makes
+    /// one round trip per chunk, as large as the pipeline's flow makes it.
+    /// The items of a chunk count as delivered once `f` gives `Ok`.
+    ///
+    /// An error from `f` fails the run with [`Error::Stage`], naming this
+    /// sink; the items of the failed chunk and those after it are dropped,
+    /// and a source with acknowledgements is told so.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = async_channel::unbounded();
+    /// flowgate::from_iter(0..1000u32)
+    ///     .try_for_each_chunk(move |chunk: Vec<u32>| {
+    ///         let tx = tx.clone();
+    ///         // One write per chunk, of every item in it.
+    ///         async move { tx.send(chunk).await }
+    ///     })
+    ///     .run()?;
+    /// let written: Vec<u32> = std::iter::from_fn(|| rx.try_recv().ok()).flatten().collect();
+    /// assert_eq!(written, (0..1000).collect::<Vec<_>>());
+    ///
+    /// let err = flowgate::from_iter([1u8])
+    ///     .try_for_each_chunk(|_| async { Err(std::io::Error::other("disk full")) })
+    ///     .run()
+    ///     .unwrap_err();
+    /// let flowgate::Error::Stage { source, .. } = err else { panic!("{err}") };
+    /// assert_eq!(source.to_string(), "disk full");
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn try_for_each_chunk<Fut, F, E>(self, f: F) -> Job<()>
+    where
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        F: FnMut(Vec<T>) -> Fut + Send + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        self.sink("try_for_each_chunk", move |input, stats| async move {
+            run_stage(input, &mut TryForEachChunk { stats, f }).await
+        })
+    }
+
     /// Ends the pipeline in a sink that folds every item into an
     /// accumulator, and gives the final accumulator.
     ///
@@ -239,6 +282,42 @@ where
             self.stats.count_emitted(1);
         }
         Ok(())
+    }
+
+    async fn round_end(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// The work of a sink that awaits a fallible async function on each whole
+/// chunk.
+struct TryForEachChunk<F> {
+    stats: Arc<StageStats>,
+    f: F,
+}
+
+impl<I, Fut, F, E> Work<Chunk<I>> for TryForEachChunk<F>
+where
+    F: FnMut(Vec<I>) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    async fn chunk(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error> {
+        let n = chunk.items.len();
+        let items = std::mem::take(&mut chunk.items);
+        match (self.f)(items).await {
+            Ok(()) => {
+                if chunk.is_tagged() {
+                    chunk.resolve_all(Fate::Delivered);
+                }
+                self.stats.count_emitted(n);
+                Ok(())
+            }
+            Err(err) => Err(Error::Stage {
+                stage: self.stats.name().to_owned(),
+                source: Box::new(err),
+            }),
+        }
     }
 
     async fn round_end(&mut self) -> Result<(), Error> {

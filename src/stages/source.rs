@@ -1,6 +1,7 @@
 //! The sources a pipeline starts from: an iterator or a stream, each with
 //! the loop that drains it, with or without an acknowledgement per item.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -170,6 +171,116 @@ where
     })
 }
 
+/// Starts a pipeline whose source reads its items in chunks, each item
+/// with its acknowledgement, told the item's [`Outcome`](crate::Outcome)
+/// exactly once, as with [`from_iter_acked`].
+///
+/// `read` is called with how many items the pipeline's first hop has room
+/// for now (at least 1, at most one chunk), and gives at most that many:
+/// so a source that reads from a broker asks it for as many entries as the
+/// pipeline can take, and a slow pipeline reads less. The source waits for
+/// room before it calls `read`. `read` gives `Some` of the items it read,
+/// which may be none (a read that timed out, say), or `None` once there is
+/// nothing more to read. Items beyond the room are not lost: they wait in
+/// the source for room.
+///
+/// A shutdown stops the source before its next read: a read in progress
+/// finishes, and its items go through the pipeline, so that a broker's
+/// entries are never read and then left. Keep each read short (a broker's
+/// blocking read with a timeout of a second, say) so that a shutdown is
+/// prompt. A cancel drops the read in progress.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use flowgate::Outcome;
+///
+/// let (acked_tx, acked) = async_channel::unbounded();
+/// let largest = Arc::new(AtomicUsize::new(0));
+/// let largest_read = Arc::clone(&largest);
+/// let mut next = 0u32;
+/// // A broker with ten entries, read as many at a time as fit.
+/// let pipeline = flowgate::from_reads_acked(move |room: usize| {
+///     largest_read.fetch_max(room, Ordering::Relaxed);
+///     let end = 10u32.min(next + room as u32);
+///     let batch: Vec<_> = (next..end)
+///         .map(|id| {
+///             let acked = acked_tx.clone();
+///             (id, move |outcome: Outcome| {
+///                 if outcome.is_final_success() {
+///                     acked.try_send(id).unwrap(); // acknowledge `id`
+///                 }
+///             })
+///         })
+///         .collect();
+///     next = end;
+///     async move { (!batch.is_empty()).then_some(batch) }
+/// });
+/// let sum = pipeline.capacity(4).map(|id| id * 2).fold(0, |s, x| s + x).run()?;
+/// assert_eq!(sum, 90);
+/// assert_eq!(acked.len(), 10);
+/// // Never more at a time than the first hop holds.
+/// assert!(largest.load(Ordering::Relaxed) <= 4);
+/// # Ok::<(), flowgate::Error>(())
+/// ```
+pub fn from_reads_acked<F, Fut, T, A>(mut read: F) -> Pipeline<T>
+where
+    F: FnMut(usize) -> Fut + Send + 'static,
+    Fut: Future<Output = Option<Vec<(T, A)>>> + Send,
+    T: Send + 'static,
+    A: Acknowledge,
+{
+    Pipeline::source(move |out, run| async move {
+        let root = run.root();
+        let shutdown = root.shutdown_signal();
+        let mut out = out.into_source();
+        let mut acks = Vec::new();
+        let mut budget = Budget::new();
+        while !shutdown.is_raised() {
+            let stop = async {
+                shutdown.wait().await;
+                None
+            };
+            // `None` once shutdown is asked for, `Some(Err)` once the hop
+            // is closed.
+            let Some(Ok(room)) = async { Some(out.wait_room().await) }.or(stop).await else {
+                break;
+            };
+            let Some(batch) = read(room).await else {
+                break;
+            };
+            let n = batch.len();
+            for (item, ack) in batch {
+                acks.push(ack);
+                if out.push(item) {
+                    seal_acks(&mut acks, &mut out);
+                    if out.flush().await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            seal_acks(&mut acks, &mut out);
+            if out.flush().await.is_err() {
+                return Ok(());
+            }
+            if budget.spend(n.max(1)) {
+                budget.yield_if_spent().await;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Tags the items last pushed into `out` with `acks`, one each.
+fn seal_acks<T, A: Acknowledge>(acks: &mut Vec<A>, out: &mut Outlet<T>) {
+    if !acks.is_empty() {
+        let n = acks.len();
+        out.tag_last_run(n, Group::acknowledged_run(std::mem::take(acks)));
+    }
+}
+
 /// Gives the items a source of type `I` put into its outlet since the last
 /// call their acknowledgements, if they have any; called before each
 /// flush.
@@ -192,11 +303,7 @@ struct WithAcks;
 
 impl<I, T, A: Acknowledge> Seal<Acked<I, A>, T> for WithAcks {
     fn seal(&mut self, source: &mut Acked<I, A>, out: &mut Outlet<T>) {
-        if !source.acks.is_empty() {
-            let n = source.acks.len();
-            let run = Group::acknowledged_run(std::mem::take(&mut source.acks));
-            out.tag_last_run(n, run);
-        }
+        seal_acks(&mut source.acks, out);
     }
 }
 

@@ -352,7 +352,7 @@ fn check_acks(
     prop_assert_eq!(count(|o| *o == Outcome::Filtered), total(|s| s.filtered));
     prop_assert_eq!(count(|o| *o == Outcome::Skipped), total(|s| s.skipped));
     prop_assert_eq!(
-        count(|o| *o == Outcome::DeadLettered),
+        count(|o| matches!(o, Outcome::DeadLettered { .. })),
         total(|s| s.dead_lettered)
     );
     prop_assert_eq!(
