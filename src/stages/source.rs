@@ -12,6 +12,7 @@ use crate::ack::fate::{Acknowledge, Group};
 use crate::engine::hop::Outlet;
 use crate::engine::run::Signal;
 use crate::engine::stage_loop::Budget;
+use crate::error::Error;
 use crate::pipeline::builder::Pipeline;
 
 /// Starts a pipeline whose source drains an iterator.
@@ -179,10 +180,11 @@ where
 /// for now (at least 1, at most one chunk), and gives at most that many:
 /// so a source that reads from a broker asks it for as many entries as the
 /// pipeline can take, and a slow pipeline reads less. The source waits for
-/// room before it calls `read`. `read` gives `Some` of the items it read,
-/// which may be none (a read that timed out, say), or `None` once there is
-/// nothing more to read. Items beyond the room are not lost: they wait in
-/// the source for room.
+/// room before it calls `read`. `read` gives `Ok(Some(items))` with the
+/// items it read, which may be none (a read that timed out, say),
+/// `Ok(None)` once there is nothing more to read, or an error, which fails
+/// the run with [`Error::Stage`](crate::Error::Stage) naming the source.
+/// Items beyond the room are not lost: they wait in the source for room.
 ///
 /// A shutdown stops the source before its next read: a read in progress
 /// finishes, and its items go through the pipeline, so that a broker's
@@ -216,7 +218,7 @@ where
 ///         })
 ///         .collect();
 ///     next = end;
-///     async move { (!batch.is_empty()).then_some(batch) }
+///     async move { Ok::<_, std::io::Error>((!batch.is_empty()).then_some(batch)) }
 /// });
 /// let sum = pipeline.capacity(4).map(|id| id * 2).fold(0, |s, x| s + x).run()?;
 /// assert_eq!(sum, 90);
@@ -225,12 +227,13 @@ where
 /// assert!(largest.load(Ordering::Relaxed) <= 4);
 /// # Ok::<(), flowgate::Error>(())
 /// ```
-pub fn from_reads_acked<F, Fut, T, A>(mut read: F) -> Pipeline<T>
+pub fn from_reads_acked<F, Fut, T, A, E>(mut read: F) -> Pipeline<T>
 where
     F: FnMut(usize) -> Fut + Send + 'static,
-    Fut: Future<Output = Option<Vec<(T, A)>>> + Send,
+    Fut: Future<Output = Result<Option<Vec<(T, A)>>, E>> + Send,
     T: Send + 'static,
     A: Acknowledge,
+    E: std::error::Error + Send + Sync + 'static,
 {
     Pipeline::source(move |out, run| async move {
         let root = run.root();
@@ -248,8 +251,15 @@ where
             let Some(Ok(room)) = async { Some(out.wait_room().await) }.or(stop).await else {
                 break;
             };
-            let Some(batch) = read(room).await else {
-                break;
+            let batch = match read(room).await {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break,
+                Err(err) => {
+                    return Err(Error::Stage {
+                        stage: out.stats().name().to_owned(),
+                        source: Box::new(err),
+                    });
+                }
             };
             let n = batch.len();
             for (item, ack) in batch {

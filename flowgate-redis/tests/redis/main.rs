@@ -1,0 +1,10 @@
+//! The connector against a real `redis-server`, started by the tests on a
+//! free loopback port. Without `redis-server` on PATH the tests print a
+//! notice and pass, unless `FLOWGATE_REDIS_REQUIRED=1`.
+
+#[path = "../support/server.rs"]
+mod server;
+
+mod helpers;
+
+mod source;
