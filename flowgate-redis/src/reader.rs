@@ -42,6 +42,8 @@ pub(crate) struct Reader {
     /// While this consumer's own pending entries are re-read: the id after
     /// which to go on.
     history: Option<String>,
+    /// The id of the newest entry a read of new entries gave.
+    newest: String,
     /// Where the next claim goes on from, and when it is due.
     claim_cursor: String,
     next_claim: Instant,
@@ -55,15 +57,16 @@ impl Reader {
             spec,
             ready: false,
             history: Some("0".to_owned()),
+            newest: "0".to_owned(),
             claim_cursor: "0-0".to_owned(),
             next_claim,
         }
     }
 
     /// Reads at most `count` entries: claimed ones when a claim is due and
-    /// finds some, this consumer's own pending ones after a start, and new
-    /// ones otherwise, waiting up to the block time for them. Each comes
-    /// with its delivery count.
+    /// finds some, this consumer's own pending ones after a start or a
+    /// failed read, and new ones otherwise, waiting up to the block time
+    /// for them. Each comes with its delivery count.
     pub(crate) async fn read(&mut self, count: usize) -> Result<Vec<Entry>, Error> {
         if !self.ready {
             self.ensure_group().await?;
@@ -86,7 +89,21 @@ impl Reader {
                 }
             }
         }
-        self.xreadgroup(count, Some(self.spec.block), ">").await
+        match self.xreadgroup(count, Some(self.spec.block), ">").await {
+            Ok(entries) => {
+                if let Some(last) = entries.last() {
+                    self.newest.clone_from(&last.id);
+                }
+                Ok(entries)
+            }
+            Err(err) => {
+                // Redis may have delivered entries whose answer was lost:
+                // they are pending on this consumer, after the newest
+                // entry it saw. Read them again first.
+                self.history = Some(self.newest.clone());
+                Err(err)
+            }
+        }
     }
 
     /// `XREADGROUP` of at most `count` entries after `from` (`>` for new

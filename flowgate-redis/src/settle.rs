@@ -121,7 +121,8 @@ pub struct Tally {
     /// Entries left pending, to be delivered again: dropped by a cancel or
     /// failed by the run, or whose acknowledgement Redis could not take.
     pub left_pending: u64,
-    /// Round trips to Redis that failed and were tried again.
+    /// Round trips to Redis (reads and acknowledgements) that failed and
+    /// were tried again.
     pub retries: u64,
 }
 
@@ -135,6 +136,11 @@ pub(crate) struct Counts {
 }
 
 impl Counts {
+    /// Counts a failed round trip that will be tried again.
+    pub(crate) fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn tally(&self) -> Tally {
         Tally {
             acked: self.acked.load(Ordering::Relaxed),
@@ -232,7 +238,7 @@ async fn send(
         match pipe.query_async::<Value>(conn).await {
             Ok(_) => return true,
             Err(err) if transient(&err) && started.elapsed() < GIVE_UP_AFTER => {
-                counts.retries.fetch_add(1, Ordering::Relaxed);
+                counts.retried();
                 smol::Timer::after(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(1));
             }

@@ -180,6 +180,7 @@ impl<C: Codec> StreamSource<C> {
     /// `max_deliveries` of 0.
     pub fn open(self) -> Result<(Pipeline<Delivery<C::Item>>, Acks), Error> {
         let (settle_tx, credit, acks) = self.settler()?;
+        let counts = Arc::clone(&acks.counts);
         let conn = self.redis.for_blocking_reads(self.group.block)?;
         let name = format!("xreadgroup {}", self.group.key);
         let reads = Reads {
@@ -189,6 +190,7 @@ impl<C: Codec> StreamSource<C> {
             max_deliveries: self.max_deliveries,
             settle: settle_tx,
             credit,
+            counts,
             failures: 0,
         };
         let (baton_tx, baton_rx) = async_channel::bounded(1);
@@ -327,6 +329,7 @@ struct Reads<C> {
     max_deliveries: u64,
     settle: Sender<Settle>,
     credit: Arc<Credit>,
+    counts: Arc<Counts>,
     /// Reads that failed in a row, for the wait before the next.
     failures: u32,
 }
@@ -341,6 +344,7 @@ impl<C: Codec> Reads<C> {
         let entries = match self.reader.read(want).await {
             Ok(entries) => entries,
             Err(err) if err.is_transient() => {
+                self.counts.retried();
                 self.failures += 1;
                 let wait = Duration::from_millis(20 << self.failures.min(6));
                 smol::Timer::after(wait).await;

@@ -104,3 +104,16 @@ fn text(value: &Value) -> String {
         other => format!("{other:?}"),
     }
 }
+
+/// The id of the server's current run, new at each start.
+pub fn run_id(server: &Server) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(&mut conn(server))
+        .expect("INFO");
+    info.lines()
+        .find_map(|line| line.strip_prefix("run_id:"))
+        .expect("a run_id")
+        .trim()
+        .to_owned()
+}

@@ -8,3 +8,4 @@ mod server;
 mod helpers;
 
 mod source;
+mod restart;
