@@ -5,7 +5,11 @@
 #[path = "../support/server.rs"]
 mod server;
 
+#[path = "../support/crash.rs"]
+mod workers;
+
 mod helpers;
 
-mod source;
+mod crash;
 mod restart;
+mod source;
