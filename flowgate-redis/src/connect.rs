@@ -67,7 +67,10 @@ impl Redis {
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Redis")
-            .field("server", &self.client.get_connection_info().addr().to_string())
+            .field(
+                "server",
+                &self.client.get_connection_info().addr().to_string(),
+            )
             .finish()
     }
 }
@@ -81,5 +84,8 @@ fn connect(client: &redis::Client, timeout: Duration) -> Result<ConnectionManage
         .set_number_of_retries(3)
         .set_min_delay(Duration::from_millis(20))
         .set_max_delay(Duration::from_secs(1));
-    Ok(ConnectionManager::new_lazy_with_config(client.clone(), config)?)
+    Ok(ConnectionManager::new_lazy_with_config(
+        client.clone(),
+        config,
+    )?)
 }

@@ -61,14 +61,6 @@ impl Entry {
             .find(|(field, _)| field == name.as_bytes())
             .map(|(_, value)| value.as_slice())
     }
-
-    /// The values of every field named `name`, in order.
-    pub(crate) fn all(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
-        self.fields
-            .iter()
-            .filter(move |(field, _)| field == name.as_bytes())
-            .map(|(_, value)| value.as_slice())
-    }
 }
 
 /// The entries of an `XREADGROUP` or `XREAD` answer for one stream; none

@@ -41,6 +41,13 @@ pub enum Error {
     /// stage skipped it, dead-lettered it or failed on it.
     #[error("request refused by the service: {0}")]
     Refused(String),
+    /// The pipeline of a [`RemoteService`](crate::RemoteService) failed;
+    /// the text is its error.
+    #[error("the service failed: {0}")]
+    Service(String),
+    /// No reply came within the client's timeout.
+    #[error("no reply within {0:?}")]
+    NoReply(std::time::Duration),
     /// The connector was closed, or its task has ended.
     #[error("closed")]
     Closed,
@@ -69,5 +76,8 @@ pub(crate) fn transient(err: &redis::RedisError) -> bool {
         || err.is_timeout()
         || err.is_connection_dropped()
         || err.is_connection_refusal()
-        || matches!(err.code(), Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN"))
+        || matches!(
+            err.code(),
+            Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN")
+        )
 }

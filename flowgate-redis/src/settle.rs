@@ -141,6 +141,16 @@ impl Counts {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts `n` entries acknowledged.
+    pub(crate) fn acked(&self, n: usize) {
+        self.acked.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts `n` entries left pending.
+    pub(crate) fn left(&self, n: usize) {
+        self.left_pending.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn tally(&self) -> Tally {
         Tally {
             acked: self.acked.load(Ordering::Relaxed),

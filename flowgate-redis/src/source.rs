@@ -219,7 +219,11 @@ impl<C: Codec> StreamSource<C> {
         if self.group.block.as_millis() == 0 {
             return Err(Error::Setting("`block` must be at least 1 ms"));
         }
-        if self.group.claim_idle.is_some_and(|idle| idle.as_millis() == 0) {
+        if self
+            .group
+            .claim_idle
+            .is_some_and(|idle| idle.as_millis() == 0)
+        {
             return Err(Error::Setting("`claim_idle` must be at least 1 ms"));
         }
         if self.group.claim_every.is_zero() {
@@ -380,7 +384,10 @@ impl<C: Codec> Reads<C> {
             );
             return Err(dead(entry, error));
         }
-        let value = match entry.field(&self.field).map(|bytes| self.codec.decode(bytes)) {
+        let value = match entry
+            .field(&self.field)
+            .map(|bytes| self.codec.decode(bytes))
+        {
             Some(Ok(value)) => value,
             Some(Err(err)) => return Err(dead(entry, format!("could not decode: {err}"))),
             None => {

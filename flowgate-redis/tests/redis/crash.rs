@@ -4,8 +4,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::workers::{Kill, crash_run, worker};
 use crate::helpers::with_server;
+use crate::workers::{Kill, crash_run, worker};
 
 /// The environment variable that makes this test binary a worker.
 const WORKER: &str = "FLOWGATE_REDIS_TEST_WORKER";
@@ -29,17 +29,35 @@ fn workers_killed_mid_run_lose_nothing_and_leave_nothing_pending() {
         let spawn = |name: &str| {
             let mut command = Command::new(std::env::current_exe().unwrap());
             command
-                .args(["--exact", "crash::worker_process", "--ignored", "--nocapture", "--quiet"])
+                .args([
+                    "--exact",
+                    "crash::worker_process",
+                    "--ignored",
+                    "--nocapture",
+                    "--quiet",
+                ])
                 .env(WORKER, format!("{url} {name}"))
                 .stdout(std::process::Stdio::null());
             command
         };
         let kills = [
             // Replaced under a new name: its entries wait to be claimed.
-            Kill { at: 0.2, slot: 0, rename: true },
+            Kill {
+                at: 0.2,
+                slot: 0,
+                rename: true,
+            },
             // Replaced under its own name: it reads its own entries again.
-            Kill { at: 0.5, slot: 1, rename: false },
-            Kill { at: 0.7, slot: 2, rename: true },
+            Kill {
+                at: 0.5,
+                slot: 1,
+                rename: false,
+            },
+            Kill {
+                at: 0.7,
+                slot: 2,
+                rename: true,
+            },
         ];
         let table = crash_run(&url, 20_000, 3, &kills, spawn, Duration::from_secs(50));
         eprintln!("{table}");

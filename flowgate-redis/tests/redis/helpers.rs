@@ -49,7 +49,12 @@ pub fn fill(server: &Server, key: &str, n: usize) {
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         let mut pipe = redis::pipe();
         for i in chunk {
-            pipe.cmd("XADD").arg(key).arg("*").arg("payload").arg(i.to_string()).ignore();
+            pipe.cmd("XADD")
+                .arg(key)
+                .arg("*")
+                .arg("payload")
+                .arg(i.to_string())
+                .ignore();
         }
         let () = pipe.query(&mut conn).expect("XADD");
     }
@@ -89,8 +94,12 @@ pub fn entries(server: &Server, key: &str) -> Vec<Vec<(String, String)>> {
     };
     list.into_iter()
         .map(|entry| {
-            let Value::Array(mut parts) = entry else { panic!() };
-            let Some(Value::Array(flat)) = parts.pop() else { panic!() };
+            let Value::Array(mut parts) = entry else {
+                panic!()
+            };
+            let Some(Value::Array(flat)) = parts.pop() else {
+                panic!()
+            };
             flat.chunks(2)
                 .map(|pair| (text(&pair[0]), text(&pair[1])))
                 .collect()

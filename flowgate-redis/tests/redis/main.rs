@@ -11,5 +11,6 @@ mod workers;
 mod helpers;
 
 mod crash;
+mod remote;
 mod restart;
 mod source;

@@ -68,10 +68,12 @@ fn a_dead_lettered_entry_goes_to_the_dead_letter_stream_with_its_stage_and_error
         let (letters, letters_rx) = async_channel::unbounded();
         let mut seen = 0;
         let count = pipeline
-            .try_map(|d: flowgate_redis::Delivery<String>| match d.value.as_str() {
-                "13" | "42" => Err(std::io::Error::other(format!("unlucky {}", d.value))),
-                _ => Ok(d.value),
-            })
+            .try_map(
+                |d: flowgate_redis::Delivery<String>| match d.value.as_str() {
+                    "13" | "42" => Err(std::io::Error::other(format!("unlucky {}", d.value))),
+                    _ => Ok(d.value),
+                },
+            )
             .on_error(flowgate::OnError::dead_letter(letters))
             .name("check")
             .inspect(move |_| {
@@ -92,7 +94,11 @@ fn a_dead_lettered_entry_goes_to_the_dead_letter_stream_with_its_stage_and_error
         assert_eq!(dead.len(), 2);
         for (letter, n) in dead.iter().zip(["13", "42"]) {
             let field = |name: &str| {
-                letter.iter().find(|(f, _)| f == name).map(|(_, v)| v.clone()).unwrap()
+                letter
+                    .iter()
+                    .find(|(f, _)| f == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap()
             };
             assert_eq!(field("stage"), "check");
             assert_eq!(field("error"), format!("unlucky {n}"));
@@ -151,7 +157,10 @@ fn a_poison_entry_is_dead_lettered_after_the_set_number_of_deliveries() {
         assert_eq!(field("payload"), "0");
         assert_eq!(field("stage"), "source");
         assert_eq!(field("deliveries"), "4");
-        assert_eq!(field("error"), "delivered 4 times, more than the limit of 3");
+        assert_eq!(
+            field("error"),
+            "delivered 4 times, more than the limit of 3"
+        );
     });
 }
 

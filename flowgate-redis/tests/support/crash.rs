@@ -23,7 +23,11 @@ pub const GROUP: &str = "workers";
 /// and writes it to `jobs:done`; an entry is acknowledged once its write
 /// is in. Claims the entries of a consumer idle for `claim_idle`. Runs
 /// until its standard input closes, then shuts down.
-pub fn worker(url: &str, consumer: &str, claim_idle: Duration) -> Result<(), Box<dyn std::error::Error>> {
+pub fn worker(
+    url: &str,
+    consumer: &str,
+    claim_idle: Duration,
+) -> Result<(), Box<dyn std::error::Error>> {
     let redis = Redis::open(url)?;
     let (pipeline, acks) = StreamSource::new(&redis, JOBS, GROUP, consumer)
         .codec(Utf8)
@@ -79,7 +83,11 @@ impl std::fmt::Display for Table {
         writeln!(f, "| entries written            | {:>9} |", self.written)?;
         writeln!(f, "| processed                  | {:>9} |", self.processed)?;
         writeln!(f, "| processed more than once   | {:>9} |", self.duplicates)?;
-        writeln!(f, "| dead-lettered              | {:>9} |", self.dead_lettered)?;
+        writeln!(
+            f,
+            "| dead-lettered              | {:>9} |",
+            self.dead_lettered
+        )?;
         writeln!(f, "| pending at the end         | {:>9} |", self.pending)?;
         write!(f, "| lost                       | {:>9} |", self.lost)
     }
@@ -111,7 +119,12 @@ pub fn crash_run(
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         let mut pipe = redis::pipe();
         for i in chunk {
-            pipe.cmd("XADD").arg(JOBS).arg("*").arg("payload").arg(i.to_string()).ignore();
+            pipe.cmd("XADD")
+                .arg(JOBS)
+                .arg("*")
+                .arg("payload")
+                .arg(i.to_string())
+                .ignore();
         }
         let () = pipe.query(&mut conn).expect("XADD");
     }
@@ -129,7 +142,10 @@ pub fn crash_run(
     for kill in kills {
         let target = (kill.at * n as f64) as u64;
         while xlen(&mut conn, DONE) < target {
-            assert!(Instant::now() < deadline, "no progress to {target} within {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no progress to {target} within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         let child = &mut children[kill.slot];
@@ -181,7 +197,11 @@ fn xlen(conn: &mut redis::Connection, key: &str) -> u64 {
 
 /// The group's lag (entries not yet read) and pending count.
 fn group_state(conn: &mut redis::Connection) -> (i64, i64) {
-    let groups: Value = redis::cmd("XINFO").arg("GROUPS").arg(JOBS).query(conn).unwrap_or(Value::Nil);
+    let groups: Value = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(JOBS)
+        .query(conn)
+        .unwrap_or(Value::Nil);
     let Value::Array(groups) = groups else {
         return (i64::MAX, i64::MAX);
     };
@@ -229,7 +249,9 @@ fn payloads(conn: &mut redis::Connection, key: &str) -> Vec<String> {
         }
         let mut last = String::new();
         for entry in entries {
-            let Value::Array(mut parts) = entry else { continue };
+            let Value::Array(mut parts) = entry else {
+                continue;
+            };
             let fields = parts.pop();
             if let Some(Value::BulkString(id)) = parts.pop() {
                 last = String::from_utf8_lossy(&id).into_owned();

@@ -95,8 +95,22 @@ impl Server {
             .arg(self.port.to_string())
             .arg("--dir")
             .arg(&self.dir)
-            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
-            .args(["--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .args([
+                "--protected-mode",
+                "no",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -104,7 +118,10 @@ impl Server {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while !ping(self.port) {
-            assert!(Instant::now() < deadline, "redis-server did not answer PING in 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING in 20 s"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
