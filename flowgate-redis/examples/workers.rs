@@ -19,6 +19,9 @@ mod server;
 #[path = "../tests/support/crash.rs"]
 mod crash;
 
+#[path = "../tests/support/throughput.rs"]
+mod throughput;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,6 +39,9 @@ struct Args {
     /// Worker processes.
     #[arg(long, default_value_t = 3)]
     workers: usize,
+    /// Entries for the side-by-side throughput rows; 0 skips them.
+    #[arg(long, default_value_t = 20_000)]
+    compare: u64,
     /// Run as a worker under this consumer name (used by the example
     /// itself).
     #[arg(long, hide = true)]
@@ -108,8 +114,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         table.processed as f64 / took.as_secs_f64()
     );
     drop(own);
+    if args.compare > 0 {
+        match &args.url {
+            Some(url) => compare(url, args.compare),
+            None => {
+                // A server that keeps nothing on disk: the rows then
+                // measure the network path, not the disk's fsync.
+                let fast = server::Server::start_in_memory().ok_or("redis-server did not start")?;
+                compare(&fast.url(), args.compare);
+            }
+        }
+    }
     if table.lost != 0 || table.pending != 0 {
         return Err("entries were lost or left pending".into());
     }
     Ok(())
+}
+
+/// Reads and acknowledgements a chunk per round trip against one per
+/// entry, on the same server, one after the other.
+fn compare(url: &str, n: u64) {
+    let chunked = throughput::chunked(url, n);
+    let single = throughput::per_entry(url, n);
+    println!();
+    println!("{n} entries written by XADD while one consumer reads and acknowledges them:");
+    println!("| read and acknowledge               | entries/s | µs/entry | Redis CPU |");
+    println!("|------------------------------------|-----------|----------|-----------|");
+    for (name, m) in [
+        ("flowgate, one round trip per chunk", chunked),
+        ("XREADGROUP COUNT 1 + XACK per entry", single),
+    ] {
+        println!(
+            "| {name:<34} | {:>9.0} | {:>8.2} | {:>8.0}% |",
+            m.per_second(),
+            1e6 / m.per_second(),
+            100.0 * m.redis_share()
+        );
+    }
+    println!(
+        "chunked / per entry: {:.1}x",
+        chunked.per_second() / single.per_second()
+    );
 }

@@ -26,19 +26,30 @@ pub fn available() -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// A running `redis-server`, with an append-only file written on every
-/// command, so that a restart keeps every acknowledged write.
+/// A running `redis-server`.
 pub struct Server {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    durable: bool,
 }
 
 impl Server {
-    /// Starts a server, or gives `None` after a notice when there is no
-    /// `redis-server` and none is required; panics when one is required
-    /// but cannot start.
+    /// Starts a server that writes its append-only file to disk on every
+    /// command, so that a restart keeps every acknowledged write; or gives
+    /// `None` after a notice when there is no `redis-server` and none is
+    /// required. Panics when one is required but cannot start.
     pub fn start() -> Option<Server> {
+        Server::start_with(true)
+    }
+
+    /// Starts a server that keeps nothing on disk, as for a benchmark of
+    /// the network path rather than of the disk.
+    pub fn start_in_memory() -> Option<Server> {
+        Server::start_with(false)
+    }
+
+    fn start_with(durable: bool) -> Option<Server> {
         if !available() {
             assert!(
                 !required(),
@@ -64,6 +75,7 @@ impl Server {
             child: None,
             port,
             dir,
+            durable,
         };
         server.spawn();
         Some(server)
