@@ -44,11 +44,14 @@ impl<T> Delivery<T> {
     }
 }
 
+/// An entry's fields and values, in order.
+pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A stream entry as Redis gives it: its id and its fields, in order.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Entry {
     pub(crate) id: String,
-    pub(crate) fields: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(crate) fields: Fields,
     /// Times delivered, this time included.
     pub(crate) deliveries: u64,
 }
@@ -164,7 +167,7 @@ pub(crate) fn parse_pending(value: Value) -> Result<Vec<(String, u64)>, Error> {
         .collect()
 }
 
-fn pairs(command: &'static str, flat: Vec<Value>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+fn pairs(command: &'static str, flat: Vec<Value>) -> Result<Fields, Error> {
     let mut out = Vec::with_capacity(flat.len() / 2);
     let mut values = flat.into_iter();
     while let Some(field) = values.next() {

@@ -336,6 +336,9 @@ impl Stop {
     }
 }
 
+/// Requests with their replies, or why they were refused.
+type Answered<T> = Vec<(Meta, Result<Vec<T>, String>)>;
+
 /// What the answering side needs of a request.
 struct Meta {
     id: String,
@@ -390,7 +393,7 @@ fn admit<I: Codec>(
 fn replies_pipe<O: Codec>(
     target: &Target,
     codec: &O,
-    answered: Vec<(Meta, Result<Vec<O::Item>, String>)>,
+    answered: Answered<O::Item>,
 ) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();

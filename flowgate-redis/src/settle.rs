@@ -10,6 +10,7 @@ use async_channel::{Receiver, Sender};
 use redis::Value;
 use redis::aio::ConnectionManager;
 
+use crate::entry::Fields;
 use crate::error::transient;
 
 /// The most entries settled in one round trip.
@@ -37,7 +38,7 @@ pub(crate) struct Letter {
     pub(crate) stage: String,
     pub(crate) error: String,
     pub(crate) deliveries: u64,
-    pub(crate) fields: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(crate) fields: Fields,
 }
 
 /// Where settled entries go.

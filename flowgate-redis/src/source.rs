@@ -14,6 +14,9 @@ use crate::error::Error;
 use crate::reader::{Group, Reader};
 use crate::settle::{Counts, Credit, Letter, Settle, Tally, Target, settle};
 
+/// The pipeline a [`StreamSource`] opens: each item a [`Delivery`].
+pub type StreamPipeline<T> = Pipeline<Delivery<T>>;
+
 /// The field that holds an entry's payload, unless set otherwise.
 pub const PAYLOAD_FIELD: &str = "payload";
 
@@ -178,7 +181,7 @@ impl<C: Codec> StreamSource<C> {
     /// Nothing is read until the pipeline runs. Fails at once if a setting
     /// cannot work: a zero block, claim time or `max_in_flight`, or
     /// `max_deliveries` of 0.
-    pub fn open(self) -> Result<(Pipeline<Delivery<C::Item>>, Acks), Error> {
+    pub fn open(self) -> Result<(StreamPipeline<C::Item>, Acks), Error> {
         let (settle_tx, credit, acks) = self.settler()?;
         let counts = Arc::clone(&acks.counts);
         let conn = self.redis.for_blocking_reads(self.group.block)?;

@@ -30,7 +30,7 @@ fn every_entry_is_processed_and_acknowledged_in_chunks() {
             })
             .run()
             .unwrap();
-        assert_eq!(sum, (0..5000u64).sum());
+        assert_eq!(sum, (0..5000u64).sum::<u64>());
         let tally = smol::block_on(acks.finished());
         assert_eq!(tally.acked, 5000, "{tally:?}");
         assert_eq!(tally.left_pending + tally.dead_lettered, 0, "{tally:?}");
