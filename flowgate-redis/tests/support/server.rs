@@ -56,10 +56,16 @@ impl Server {
                 "FLOWGATE_REDIS_REQUIRED=1, but `redis-server` is not on PATH \
                  (apt-get install -y redis-server)"
             );
-            eprintln!(
-                "notice: skipped, `redis-server` is not on PATH; install it \
-                 (apt-get install -y redis-server) to run the Redis tests"
-            );
+            // Once per process, past the test harness's capture of output.
+            static NOTICE: std::sync::Once = std::sync::Once::new();
+            NOTICE.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "notice: the Redis tests are skipped: `redis-server` is not on PATH; \
+                     install it (apt-get install -y redis-server), or set \
+                     FLOWGATE_REDIS_REQUIRED=1 to make its absence fail them"
+                );
+            });
             return None;
         }
         let port = free_port();
