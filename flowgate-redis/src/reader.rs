@@ -33,6 +33,28 @@ pub(crate) struct Group {
     pub(crate) in_flight: usize,
 }
 
+impl Group {
+    /// Fails if a setting cannot work, with `max_deliveries` beside them.
+    pub(crate) fn check(&self, max_deliveries: u64) -> Result<(), Error> {
+        if self.in_flight == 0 {
+            return Err(Error::Setting("`max_in_flight` must be at least 1"));
+        }
+        if self.block.as_millis() == 0 {
+            return Err(Error::Setting("`block` must be at least 1 ms"));
+        }
+        if self.claim_idle.is_some_and(|idle| idle.as_millis() == 0) {
+            return Err(Error::Setting("`claim_idle` must be at least 1 ms"));
+        }
+        if self.claim_every.is_zero() {
+            return Err(Error::Setting("`claim_every` must not be zero"));
+        }
+        if max_deliveries == 0 {
+            return Err(Error::Setting("`max_deliveries` must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 /// A consumer's reads of its group.
 pub(crate) struct Reader {
     conn: ConnectionManager,

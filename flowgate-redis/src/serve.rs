@@ -16,7 +16,7 @@ use crate::connect::Redis;
 use crate::entry::Entry;
 use crate::error::{Error, transient};
 use crate::reader::{Group, Reader};
-use crate::settle::{Counts, Credit, Letter, Settle, Tally, Target, settle};
+use crate::settle::{Counts, Letter, Settle, Settler, Tally, Target, settler};
 use crate::source::PAYLOAD_FIELD;
 
 /// The field of a request or reply that holds the correlation id.
@@ -150,25 +150,7 @@ impl<I: Codec, O: Codec> RemoteService<I, O> {
     where
         F: FnOnce(Pipeline<I::Item>) -> Pipeline<O::Item, S>,
     {
-        if self.group.in_flight == 0 {
-            return Err(Error::Setting("`max_in_flight` must be at least 1"));
-        }
-        if self.group.block.as_millis() == 0 {
-            return Err(Error::Setting("`block` must be at least 1 ms"));
-        }
-        if self
-            .group
-            .claim_idle
-            .is_some_and(|idle| idle.as_millis() == 0)
-        {
-            return Err(Error::Setting("`claim_idle` must be at least 1 ms"));
-        }
-        if self.group.claim_every.is_zero() {
-            return Err(Error::Setting("`claim_every` must not be zero"));
-        }
-        if self.max_deliveries == 0 {
-            return Err(Error::Setting("`max_deliveries` must be at least 1"));
-        }
+        self.group.check(self.max_deliveries)?;
         let in_flight = self.group.in_flight;
         let (producer, job) = flowgate::service(build);
         let (mut tx, mut replies) = producer
@@ -176,21 +158,17 @@ impl<I: Codec, O: Codec> RemoteService<I, O> {
             .map_err(|_| Error::Setting("`max_in_flight` is too large for a pipelined window"))?;
         drop(producer);
         let control = job.control();
-        let credit = Credit::new(in_flight);
-        let counts = Arc::new(Counts::default());
-        let (settle_tx, settle_rx) = async_channel::bounded(in_flight);
         let target = Target {
             key: self.group.key.clone(),
             group: self.group.group.clone(),
             dead_key: self.dead_key.clone(),
         };
-        let settler = settle(
-            settle_rx,
-            self.redis.shared(),
-            target.clone(),
-            Arc::clone(&credit),
-            Arc::clone(&counts),
-        );
+        let Settler {
+            inbox: settle_tx,
+            credit,
+            counts,
+            work: settler,
+        } = settler(self.redis.shared(), target.clone(), in_flight);
         let (metas_tx, metas) = async_channel::bounded::<Meta>(in_flight);
         let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
         let mut reader = Reader::new(self.redis.for_blocking_reads(self.group.block)?, self.group);

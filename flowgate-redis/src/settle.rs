@@ -2,6 +2,7 @@
 //! acknowledgements (`XACK`) and dead letters of many entries in one round
 //! trip, and the credit that bounds how many entries a consumer holds.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -162,10 +163,40 @@ impl Counts {
     }
 }
 
+/// The settling of one consumer's entries: where to send how each entry
+/// ends, the credit it holds, the counts, and the work that settles them
+/// with Redis, to be run.
+pub(crate) struct Settler<F> {
+    pub(crate) inbox: Sender<Settle>,
+    pub(crate) credit: Arc<Credit>,
+    pub(crate) counts: Arc<Counts>,
+    pub(crate) work: F,
+}
+
+/// A settler of up to `in_flight` entries held at once, into `target`.
+pub(crate) fn settler(
+    conn: ConnectionManager,
+    target: Target,
+    in_flight: usize,
+) -> Settler<impl Future<Output = ()> + Send + 'static> {
+    // Each entry held sends one message, and no more are held than the
+    // credit allows: the inbox never fills.
+    let (inbox, rx) = async_channel::bounded(in_flight);
+    let credit = Credit::new(in_flight);
+    let counts = Arc::new(Counts::default());
+    let work = settle(rx, conn, target, Arc::clone(&credit), Arc::clone(&counts));
+    Settler {
+        inbox,
+        credit,
+        counts,
+        work,
+    }
+}
+
 /// Settles what comes in on `inbox` until every sender is gone: what is
 /// ready at once goes to Redis in one round trip, retried while it fails
 /// for a reason that may pass.
-pub(crate) async fn settle(
+async fn settle(
     inbox: Receiver<Settle>,
     mut conn: ConnectionManager,
     target: Target,

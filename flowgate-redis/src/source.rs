@@ -12,7 +12,7 @@ use crate::connect::Redis;
 use crate::entry::{Delivery, Entry};
 use crate::error::Error;
 use crate::reader::{Group, Reader};
-use crate::settle::{Counts, Credit, Letter, Settle, Tally, Target, settle};
+use crate::settle::{Counts, Credit, Letter, Settle, Tally, Target, settler};
 
 /// The pipeline a [`StreamSource`] opens: each item a [`Delivery`].
 pub type StreamPipeline<T> = Pipeline<Delivery<T>>;
@@ -216,48 +216,19 @@ impl<C: Codec> StreamSource<C> {
 
     /// Checks the settings, and starts the task that settles entries.
     fn settler(&self) -> Result<(Sender<Settle>, Arc<Credit>, Acks), Error> {
-        if self.group.in_flight == 0 {
-            return Err(Error::Setting("`max_in_flight` must be at least 1"));
-        }
-        if self.group.block.as_millis() == 0 {
-            return Err(Error::Setting("`block` must be at least 1 ms"));
-        }
-        if self
-            .group
-            .claim_idle
-            .is_some_and(|idle| idle.as_millis() == 0)
-        {
-            return Err(Error::Setting("`claim_idle` must be at least 1 ms"));
-        }
-        if self.group.claim_every.is_zero() {
-            return Err(Error::Setting("`claim_every` must not be zero"));
-        }
-        if self.max_deliveries == 0 {
-            return Err(Error::Setting("`max_deliveries` must be at least 1"));
-        }
-        // Each entry held sends one message, and no more are held than the
-        // credit allows: the inbox never fills.
-        let (settle_tx, settle_rx) = async_channel::bounded(self.group.in_flight);
-        let credit = Credit::new(self.group.in_flight);
-        let counts = Arc::new(Counts::default());
+        self.group.check(self.max_deliveries)?;
         let target = Target {
             key: self.group.key.clone(),
             group: self.group.group.clone(),
             dead_key: self.dead_key.clone(),
         };
-        let task = smol::spawn(settle(
-            settle_rx,
-            self.redis.shared(),
-            target,
-            Arc::clone(&credit),
-            Arc::clone(&counts),
-        ));
+        let settler = settler(self.redis.shared(), target, self.group.in_flight);
         let acks = Acks {
-            task: Some(task),
-            counts,
-            credit: Arc::clone(&credit),
+            task: Some(smol::spawn(settler.work)),
+            counts: settler.counts,
+            credit: Arc::clone(&settler.credit),
         };
-        Ok((settle_tx, credit, acks))
+        Ok((settler.inbox, settler.credit, acks))
     }
 }
 

@@ -39,6 +39,14 @@ fn every_entry_is_processed_and_acknowledged_in_chunks() {
     });
 }
 
+/// The source of these tests: consumer `c1` of group `g` of `jobs`, with
+/// short blocking reads.
+fn jobs(redis: &Redis) -> StreamSource<flowgate_redis::Bytes> {
+    StreamSource::new(redis, "jobs", "g", "c1")
+        .create_group(true)
+        .block(Duration::from_millis(20))
+}
+
 /// Runs `f` on a thread of its own and polls `ready` until it holds, then
 /// gives the thread's handle.
 fn spawn_until<T: Send + 'static>(
@@ -58,12 +66,7 @@ fn a_dead_lettered_entry_goes_to_the_dead_letter_stream_with_its_stage_and_error
     with_server(|server| {
         fill(server, "jobs", 100);
         let redis = Redis::open(&server.url()).unwrap();
-        let (pipeline, acks) = StreamSource::new(&redis, "jobs", "g", "c1")
-            .codec(Utf8)
-            .create_group(true)
-            .block(Duration::from_millis(20))
-            .open()
-            .unwrap();
+        let (pipeline, acks) = jobs(&redis).codec(Utf8).open().unwrap();
         let control = pipeline.control();
         let (letters, letters_rx) = async_channel::unbounded();
         let mut seen = 0;
@@ -121,13 +124,7 @@ fn a_poison_entry_is_dead_lettered_after_the_set_number_of_deliveries() {
         loop {
             runs += 1;
             assert!(runs <= 10, "the poison entry was never dead-lettered");
-            let (pipeline, acks) = StreamSource::new(&redis, "jobs", "g", "c1")
-                .codec(Utf8)
-                .create_group(true)
-                .block(Duration::from_millis(20))
-                .max_deliveries(3)
-                .open()
-                .unwrap();
+            let (pipeline, acks) = jobs(&redis).codec(Utf8).max_deliveries(3).open().unwrap();
             let control = pipeline.control();
             let job = pipeline
                 .try_map(|_: flowgate_redis::Delivery<String>| {
@@ -169,11 +166,7 @@ fn the_pending_list_stops_growing_at_the_hop_bound_when_the_sink_stalls() {
     with_server(|server| {
         fill(server, "jobs", 2000);
         let redis = Redis::open(&server.url()).unwrap();
-        let (pipeline, acks) = StreamSource::new(&redis, "jobs", "g", "c1")
-            .create_group(true)
-            .block(Duration::from_millis(20))
-            .open()
-            .unwrap();
+        let (pipeline, acks) = jobs(&redis).open().unwrap();
         let control = pipeline.control();
         let (gate, gate_rx) = async_channel::bounded::<()>(1);
         let job = pipeline.capacity(16).for_each_async(move |_| {
@@ -206,12 +199,7 @@ fn cancel_leaves_exactly_the_entries_in_flight_pending() {
     with_server(|server| {
         fill(server, "jobs", 1000);
         let redis = Redis::open(&server.url()).unwrap();
-        let (pipeline, acks) = StreamSource::new(&redis, "jobs", "g", "c1")
-            .create_group(true)
-            .block(Duration::from_millis(20))
-            .max_in_flight(64)
-            .open()
-            .unwrap();
+        let (pipeline, acks) = jobs(&redis).max_in_flight(64).open().unwrap();
         let control = pipeline.control();
         // Reads of 64, as the credit allows. The sink takes three reads'
         // worth, then stalls on the first entry of the fourth.
@@ -264,12 +252,7 @@ fn shutdown_drains_what_is_in_flight_and_leaves_nothing_pending() {
     with_server(|server| {
         fill(server, "jobs", 1000);
         let redis = Redis::open(&server.url()).unwrap();
-        let (pipeline, acks) = StreamSource::new(&redis, "jobs", "g", "c1")
-            .create_group(true)
-            .block(Duration::from_millis(20))
-            .max_in_flight(64)
-            .open()
-            .unwrap();
+        let (pipeline, acks) = jobs(&redis).max_in_flight(64).open().unwrap();
         let control = pipeline.control();
         let (gate, gate_rx) = async_channel::bounded::<()>(1);
         let job = pipeline.for_each_async(move |_| {
