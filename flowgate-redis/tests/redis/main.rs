@@ -13,4 +13,5 @@ mod helpers;
 mod crash;
 mod remote;
 mod restart;
+mod sink;
 mod source;
