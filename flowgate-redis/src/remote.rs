@@ -167,6 +167,18 @@ impl<I: Codec, O: Codec> Client<I, O> {
     /// A window of up to `window` requests in flight, with replies in send
     /// order: see [`Pipelined`]. Fails with [`Error::Setting`] for a window
     /// of 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_redis::{Client, Error, Redis};
+    ///
+    /// let redis = Redis::open("redis://127.0.0.1:6379/")?;
+    /// let mut client = Client::new(&redis, "requests");
+    /// assert!(matches!(client.pipelined(0), Err(Error::Setting(_))));
+    /// assert!(client.pipelined(64).is_ok());
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn pipelined(&mut self, window: usize) -> Result<Pipelined<'_, I, O>, Error> {
         if window == 0 {
             return Err(Error::Setting("the window must be at least 1"));

@@ -146,6 +146,20 @@ impl<I: Codec, O: Codec> RemoteService<I, O> {
     /// stages onto the requests, as for [`flowgate::service`].
     ///
     /// Fails at once if a setting cannot work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_redis::{Error, Redis, RemoteService, Utf8};
+    ///
+    /// let redis = Redis::open("redis://127.0.0.1:6379/")?;
+    /// let bad = RemoteService::new(&redis, "requests", "servers", "s1")
+    ///     .codecs(Utf8, Utf8)
+    ///     .max_deliveries(0)
+    ///     .serve(|requests| requests.map(|s: String| s.len().to_string()));
+    /// assert!(matches!(bad, Err(Error::Setting(_))));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn serve<S, F>(self, build: F) -> Result<Serving, Error>
     where
         F: FnOnce(Pipeline<I::Item>) -> Pipeline<O::Item, S>,
@@ -268,6 +282,23 @@ impl<I: Codec, O: Codec> RemoteService<I, O> {
 }
 
 /// A [`RemoteService`] ready to run.
+///
+/// # Examples
+///
+/// ```no_run
+/// use flowgate_redis::{Redis, RemoteService};
+///
+/// let redis = Redis::open("redis://127.0.0.1:6379/")?;
+/// let serving = RemoteService::new(&redis, "requests", "servers", "s1")
+///     .serve(|requests| requests.map(|bytes: Vec<u8>| bytes.len().to_le_bytes().to_vec()))?;
+/// let stop = serving.clone_stop();
+/// let server = std::thread::spawn(move || smol::block_on(serving.run()));
+/// // ... and when it is time to go:
+/// stop.stop();
+/// let tally = server.join().unwrap()?;
+/// println!("{} answered, {} left for other servers", tally.acked, tally.left_pending);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Serving {
     run: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Tally, Error>> + Send>>,
     stop: Stop,
@@ -292,7 +323,8 @@ impl std::fmt::Debug for Serving {
     }
 }
 
-/// Stops a [`Serving`] service.
+/// Stops a [`Serving`] service, from any thread: see the example of
+/// [`Serving`].
 #[derive(Clone, Debug)]
 pub struct Stop {
     stop: Sender<()>,

@@ -146,6 +146,18 @@ impl<C: Codec> StreamSink<C> {
 }
 
 /// Ends a pipeline in a [`StreamSink`]: `pipeline.write_stream(sink)`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use flowgate_redis::{Redis, StreamSink, WriteStream};
+///
+/// let redis = Redis::open("redis://127.0.0.1:6379/")?;
+/// flowgate::from_iter([b"a".to_vec(), b"b".to_vec()])
+///     .write_stream(StreamSink::new(&redis, "letters"))
+///     .run()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait WriteStream<T> {
     /// Ends the pipeline in a sink that writes each chunk of items to the
     /// stream in one round trip. The items count as delivered once Redis

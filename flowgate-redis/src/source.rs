@@ -181,6 +181,18 @@ impl<C: Codec> StreamSource<C> {
     /// Nothing is read until the pipeline runs. Fails at once if a setting
     /// cannot work: a zero block, claim time or `max_in_flight`, or
     /// `max_deliveries` of 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate_redis::{Error, Redis, StreamSource};
+    ///
+    /// // No connection is made until the pipeline runs.
+    /// let redis = Redis::open("redis://127.0.0.1:6379/")?;
+    /// let err = StreamSource::new(&redis, "jobs", "g", "c1").max_in_flight(0).open().unwrap_err();
+    /// assert!(matches!(err, Error::Setting(_)));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn open(self) -> Result<(StreamPipeline<C::Item>, Acks), Error> {
         let (settle_tx, credit, acks) = self.settler()?;
         let counts = Arc::clone(&acks.counts);
