@@ -272,3 +272,23 @@ fn shutdown_drains_what_is_in_flight_and_leaves_nothing_pending() {
         assert_eq!(pending(server, "jobs", "g"), 0);
     });
 }
+
+#[test]
+fn a_missing_group_fails_the_run_with_redis_error() {
+    with_server(|server| {
+        fill(server, "jobs", 3);
+        let redis = Redis::open(&server.url()).unwrap();
+        let (pipeline, acks) = StreamSource::new(&redis, "jobs", "nobody", "c1")
+            .block(Duration::from_millis(20))
+            .open()
+            .unwrap();
+        let err = pipeline.count().run().unwrap_err();
+        let flowgate::Error::Stage { stage, source } = err else {
+            panic!("{err}")
+        };
+        assert_eq!(stage, "xreadgroup jobs");
+        assert!(source.to_string().contains("NOGROUP"), "{source}");
+        let tally = smol::block_on(acks.finished());
+        assert_eq!(tally, flowgate_redis::Tally::default());
+    });
+}
