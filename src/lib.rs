@@ -144,6 +144,22 @@ mod report;
 mod service;
 mod stages;
 
+/// The channel crate flowgate is built on, re-exported so that the channel
+/// types in flowgate's own signatures (the dead-letter output of
+/// [`OnError::dead_letter`], say) can be named without a dependency of
+/// your own, at the same version.
+///
+/// # Examples
+///
+/// ```
+/// use flowgate::{DeadLetter, OnError};
+/// use flowgate::async_channel;
+///
+/// let (letters, _rx) = async_channel::bounded::<DeadLetter<String, std::num::ParseIntError>>(16);
+/// let _policy = OnError::dead_letter(letters);
+/// ```
+pub use async_channel;
+
 pub use ack::consumer::{Consumer, ConsumerHandle};
 pub use ack::fate::{Acknowledge, Outcome};
 pub use ack::handler::{AsyncHandler, Handler, SyncHandler};

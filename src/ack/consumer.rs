@@ -160,19 +160,33 @@ impl<S, H> Consumer<S, H> {
 
     /// Sets how many sends can wait for a task consumer. A pipelined chunk
     /// of sends counts once. The default is [`DEFAULT_CONSUMER_CAPACITY`];
-    /// capacity 0 is taken as 1, and more than [`MAX_CONSUMER_CAPACITY`] as
-    /// that most, as the queue's room is made up front.
+    /// more than [`MAX_CONSUMER_CAPACITY`] is taken as that most, as the
+    /// queue's room is made up front.
+    ///
+    /// Capacity 0 is an error, as for [`Pipeline::capacity`](crate::Pipeline::capacity):
+    /// the consumer never starts, its handle gives
+    /// [`Error::ZeroCapacity`], and every send gives its item back in
+    /// [`SendError::Closed`](crate::SendError::Closed).
     ///
     /// # Examples
     ///
     /// ```
+    /// use flowgate::{Consumer, Error, SendError};
+    ///
     /// let ex = smol::LocalExecutor::new();
-    /// let (mut p, _c) = flowgate::Consumer::new((), |_: &mut (), x: u8| x).capacity(1).spawn_local(&ex);
+    /// let (mut p, _c) = Consumer::new((), |_: &mut (), x: u8| x).capacity(1).spawn_local(&ex);
     /// assert_eq!(futures_lite::future::block_on(ex.run(p.send(3)))?, 3);
+    ///
+    /// let (mut p, c) = Consumer::new((), |_: &mut (), x: u8| x).name("none").capacity(0).spawn_local(&ex);
+    /// futures_lite::future::block_on(ex.run(async {
+    ///     assert!(matches!(p.send(3).await, Err(SendError::Closed(3))));
+    ///     let err = c.await.unwrap_err();
+    ///     assert!(matches!(err, Error::ZeroCapacity { ref stage } if stage == "none"));
+    /// }));
     /// # Ok::<(), flowgate::SendError<u8>>(())
     /// ```
     pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity.clamp(1, MAX_CONSUMER_CAPACITY);
+        self.capacity = capacity.min(MAX_CONSUMER_CAPACITY);
         self
     }
 
@@ -307,9 +321,19 @@ where
         H::Reply: Send + 'static,
         H::Future: Send,
     {
+        let name: Arc<str> = self.name.into();
+        if self.capacity == 0 {
+            // A queue that takes nothing: closed from the start.
+            let (requests, inbox) = async_channel::bounded(1);
+            inbox.close();
+            let err = Error::ZeroCapacity {
+                stage: name.to_string(),
+            };
+            let refused = Box::pin(async move { Err(err) });
+            return (Producer::new(requests, Doorbell::new(), name), refused);
+        }
         let (requests, inbox) = async_channel::bounded(self.capacity);
         let bell = Doorbell::new();
-        let name: Arc<str> = self.name.into();
         let inbox = Inbox {
             requests: inbox,
             bell: bell.clone(),

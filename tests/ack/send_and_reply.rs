@@ -427,3 +427,45 @@ fn a_huge_window_is_capped_not_allocated() {
     });
     assert_eq!(sum, (0..1_000u64).sum::<u64>());
 }
+
+#[test]
+fn a_consumer_of_capacity_zero_refuses_every_send_and_reports_the_error() {
+    support::watchdog(|| {
+        let consumer = || {
+            flowgate::Consumer::new(0u32, |n: &mut u32, x: u32| {
+                *n += x;
+                x
+            })
+            .name("zero")
+            .capacity(0)
+        };
+        // Spawned: the handle gives the typed error, each send its item back.
+        let ex = smol::Executor::new();
+        let (mut p, handle) = consumer().spawn(&ex);
+        futures_lite::future::block_on(ex.run(async {
+            assert!(matches!(
+                p.send(1).await,
+                Err(flowgate::SendError::Closed(1))
+            ));
+            assert!(matches!(
+                p.try_send(2).await,
+                Err(flowgate::TrySendError::Send(flowgate::SendError::Closed(2)))
+            ));
+            assert!(p.is_closed());
+            let err = handle.await.unwrap_err();
+            assert!(matches!(err, flowgate::Error::ZeroCapacity { ref stage } if stage == "zero"));
+        }));
+        // Pipelined sends give their items back too, and the replies end.
+        let (p, consumer_future) = consumer().into_future();
+        let (mut tx, mut replies) = p.pipelined(8).unwrap();
+        futures_lite::future::block_on(async {
+            assert!(matches!(
+                tx.send(7).await,
+                Err(flowgate::SendError::Closed(7))
+            ));
+            tx.close().await;
+            assert!(replies.next_chunk().await.is_none());
+            assert!(consumer_future.await.is_err());
+        });
+    });
+}
