@@ -55,6 +55,10 @@ struct Args {
     /// No line per item; print a summary at the end.
     #[arg(long)]
     quiet: bool,
+    /// With `--stages`, print the pipeline's report as JSON at the end
+    /// (needs `--features serde`).
+    #[arg(long, requires = "stages")]
+    json: bool,
 }
 
 /// The tutorial's consumer: it prints what it consumes and answers
@@ -312,6 +316,18 @@ fn run_pipelined(args: &Args) -> Result<(Tally, u64), Box<dyn std::error::Error>
     }))
 }
 
+/// The report as JSON.
+#[cfg(feature = "serde")]
+fn json(report: &Report) -> Result<String, Box<dyn std::error::Error>> {
+    Ok(serde_json::to_string_pretty(report)?)
+}
+
+/// The report as JSON: not without the `serde` feature.
+#[cfg(not(feature = "serde"))]
+fn json(_: &Report) -> Result<String, Box<dyn std::error::Error>> {
+    Err("--json needs the serde feature: cargo run --release --features serde --example producer_consumer -- --stages 2 --json".into())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let start = Instant::now();
@@ -343,9 +359,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             tally.ok,
             tally.checksum,
         );
-        if let Some(report) = report {
+        if let Some(report) = &report {
             println!("\n{report}");
         }
+    }
+    if let (true, Some(report)) = (args.json, &report) {
+        println!("{}", json(report)?);
     }
     if consumed != args.items || tally.ok != args.items {
         return Err(format!(

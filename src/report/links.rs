@@ -4,6 +4,7 @@
 /// Stages joined by hops, by index into
 /// [`Report::stages`](crate::Report::stages).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Link {
     pub(crate) from: Vec<usize>,
     pub(crate) to: Vec<usize>,

@@ -23,7 +23,26 @@ use crate::report::state::State;
 /// assert!(report.to_string().contains("numbers"));
 /// # Ok::<(), flowgate::Error>(())
 /// ```
+///
+/// With the `serde` feature, a report (and [`StageReport`] and
+/// [`State`]) implements `Serialize` and `Deserialize`: each stage's
+/// counts and times, the state in lowercase, and the hops as `hops`, the
+/// indexes of the stages each joins.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// let job = flowgate::from_iter(0..10u32).name("numbers").count();
+/// let control = job.control();
+/// job.run().unwrap();
+/// let report = control.report();
+/// let json = serde_json::to_string(&report).unwrap();
+/// assert!(json.starts_with(r#"{"state":"done","stages":[{"name":"numbers","#));
+/// let back: flowgate::Report = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back, report);
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct Report {
     /// The pipeline's state when the report was made.
@@ -34,6 +53,7 @@ pub struct Report {
     /// The hops, as groups of stages: what the `from` stages handed on, the
     /// `to` stages received. A plain hop has one of each; a fan-out hop has
     /// many `to`, a merge many `from`.
+    #[cfg_attr(feature = "serde", serde(rename = "hops", default))]
     pub(crate) links: Vec<Link>,
 }
 

@@ -37,6 +37,7 @@ use crate::report::state::State;
 /// receives from (for a merge, all of them: the sum now, the fullest ever,
 /// the sum of capacities). The source has none, and shows zeros.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct StageReport {
     /// The stage's name.

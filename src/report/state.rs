@@ -19,6 +19,8 @@ use std::fmt;
 /// assert_eq!(State::Done.to_string(), "done");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 #[non_exhaustive]
 pub enum State {
     /// Built, not started yet.

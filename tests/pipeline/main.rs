@@ -12,3 +12,5 @@ mod metrics;
 mod parallel;
 mod policies;
 mod runners;
+#[cfg(feature = "serde")]
+mod serde_report;
