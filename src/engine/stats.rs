@@ -204,7 +204,7 @@ impl StageStats {
     }
 
     /// Starts timing a wait for room in an output hop: backpressure.
-    pub(super) fn waiting_to_send(&self) -> Waiting<'_> {
+    pub(crate) fn waiting_to_send(&self) -> Waiting<'_> {
         Waiting::start(&self.send_wait, self.epoch, self.is_timed())
     }
 

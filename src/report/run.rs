@@ -148,11 +148,16 @@ impl Report {
                     .any(|down| self.stages[down].blocked_recv_share() >= WAITED_ON)
         };
         (0..self.stages.len())
-            .filter(|&i| waits_on(i))
+            .filter(|&i| waits_on(i) && self.stages[i].busy_share() >= BUSY_ENOUGH)
             .map(|i| &self.stages[i])
             .max_by(|a, b| a.busy_share().total_cmp(&b.busy_share()))
     }
 }
+
+/// The share of its time a stage must be busy to be named the bottleneck:
+/// half. A stage that waits more than it works is not what holds a run
+/// back, however its neighbours wait on it.
+const BUSY_ENOUGH: f64 = 0.5;
 
 /// The share of its time a stage must spend waiting on a neighbour for
 /// [`Report::bottleneck`] to count that neighbour as holding it back: 1%.

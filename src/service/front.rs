@@ -10,6 +10,7 @@ use crate::ack::protocol::Inbox;
 use crate::engine::hop::Outlet;
 use crate::engine::run::Signal;
 use crate::engine::stage_loop::Budget;
+use crate::engine::stats::StageStats;
 use crate::service::reply::{Completed, ToSink};
 
 /// The first stage: takes requests from producers and hands their items
@@ -23,6 +24,13 @@ use crate::service::reply::{Completed, ToSink};
 ///
 /// Shutdown closes the producers' queue: the requests already queued are
 /// still handled, later sends get their items back.
+/// Waits for the sink to give back a permit, which is waiting to send:
+/// `true` once the sink has ended.
+async fn wait_for_permit(permits: &Receiver<()>, stats: &StageStats) -> bool {
+    let _waiting = stats.waiting_to_send();
+    permits.recv().await.is_err()
+}
+
 pub(super) async fn front<In, Out>(
     inbox: Inbox<In, Vec<Out>>,
     out: Outlet<In>,
@@ -43,11 +51,16 @@ pub(super) async fn front<In, Out>(
             inbox.close();
             std::future::pending().await
         };
-        let Some(mut request) = inbox.recv().or(close).await else {
+        // Waiting for producers is waiting for input, not work.
+        let received = {
+            let _waiting = out.stats().waiting_to_receive();
+            inbox.recv().or(close).await
+        };
+        let Some(mut request) = received else {
             break;
         };
         let waited = permits.try_recv().is_err();
-        if waited && (out.flush().await.is_err() || permits.recv().await.is_err()) {
+        if waited && (out.flush().await.is_err() || wait_for_permit(&permits, out.stats()).await) {
             // The sink has ended: the request, dropped untaken, gives its
             // items back.
             return;

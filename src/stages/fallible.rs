@@ -281,7 +281,13 @@ where
                         attempts: attempt,
                     };
                     self.out.flush().await?;
-                    if let Err(async_channel::SendError(letter)) = output.send(letter).await {
+                    let sent = {
+                        // A full dead-letter output holds the stage up as
+                        // a full hop would.
+                        let _waiting = self.stats.waiting_to_send();
+                        output.send(letter).await
+                    };
+                    if let Err(async_channel::SendError(letter)) = sent {
                         if let Err(err) =
                             fail_or_skip(&Step::<I, E>::Fail, &self.stats, letter.error)
                         {

@@ -251,7 +251,12 @@ where
             let Some(Ok(room)) = async { Some(out.wait_room().await) }.or(stop).await else {
                 break;
             };
-            let batch = match read(room).await {
+            let read = {
+                // Waiting for the read is waiting for input, not work.
+                let _waiting = out.stats().waiting_to_receive();
+                read(room).await
+            };
+            let batch = match read {
                 Ok(Some(batch)) => batch,
                 Ok(None) => break,
                 Err(err) => {
@@ -396,7 +401,12 @@ where
             None
         };
         // `None` once shutdown is asked for, `Some(None)` at the stream's end.
-        let Some(Some(first)) = async { Some(stream.next().await) }.or(stop).await else {
+        // Waiting for the stream is waiting for input, not work.
+        let first = {
+            let _waiting = out.stats().waiting_to_receive();
+            async { Some(stream.next().await) }.or(stop).await
+        };
+        let Some(Some(first)) = first else {
             break;
         };
         let mut next = Some(first);

@@ -420,6 +420,7 @@ fn consumer(b: &mut Bytes) {
         // A reply is v + 1; anything that comes back is the item sent.
         let mut took = |reply: Option<u64>, back: Option<Tracked>| {
             if let Some(reply) = reply {
+                assert!(capacity > 0, "a consumer of capacity 0 replied");
                 assert_eq!(reply, v + 1);
                 answered += 1;
             }
@@ -504,6 +505,8 @@ fn consumer(b: &mut Bytes) {
             assert!(n >= answered, "{n} handled, {answered} answered");
         }
         Err(Error::StagePanicked { message, .. }) => assert_eq!(message, SCRIPTED),
+        // A consumer of capacity 0 never starts: every send was refused.
+        Err(Error::ZeroCapacity { .. }) => assert_eq!((capacity, answered), (0, 0)),
         Err(other) => panic!("unexpected {other:?}"),
     }
     let _ = closed;
