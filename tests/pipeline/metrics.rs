@@ -271,3 +271,98 @@ fn a_live_snapshot_is_read_from_another_task_while_the_run_is_stuck() {
     assert!(source.blocked_send > Duration::ZERO, "{live}");
     assert!(live.to_string().contains("32/32"), "{live}");
 }
+
+/// A stream that gives `n` items, one every `every`.
+fn trickle(n: u32, every: Duration) -> impl futures_lite::Stream<Item = u32> + Send {
+    futures_lite::stream::unfold(0u32, move |i| async move {
+        if i == n {
+            return None;
+        }
+        smol::Timer::after(every).await;
+        Some((i, i + 1))
+    })
+}
+
+#[test]
+fn a_source_waiting_on_its_stream_waits_for_input_and_is_never_the_bottleneck() {
+    let report = watchdog(|| {
+        let job = flowgate::from_stream(trickle(20, Duration::from_millis(3)))
+            .name("trickle")
+            .map(|x| x + 1)
+            .name("plus")
+            .count();
+        let control = job.control();
+        assert_eq!(job.run().unwrap(), 20);
+        control.report()
+    });
+    let source = stage(&report, "trickle");
+    // Its time went to the stream: waiting for input, as the stages after
+    // it wait for it.
+    assert!(source.blocked_recv > source.busy, "{report}");
+    assert!(source.busy_share() < 0.5, "{report}");
+    // Nothing in this run works more than it waits.
+    assert_eq!(
+        report.bottleneck().map(|s| s.name.as_str()),
+        None,
+        "{report}"
+    );
+}
+
+#[test]
+fn a_service_front_waiting_for_requests_is_not_busy() {
+    let report = watchdog(|| {
+        let (mut producer, job) = flowgate::service(|s| s.map(|x: u32| x * 2));
+        let control = job.control();
+        let ex = smol::Executor::new();
+        let running = job.spawn(&ex);
+        futures_lite::future::block_on(ex.run(async move {
+            for x in 0..20 {
+                smol::Timer::after(Duration::from_millis(3)).await;
+                assert_eq!(producer.send(x).await.unwrap(), [x * 2]);
+            }
+            drop(producer);
+            running.await.unwrap();
+        }));
+        control.report()
+    });
+    let front = &report.stages[0];
+    assert!(front.blocked_recv > front.busy, "{report}");
+    assert_eq!(
+        report.bottleneck().map(|s| s.name.as_str()),
+        None,
+        "{report}"
+    );
+}
+
+#[test]
+fn a_stage_blocked_on_its_dead_letter_output_counts_as_blocked_sending() {
+    let report = watchdog(|| {
+        let (letters, letters_rx) = flowgate::async_channel::bounded(1);
+        let job = flowgate::from_iter(0..20u32)
+            .try_map(|_| Err::<u32, _>(std::io::Error::other("bad")))
+            .on_error(flowgate::OnError::dead_letter(letters))
+            .name("parse")
+            .count();
+        let control = job.control();
+        // The dead letters are read slowly, by another thread.
+        let reader = std::thread::spawn(move || {
+            let mut n = 0;
+            while let Ok(_letter) = letters_rx.recv_blocking() {
+                std::thread::sleep(Duration::from_millis(3));
+                n += 1;
+            }
+            n
+        });
+        assert_eq!(job.run().unwrap(), 0);
+        assert_eq!(reader.join().unwrap(), 20);
+        control.report()
+    });
+    let parse = stage(&report, "parse");
+    assert_eq!(parse.dead_lettered, 20);
+    assert!(parse.blocked_send > parse.busy, "{report}");
+    assert_ne!(
+        report.bottleneck().map(|s| s.name.as_str()),
+        Some("parse"),
+        "{report}"
+    );
+}
