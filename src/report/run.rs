@@ -120,8 +120,10 @@ impl Report {
     /// Among the stages that a neighbour waits on (a stage before it spent
     /// at least [`WAITED_ON`] of its time blocked sending, or a stage after
     /// it blocked receiving), the one with the highest
-    /// [busy share](StageReport::busy_share). `None` when no stage made
-    /// another wait that long, as in a run too short to measure.
+    /// [busy share](StageReport::busy_share), if it was busy at least half
+    /// of its time. `None` when no stage made another wait that long, as in
+    /// a run too short to measure, or when every stage waited more than it
+    /// worked, as when the source waits on a slow outside stream.
     ///
     /// # Examples
     ///
