@@ -6,6 +6,7 @@
 //! fills these types in.
 
 pub(crate) mod links;
+mod picture;
 pub(crate) mod run;
 pub(crate) mod stage;
 pub(crate) mod state;

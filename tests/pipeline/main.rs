@@ -10,6 +10,7 @@ mod equivalence;
 mod fanout;
 mod metrics;
 mod parallel;
+mod picture;
 mod policies;
 mod runners;
 #[cfg(feature = "serde")]
