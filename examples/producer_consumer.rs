@@ -21,13 +21,14 @@
 //! Run with: cargo run --release --example producer_consumer -- [--items N] [--capacity C] [--stages K] [--inline] [--pipelined] [--quiet]
 
 use std::io::IsTerminal;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use flowgate::{Consumer, Control, Report, SendError};
-use futures_lite::future;
+use futures_lite::{FutureExt, Stream, StreamExt, future};
 use indicatif::{ProgressBar, ProgressStyle};
 use smol::LocalExecutor;
 
@@ -228,9 +229,10 @@ fn run_stages(args: &Args) -> Result<(Tally, u64, Report), Box<dyn std::error::E
 }
 
 /// The live progress line: a thread redraws it on stderr ten times a
-/// second from the consumer's count and a live report of the pipeline.
+/// second, from the consumer's count and, when the consumer runs in a
+/// pipeline, the pipeline's live reports (`Control::watch`).
 struct Progress {
-    stop: mpsc::Sender<()>,
+    stop: async_channel::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -247,25 +249,36 @@ impl Progress {
             ProgressStyle::with_template("{bar:20} {human_pos}/{human_len} items, {msg}")
                 .expect("the template is valid"),
         );
-        let (stop, stopped) = mpsc::channel::<()>();
+        let every = Duration::from_millis(100);
+        // A live report at each tick from a pipeline, a bare tick otherwise.
+        let mut ticks: Pin<Box<dyn Stream<Item = Option<Report>> + Send>> = match control {
+            Some(control) => Box::pin(control.watch(every).expect("a tick of 100 ms").map(Some)),
+            None => Box::pin(smol::Timer::interval(every).map(|_| None)),
+        };
+        let (stop, stopped) = async_channel::bounded::<()>(1);
         let thread = std::thread::spawn(move || {
             let start = Instant::now();
-            while let Err(mpsc::RecvTimeoutError::Timeout) =
-                stopped.recv_timeout(Duration::from_millis(100))
-            {
-                let done = consumed.load(Ordering::Relaxed);
-                bar.set_position(done);
-                let rate = done as f64 / start.elapsed().as_secs_f64() / 1e6;
-                let queues = control.as_ref().map(|c| queues(&c.report()));
-                bar.set_message(format!("{rate:.2} M/s{}", queues.unwrap_or_default()));
-            }
+            let stop = async {
+                let _ = stopped.recv().await;
+                None
+            };
+            smol::block_on(async {
+                let mut stop = std::pin::pin!(stop);
+                while let Some(report) = ticks.next().or(stop.as_mut()).await {
+                    let done = consumed.load(Ordering::Relaxed);
+                    bar.set_position(done);
+                    let rate = done as f64 / start.elapsed().as_secs_f64() / 1e6;
+                    let queues = report.as_ref().map(queues).unwrap_or_default();
+                    bar.set_message(format!("{rate:.2} M/s{queues}"));
+                }
+            });
             bar.finish_and_clear();
         });
         Progress { stop, thread }
     }
 
     fn finish(self) {
-        let _ = self.stop.send(());
+        self.stop.close();
         let _ = self.thread.join();
     }
 

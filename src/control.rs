@@ -1,9 +1,15 @@
 //! [`Control`]: the handle that watches and steers a run from anywhere.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::{Stream, StreamExt};
 
 use crate::engine::run::RunState;
 use crate::engine::snapshot;
+use crate::error::Error;
 use crate::report::run::Report;
 use crate::report::state::State;
 
@@ -93,6 +99,93 @@ impl Control {
     /// Whether the pipeline has ended, for whatever reason.
     pub fn is_finished(&self) -> bool {
         self.state().is_finished()
+    }
+
+    /// A live report every `every`, as a [`Stream`]: the first at once,
+    /// the last once the run has ended (within `every` of its end), and
+    /// then the stream ends. A progress display is a loop over it. Fails
+    /// with [`Error::ZeroInterval`] for a zero `every`.
+    ///
+    /// The reports are made on smol's timer; poll the stream from any
+    /// executor. A watch of a run that never starts never ends: drop it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures_lite::StreamExt;
+    ///
+    /// let job = flowgate::from_iter(0..2000u32)
+    ///     .then(|x| async move {
+    ///         if x % 500 == 0 {
+    ///             smol::Timer::after(Duration::from_millis(5)).await;
+    ///         }
+    ///         x
+    ///     })
+    ///     .count();
+    /// let control = job.control();
+    /// let watching = std::thread::spawn(move || {
+    ///     smol::block_on(async {
+    ///         let mut seen = Vec::new();
+    ///         let mut reports = control.watch(Duration::from_millis(1))?;
+    ///         while let Some(report) = reports.next().await {
+    ///             seen.push(report.delivered());
+    ///         }
+    ///         Ok::<_, flowgate::Error>(seen)
+    ///     })
+    /// });
+    /// assert_eq!(job.run()?, 2000);
+    /// let seen = watching.join().unwrap()?;
+    /// assert_eq!(seen.last(), Some(&2000)); // the final report comes last
+    /// assert!(seen.windows(2).all(|w| w[0] <= w[1]));
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn watch(&self, every: Duration) -> Result<Watch, Error> {
+        if every.is_zero() {
+            return Err(Error::ZeroInterval);
+        }
+        Ok(Watch {
+            control: self.clone(),
+            ticks: smol::Timer::interval(every),
+            first: true,
+            done: false,
+        })
+    }
+}
+
+/// A stream of live reports of a run, one per interval, ending after the
+/// final report: made by [`Control::watch`].
+pub struct Watch {
+    control: Control,
+    ticks: smol::Timer,
+    first: bool,
+    done: bool,
+}
+
+impl Stream for Watch {
+    type Item = Report;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Report>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.first {
+            self.first = false;
+        } else if self.ticks.poll_next(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let report = self.control.report();
+        self.done = report.state.is_finished();
+        Poll::Ready(Some(report))
+    }
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("control", &self.control)
+            .field("done", &self.done)
+            .finish()
     }
 }
 

@@ -167,7 +167,7 @@ pub use ack::inline::InlineConsumer;
 pub use ack::pipelined::PipelinedSender;
 pub use ack::producer::Producer;
 pub use ack::replies::{Replies, ReplyChunk};
-pub use control::Control;
+pub use control::{Control, Watch};
 pub use error::{Error, ItemError, SendError, SendTimeoutError, TimedOut, TrySendError};
 pub use job::future::JobFuture;
 pub use job::handle::JobHandle;

@@ -404,3 +404,47 @@ fn run_detached_until<O: Send + 'static>(job: flowgate::Job<O>, done: impl Fn() 
         }
     }));
 }
+
+#[test]
+fn a_watch_ends_after_the_final_report_of_a_cancelled_run() {
+    use futures_lite::StreamExt;
+
+    let reports = watchdog(|| {
+        let source = flowgate::from_iter(0u64..);
+        let control = source.control();
+        let stop = control.clone();
+        let job = source
+            .inspect(move |x| {
+                if *x == 100_000 {
+                    stop.cancel();
+                }
+            })
+            .count();
+        let watching = std::thread::spawn(move || {
+            smol::block_on(
+                control
+                    .watch(std::time::Duration::from_millis(1))
+                    .unwrap()
+                    .collect::<Vec<_>>(),
+            )
+        });
+        assert!(job.run().is_err());
+        watching.join().unwrap()
+    });
+    let last = reports.last().unwrap();
+    assert_eq!(last.state, flowgate::State::Cancelled);
+    assert!(last.is_balanced(), "{last}");
+    // Only the last report is final.
+    assert!(
+        reports[..reports.len() - 1]
+            .iter()
+            .all(|r| !r.state.is_finished())
+    );
+}
+
+#[test]
+fn a_watch_every_zero_is_a_typed_error() {
+    let control = flowgate::from_iter(0..3u8).control();
+    let err = control.watch(std::time::Duration::ZERO).unwrap_err();
+    assert!(matches!(err, flowgate::Error::ZeroInterval));
+}
