@@ -194,6 +194,30 @@ impl<T: Clone, E> OnError<T, E> {
     /// A failed item goes, with its error, to `output`, and the run goes
     /// on. If `output` is full the stage waits for room; if its receiver is
     /// gone the item fails as with [`fail_fast`](OnError::fail_fast).
+    ///
+    /// Read the dead letters while the run goes on, not after it: a full
+    /// `output` holds the stage up (the report shows it blocked sending),
+    /// so dead letters read only once `run()` returns would stop a run that
+    /// has more of them than `output` holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::OnError;
+    ///
+    /// let (letters, letters_rx) = flowgate::async_channel::bounded(4);
+    /// // Drained beside the run, so that any number of bad lines pass.
+    /// let drain = std::thread::spawn(move || {
+    ///     std::iter::from_fn(|| letters_rx.recv_blocking().ok()).count()
+    /// });
+    /// let good = flowgate::from_iter((0..100).map(|n| if n % 3 == 0 { "x".to_owned() } else { n.to_string() }))
+    ///     .try_map(|s| s.parse::<u32>())
+    ///     .on_error(OnError::dead_letter(letters))
+    ///     .count()
+    ///     .run()?;
+    /// assert_eq!((good, drain.join().unwrap()), (66, 34));
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
     pub fn dead_letter(output: Sender<DeadLetter<T, E>>) -> Self {
         OnError {
             rule: Rule::DeadLetter(output),
