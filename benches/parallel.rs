@@ -6,6 +6,9 @@
 //!   100,000 / 256 ms = 391 ms.
 //! - `parallel/cpu`: CPU-bound sync work through `par_map` with 1 and 2
 //!   workers on the 2-thread executor. The target is 2 workers ≥ 1.6 × 1.
+//! - `parallel/tokio`: the same `par_map(2, ..)` with its stages spawned on
+//!   a tokio runtime (`Job::spawn_with`) of 1 and of 2 worker threads: the
+//!   speed-up that `.await` under tokio, one future, cannot give.
 //!
 //! Run with: cargo bench --bench parallel
 
@@ -112,5 +115,37 @@ fn cpu(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, timers, cpu);
+fn tokio_workers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parallel/tokio");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Elements(CPU_ITEMS));
+    let expected = (0..CPU_ITEMS).map(spin).fold(0, |a, x| a ^ x);
+    for threads in [1, 2] {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .build()
+            .unwrap();
+        group.bench_with_input(
+            BenchmarkId::new("par_map-2-spawn_with", threads),
+            &threads,
+            |b, _| {
+                b.iter(|| {
+                    let handle = flowgate::from_iter(0..CPU_ITEMS)
+                        .par_map(2, spin)
+                        .fold(0u64, |a, x| a ^ x)
+                        .spawn_with(|stage| {
+                            rt.spawn(stage);
+                        });
+                    assert_eq!(black_box(rt.block_on(handle).unwrap()), expected);
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, timers, cpu, tokio_workers);
 criterion_main!(benches);

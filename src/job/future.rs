@@ -40,6 +40,12 @@ impl<O: Send + 'static> IntoFuture for Job<O> {
 /// Polling it polls every stage, so it needs no executor of its own and
 /// nothing is spawned. Dropping it stops the pipeline.
 ///
+/// Every stage then runs in the task that awaits it: a stage may use the
+/// timers and I/O of the runtime that polls it (tokio's, inside a tokio
+/// runtime) as well as smol's, but the stages share that one task and
+/// never run in parallel. Under tokio, [`Job::spawn_with`] spreads them
+/// over the runtime's worker threads.
+///
 /// # Examples
 ///
 /// ```

@@ -15,16 +15,47 @@ use crate::error::Error;
 use crate::report::run::Report;
 use crate::report::state::State;
 
+/// A stage (or the sink) running as a task: a smol task, or a task on a
+/// runtime of the caller's, whose result comes back through a one-slot
+/// channel.
+pub(super) enum Running<T> {
+    /// A task on a smol executor.
+    Smol(Task<T>),
+    /// A task on another runtime: the wait for its result.
+    Elsewhere(Pin<Box<dyn Future<Output = T> + Send>>),
+}
+
+impl<T> Running<T> {
+    /// Lets the task go on without anyone waiting for it.
+    fn detach(self) {
+        if let Running::Smol(task) = self {
+            task.detach();
+        }
+    }
+}
+
+impl<T> Future for Running<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match &mut *self {
+            Running::Smol(task) => Pin::new(task).poll(cx),
+            Running::Elsewhere(result) => result.as_mut().poll(cx),
+        }
+    }
+}
+
 /// A stage running as a task.
-pub(super) type StageTask = Task<Result<(), Error>>;
+pub(super) type StageTask = Running<Result<(), Error>>;
 
 /// The supervisor of a run whose stages and sink are tasks.
-type TaskSupervisor<O> = Supervisor<StageTask, Task<Result<O, Error>>, O>;
+type TaskSupervisor<O> = Supervisor<StageTask, Running<Result<O, Error>>, O>;
 
 /// A pipeline running as tasks on an executor: a future of its result.
 ///
-/// Made by [`Job::spawn`](crate::Job::spawn), [`Job::spawn_local`](crate::Job::spawn_local) or
-/// [`Job::spawn_global`](crate::Job::spawn_global).
+/// Made by [`Job::spawn`](crate::Job::spawn), [`Job::spawn_local`](crate::Job::spawn_local),
+/// [`Job::spawn_global`](crate::Job::spawn_global) or
+/// [`Job::spawn_with`](crate::Job::spawn_with).
 /// The handle reports the pipeline's state and a live report, and can shut
 /// the pipeline down or cancel it; [`control`](JobHandle::control) gives the
 /// same powers to another task.
@@ -53,7 +84,7 @@ pub struct JobHandle<O> {
 
 impl<O> JobHandle<O> {
     /// A handle that supervises the tasks of a spawned run.
-    pub(crate) fn new(supervisor: TaskSupervisor<O>) -> Self {
+    pub(super) fn new(supervisor: TaskSupervisor<O>) -> Self {
         JobHandle {
             run: Arc::clone(supervisor.run()),
             supervisor: Some(supervisor),
@@ -134,7 +165,7 @@ impl<O: Send + 'static> JobHandle<O> {
 /// Lets every task of a run go on without a handle.
 fn detach_all<O>(supervisor: TaskSupervisor<O>) {
     let (stages, sink) = supervisor.into_parts();
-    stages.for_each(Task::detach);
+    stages.for_each(Running::detach);
     if let Some(sink) = sink {
         sink.detach();
     }

@@ -2,20 +2,21 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
 use futures_lite::future;
-use smol::{Executor, LocalExecutor, Task, Timer};
+use smol::{Executor, LocalExecutor, Timer};
 
 use crate::control::Control;
-use crate::engine::drive::{SinkFuture, StageFuture};
+use crate::engine::drive::{SinkFuture, StageFuture, stopped};
 use crate::engine::run::RunState;
 use crate::engine::stats::{InputHop, StageStats};
 use crate::engine::supervisor::Supervisor;
 use crate::error::Error;
-use crate::job::handle::{JobHandle, StageTask};
+use crate::job::handle::{JobHandle, Running, StageTask};
 use crate::limits::MAX_THREADS;
 use crate::pipeline::graph::Graph;
 
@@ -207,7 +208,11 @@ impl<O: Send + 'static> Job<O> {
     ///
     /// The stages are tasks on a fresh single-threaded executor, driven
     /// without polling for I/O on every wake-up. Timers and sockets used by
-    /// async stages still work: smol drives them from its own thread.
+    /// async stages still work: smol drives them from its own thread. They
+    /// must be smol's (async-io's): a stage that uses tokio's timers or I/O
+    /// fails here with "there is no reactor running"; run such a pipeline
+    /// with [`spawn_with`](Job::spawn_with) on a tokio runtime, or await
+    /// it inside one.
     ///
     /// # Examples
     ///
@@ -269,7 +274,8 @@ impl<O: Send + 'static> Job<O> {
     }
 
     /// Starts every stage as a task on `ex` and gives a handle that is a
-    /// future of the result.
+    /// future of the result. Stages may use smol's timers and I/O, not
+    /// tokio's (see [`spawn_with`](Job::spawn_with) for that).
     ///
     /// Dropping the handle cancels the pipeline; call
     /// [`JobHandle::detach`] to let it run on.
@@ -286,7 +292,10 @@ impl<O: Send + 'static> Job<O> {
     /// # Ok::<(), flowgate::Error>(())
     /// ```
     pub fn spawn(self, ex: &Executor<'_>) -> JobHandle<O> {
-        self.spawn_with(|fut| ex.spawn(fut), |fut| ex.spawn(fut))
+        self.start(
+            |fut| Running::Smol(ex.spawn(fut)),
+            |fut| Running::Smol(ex.spawn(fut)),
+        )
     }
 
     /// Starts every stage as a task on a single-threaded `ex` and gives a
@@ -305,7 +314,10 @@ impl<O: Send + 'static> Job<O> {
     /// # Ok::<(), flowgate::Error>(())
     /// ```
     pub fn spawn_local(self, ex: &LocalExecutor<'_>) -> JobHandle<O> {
-        self.spawn_with(|fut| ex.spawn(fut), |fut| ex.spawn(fut))
+        self.start(
+            |fut| Running::Smol(ex.spawn(fut)),
+            |fut| Running::Smol(ex.spawn(fut)),
+        )
     }
 
     /// Starts every stage as a task on smol's global executor and gives a
@@ -321,13 +333,58 @@ impl<O: Send + 'static> Job<O> {
     /// # Ok::<(), flowgate::Error>(())
     /// ```
     pub fn spawn_global(self) -> JobHandle<O> {
-        self.spawn_with(smol::spawn, smol::spawn)
+        self.start(
+            |fut| Running::Smol(smol::spawn(fut)),
+            |fut| Running::Smol(smol::spawn(fut)),
+        )
     }
 
-    fn spawn_with(
+    /// Starts every stage as a task of its own on any runtime: `spawn` is
+    /// given each stage's future and spawns it, as `tokio::spawn` does.
+    /// Gives a handle that is a future of the result, to await on any
+    /// executor.
+    ///
+    /// Under tokio, this is how the stages spread over its worker threads;
+    /// `.await` and [`run`](Job::run) drive every stage from one future or
+    /// on smol. Stage code then runs on tokio's threads, so a stage may use
+    /// tokio's timers and I/O (it may not under `run`, which has no tokio
+    /// reactor); flowgate's own timers (`timeout`, `deadline`, batches by
+    /// time) run on smol's, which need no setup.
+    ///
+    /// Dropping the handle cancels the pipeline: the stages end on the
+    /// runtime, as on [`Control::cancel`]. If the runtime drops a stage's
+    /// task (when it shuts down), the run ends as stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    /// let handle = flowgate::from_iter(0..1000u64)
+    ///     .par_map(2, |x| x * x)
+    ///     .fold(0u64, |sum, x| sum + x)
+    ///     .spawn_with(|stage| {
+    ///         rt.spawn(stage);
+    ///     });
+    /// let sum = rt.block_on(handle)?;
+    /// assert_eq!(sum, (0..1000u64).map(|x| x * x).sum::<u64>());
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn spawn_with<S>(self, spawn: S) -> JobHandle<O>
+    where
+        S: FnMut(Pin<Box<dyn Future<Output = ()> + Send + 'static>>),
+    {
+        // The stages are spawned first, then the sink, one at a time.
+        let spawn = std::cell::RefCell::new(spawn);
+        self.start(
+            |fut| Running::Elsewhere(elsewhere(fut, &mut *spawn.borrow_mut())),
+            |fut| Running::Elsewhere(elsewhere(fut, &mut *spawn.borrow_mut())),
+        )
+    }
+
+    fn start(
         self,
         mut spawn_stage: impl FnMut(StageFuture) -> StageTask,
-        spawn_sink: impl FnOnce(SinkFuture<O>) -> Task<Result<O, Error>>,
+        spawn_sink: impl FnOnce(SinkFuture<O>) -> Running<Result<O, Error>>,
     ) -> JobHandle<O> {
         let supervisor = match self.launch() {
             (Err(err), run) => Supervisor::failed(err, run),
@@ -349,6 +406,23 @@ impl<O: Send + 'static> Job<O> {
         };
         JobHandle::new(supervisor)
     }
+}
+
+/// Hands `fut` to `spawn` to run as a task, and gives the wait for its
+/// result: a stop, if the task is dropped before it ends.
+fn elsewhere<T, S>(
+    fut: Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>,
+    spawn: &mut S,
+) -> Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>
+where
+    T: Send + 'static,
+    S: FnMut(Pin<Box<dyn Future<Output = ()> + Send + 'static>>),
+{
+    let (result_tx, result) = async_channel::bounded(1);
+    spawn(Box::pin(async move {
+        let _ = result_tx.try_send(fut.await);
+    }));
+    Box::pin(async move { result.recv().await.unwrap_or_else(|_| Err(stopped())) })
 }
 
 impl<O> fmt::Debug for Job<O> {

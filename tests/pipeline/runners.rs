@@ -117,3 +117,76 @@ fn async_stages_can_use_smol_timers_under_run() {
     .unwrap();
     assert_eq!(out, [0, 1, 2]);
 }
+
+/// The threads (name and id) a CPU-bound `par_map(2, ..)` ran its items
+/// on, its stages spawned on a tokio runtime of two workers.
+fn tokio_threads(items: u64) -> std::collections::HashSet<(String, std::thread::ThreadId)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("tokio-worker")
+        .build()
+        .unwrap();
+    let (names, seen) = flowgate::async_channel::unbounded();
+    let handle = flowgate::from_iter(0..items)
+        .par_map(2, move |x| {
+            let thread = std::thread::current();
+            let _ = names.try_send((thread.name().unwrap_or("").to_owned(), thread.id()));
+            // About 50 µs of work.
+            let until = std::time::Instant::now() + Duration::from_micros(50);
+            let mut h = x;
+            while std::time::Instant::now() < until {
+                h = h.wrapping_mul(31).wrapping_add(7);
+            }
+            h
+        })
+        .count()
+        .spawn_with(|stage| {
+            rt.spawn(stage);
+        });
+    assert_eq!(rt.block_on(handle).unwrap(), items as usize);
+    std::iter::from_fn(|| seen.try_recv().ok()).collect()
+}
+
+#[test]
+fn spawn_with_runs_the_stages_on_the_runtime_s_own_threads() {
+    let threads = watchdog(|| tokio_threads(200));
+    assert!(!threads.is_empty());
+    assert!(
+        threads.iter().all(|(name, _)| name == "tokio-worker"),
+        "{threads:?}"
+    );
+}
+
+#[test]
+fn spawn_with_spreads_the_stages_over_more_than_one_tokio_worker() {
+    // Two CPU-bound workers on two runtime threads: tokio's idle thread
+    // takes one of them. A run that happened to keep both on one thread
+    // is tried again, so the test does not rest on one schedule.
+    let spread = watchdog(|| (0..5).any(|_| tokio_threads(2000).len() >= 2));
+    assert!(spread, "every run kept its stages on one tokio thread");
+}
+
+#[test]
+fn spawn_with_cancels_when_the_handle_is_dropped() {
+    watchdog(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let source = flowgate::from_iter(0u64..);
+        let control = source.control();
+        let handle = source.map(|x| x + 1).count().spawn_with(|stage| {
+            rt.spawn(stage);
+        });
+        while control.report().delivered() < 1000 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(handle);
+        while !control.is_finished() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let report = control.report();
+        assert_eq!(report.state, flowgate::State::Cancelled);
+        assert!(report.is_balanced(), "{report}");
+    });
+}
