@@ -167,6 +167,8 @@ pub use ack::inline::InlineConsumer;
 pub use ack::pipelined::PipelinedSender;
 pub use ack::producer::Producer;
 pub use ack::replies::{Replies, ReplyChunk};
+#[cfg(feature = "sink")]
+pub use ack::sink::ProducerSink;
 pub use control::{Control, Watch};
 pub use error::{Error, ItemError, SendError, SendTimeoutError, TimedOut, TrySendError};
 pub use job::future::JobFuture;

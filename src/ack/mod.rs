@@ -15,3 +15,5 @@ pub(crate) mod pipelined;
 pub(crate) mod producer;
 pub(crate) mod protocol;
 pub(crate) mod replies;
+#[cfg(feature = "sink")]
+pub(crate) mod sink;

@@ -469,3 +469,29 @@ fn a_consumer_of_capacity_zero_refuses_every_send_and_reports_the_error() {
         });
     });
 }
+
+#[cfg(feature = "sink")]
+#[test]
+fn a_producer_as_a_sink_sends_every_item_and_gives_back_the_one_a_closed_consumer_refused() {
+    use futures::SinkExt;
+
+    watchdog(|| {
+        let ex = smol::LocalExecutor::new();
+        let (producer, consumer) =
+            Consumer::new(Vec::new(), |seen: &mut Vec<u32>, x: u32| seen.push(x)).spawn_local(&ex);
+        let closer = producer.clone();
+        let seen = block_on(ex.run(async {
+            let mut sink = producer.into_sink();
+            for x in 0..100 {
+                sink.send(x).await.unwrap();
+            }
+            closer.close();
+            // The consumer is closed: the next item comes back.
+            let err = sink.send(100).await.unwrap_err();
+            assert!(matches!(err, SendError::Closed(100)));
+            sink.close().await.unwrap();
+            consumer.await.unwrap()
+        }));
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+    });
+}
