@@ -481,3 +481,16 @@ impl<T> fmt::Debug for SendTimeoutError<T> {
         }
     }
 }
+
+/// An error and every error under it, as one message, each after a `: `:
+/// `stage `x` failed: <the item's error>`.
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -77,16 +77,20 @@ pub(crate) fn drive<T: 'static>(
 ) -> BoxFuture<Result<T, Error>> {
     // Made before the future, so that even a future dropped unpolled marks
     // its stage as cancelled.
+    #[cfg(feature = "tracing")]
+    let span = tracing::info_span!("stage", name = stats.name());
     let mut mark = EndMark {
         stats,
         ended: false,
     };
-    Box::pin(async move {
+    let stage = async move {
         // Resolved now, once the graph is built: a merge may have joined
         // this stage's run to another.
         let run = run.root();
         if !run.is_cancelled() {
             mark.start(&run);
+            #[cfg(feature = "tracing")]
+            tracing::debug!("stage started");
         }
         let (state, result) = match guarded(&run, fut).await {
             Err(payload) => (
@@ -107,13 +111,33 @@ pub(crate) fn drive<T: 'static>(
             Ok(Some(Err(err))) => (State::Failed, Err(err)),
         };
         mark.end(state);
+        #[cfg(feature = "tracing")]
+        trace_end(state, &result);
         if state == State::Failed {
             // A failure stops the whole run from here, so that it stops even
             // when nobody supervises it any more (a detached handle).
             run.cancel();
         }
         result
-    })
+    };
+    #[cfg(feature = "tracing")]
+    let stage = tracing::Instrument::instrument(stage, span);
+    Box::pin(stage)
+}
+
+/// The event of a stage's end, in the stage's span.
+#[cfg(feature = "tracing")]
+fn trace_end<T>(state: State, result: &Result<T, Error>) {
+    match result {
+        Err(Error::StagePanicked { message, .. }) => {
+            tracing::error!(%state, panic = %message, "stage panicked");
+        }
+        Err(err) if state == State::Failed => {
+            let error = crate::error::chain(err);
+            tracing::error!(%state, %error, "stage failed");
+        }
+        _ => tracing::info!(%state, "stage ended"),
+    }
 }
 
 /// Runs `fut` until it ends or the run is cancelled, whichever comes first:
@@ -155,18 +179,23 @@ pub(crate) fn drive_worker(
     run: Arc<RunState>,
     fut: impl Future<Output = ()> + Send + 'static,
 ) -> StageFuture {
-    Box::pin(async move {
+    #[cfg(feature = "tracing")]
+    let span = tracing::info_span!("stage", name = %stage, worker = true);
+    let worker = async move {
         let run = run.root();
         match guarded(&run, fut).await {
             Ok(Some(())) => Ok(()),
             Ok(None) => Err(stopped()),
             Err(payload) => {
                 run.cancel();
-                Err(Error::StagePanicked {
-                    stage,
-                    message: panic_message(payload),
-                })
+                let message = panic_message(payload);
+                #[cfg(feature = "tracing")]
+                tracing::error!(panic = %message, "worker panicked");
+                Err(Error::StagePanicked { stage, message })
             }
         }
-    })
+    };
+    #[cfg(feature = "tracing")]
+    let worker = tracing::Instrument::instrument(worker, span);
+    Box::pin(worker)
 }

@@ -142,7 +142,12 @@ impl RunState {
     /// Raises the cancel signal, which stops every stage promptly; `true`
     /// if this call raised it.
     pub(crate) fn cancel(&self) -> bool {
-        self.cancel.raise()
+        let first = self.cancel.raise();
+        #[cfg(feature = "tracing")]
+        if first {
+            tracing::info!("run cancelled");
+        }
+        first
     }
 
     /// Whether the run is being cancelled.
@@ -158,7 +163,12 @@ impl RunState {
     /// Raises the shutdown signal, which makes the source stop taking
     /// input while the rest drains; `true` if this call raised it.
     pub(crate) fn shut_down(&self) -> bool {
-        self.shutdown.raise()
+        let first = self.shutdown.raise();
+        #[cfg(feature = "tracing")]
+        if first {
+            tracing::info!("run shutting down");
+        }
+        first
     }
 
     /// The shutdown signal, for a source to watch.

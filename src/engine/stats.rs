@@ -155,21 +155,29 @@ impl StageStats {
 
     /// One input that failed and stopped the run.
     pub(crate) fn count_failed(&self) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!("item failed");
         self.failed.fetch_add(1, Relaxed);
     }
 
     /// One input that failed and was skipped by the stage's policy.
     pub(crate) fn count_skipped(&self) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!("item skipped");
         self.skipped.fetch_add(1, Relaxed);
     }
 
     /// One extra attempt by a retry policy.
     pub(crate) fn count_retried(&self) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!("item retried");
         self.retried.fetch_add(1, Relaxed);
     }
 
     /// One input sent to the dead-letter output.
     pub(crate) fn count_dead_lettered(&self) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!("item dead-lettered");
         self.dead_lettered.fetch_add(1, Relaxed);
     }
 

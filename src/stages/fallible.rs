@@ -16,7 +16,7 @@ use crate::ack::fate::Fate;
 use crate::engine::hop::{Chunk, Closed, Inlet, Outlet};
 use crate::engine::stage_loop::{Work, run_stage};
 use crate::engine::stats::StageStats;
-use crate::error::{Error, ItemError, TimedOut};
+use crate::error::{Error, ItemError, TimedOut, chain};
 use crate::pipeline::builder::Pipeline;
 use crate::pipeline::head::StageSetup;
 use crate::stages::policy::{DeadLetter, OnError, Step};
@@ -232,7 +232,7 @@ where
                 }
                 Ok(Tried::Failed(err)) => {
                     if let Some(tag) = tag {
-                        tag.fail(describe(&err));
+                        tag.fail(chain(&err));
                     }
                     return Err(err);
                 }
@@ -308,24 +308,11 @@ where
     }
 }
 
-/// The error and every error under it, as one message: `stage `x`
-/// failed: <the item's error>`.
-fn describe(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
 /// An item's error as one message: the stage's error and every error under
 /// it, or the timeout.
 fn describe_item<E: std::error::Error + 'static>(error: &ItemError<E>) -> String {
     match error {
-        ItemError::Failed(err) => describe(err),
+        ItemError::Failed(err) => chain(err),
         ItemError::TimedOut(err) => err.to_string(),
     }
 }

@@ -8,3 +8,5 @@ mod close;
 mod consumer_gone;
 mod panics;
 mod states;
+#[cfg(feature = "tracing")]
+mod traced;
