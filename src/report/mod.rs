@@ -5,6 +5,8 @@
 //! Nothing here reads a running pipeline; `engine::snapshot` does, and
 //! fills these types in.
 
+#[cfg(feature = "metrics")]
+mod export;
 pub(crate) mod links;
 mod picture;
 pub(crate) mod run;

@@ -106,6 +106,94 @@ proptest! {
             let s = stage(&report, &name);
             prop_assert_eq!((s.received, s.emitted), (received, emitted), "{}\n{}", name, report);
         }
+        #[cfg(feature = "metrics")]
+        exported::check(&report);
+    }
+}
+
+/// With the `metrics` feature: what `Report::record_metrics` hands the
+/// facade, kept by a recorder of the test's own.
+#[cfg(feature = "metrics")]
+mod exported {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    type Kept = Arc<Mutex<HashMap<(String, String), u64>>>;
+
+    #[derive(Default)]
+    struct Keep(Kept);
+
+    struct Slot {
+        key: (String, String),
+        kept: Kept,
+    }
+
+    impl CounterFn for Slot {
+        fn increment(&self, value: u64) {
+            *self
+                .kept
+                .lock()
+                .unwrap()
+                .entry(self.key.clone())
+                .or_default() += value;
+        }
+        fn absolute(&self, value: u64) {
+            self.kept.lock().unwrap().insert(self.key.clone(), value);
+        }
+    }
+
+    impl Recorder for Keep {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            let stage = key
+                .labels()
+                .find(|label| label.key() == "stage")
+                .map(|label| label.value().to_owned())
+                .unwrap_or_default();
+            Counter::from_arc(Arc::new(Slot {
+                key: (key.name().to_owned(), stage),
+                kept: Arc::clone(&self.0),
+            }))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    /// Every stage's counters, as exported, equal its counts in `report`.
+    pub(super) fn check(report: &flowgate::Report) {
+        let keep = Keep::default();
+        metrics::with_local_recorder(&keep, || report.record_metrics("random"));
+        let kept = keep.0.lock().unwrap();
+        for s in &report.stages {
+            for (name, count) in [
+                ("flowgate_stage_received_total", s.received),
+                ("flowgate_stage_emitted_total", s.emitted),
+                ("flowgate_stage_filtered_total", s.filtered),
+                ("flowgate_stage_failed_total", s.failed),
+                ("flowgate_stage_skipped_total", s.skipped),
+                ("flowgate_stage_retried_total", s.retried),
+                ("flowgate_stage_dead_lettered_total", s.dead_lettered),
+                ("flowgate_stage_dropped_total", s.dropped),
+            ] {
+                let key = (name.to_owned(), s.name.clone());
+                assert_eq!(
+                    kept.get(&key),
+                    Some(&count),
+                    "{name} of {}\n{report}",
+                    s.name
+                );
+            }
+        }
     }
 }
 
