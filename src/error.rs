@@ -46,8 +46,9 @@ pub enum Error {
     #[error("a pipelined sender's window is 0; it must allow at least 1 item in flight")]
     ZeroWindow,
 
-    /// A watch was asked for reports every 0 seconds.
-    #[error("a watch's interval is 0; it must be at least 1 ns")]
+    /// A watch was asked for reports every 0 seconds, or a run to count
+    /// a stage as stalled after 0 seconds.
+    #[error("an interval is 0; it must be at least 1 ns")]
     ZeroInterval,
 
     /// A pipeline was asked to run on 0 threads.

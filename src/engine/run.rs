@@ -64,6 +64,9 @@ pub(crate) struct RunState {
     stages: OnceLock<Box<[Arc<StageStats>]>>,
     /// The run's deadline, if it has one.
     deadline: OnceLock<Duration>,
+    /// How long a stage may hold input without progress before it counts
+    /// as stalled, if the run watches for stalls.
+    stall_after: OnceLock<Duration>,
     /// The run this one joined when its pipeline was merged into another:
     /// from then on that run's signals and verdict are the ones that count.
     joined: OnceLock<Arc<RunState>>,
@@ -83,6 +86,7 @@ impl RunState {
             verdict: AtomicU8::new(NO_VERDICT),
             stages: OnceLock::new(),
             deadline: OnceLock::new(),
+            stall_after: OnceLock::new(),
             joined: OnceLock::new(),
         })
     }
@@ -128,6 +132,16 @@ impl RunState {
 
     pub(crate) fn deadline(&self) -> Option<Duration> {
         self.deadline.get().copied()
+    }
+
+    pub(crate) fn set_stall_after(&self, after: Duration) {
+        let _ = self.stall_after.set(after);
+    }
+
+    /// How long a stage may hold input without progress, if the run
+    /// watches for stalls.
+    pub(crate) fn stall_after(&self) -> Option<Duration> {
+        self.stall_after.get().copied()
     }
 
     /// Every stage's stats, in pipeline order; none until the pipeline

@@ -37,6 +37,9 @@ pub(crate) struct StageStats {
     expands: bool,
     /// Set when the stage found the stage after it gone.
     cut_off: AtomicBool,
+    /// Whether the run's stall watch found the stage holding input without
+    /// progress for too long.
+    stalled: AtomicBool,
     /// Time spent waiting for room in the output hop.
     send_wait: WaitClock,
     /// Time spent waiting for input.
@@ -75,6 +78,7 @@ impl StageStats {
             ended: AtomicU64::new(0),
             expands,
             cut_off: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
             send_wait: WaitClock::default(),
             recv_wait: WaitClock::default(),
             timed: AtomicBool::new(true),
@@ -179,6 +183,29 @@ impl StageStats {
         #[cfg(feature = "tracing")]
         tracing::warn!("item dead-lettered");
         self.dead_lettered.fetch_add(1, Relaxed);
+    }
+
+    /// Marks the stage as stalled, or as moving again; gives whether that
+    /// changed anything.
+    pub(crate) fn set_stalled(&self, stalled: bool) -> bool {
+        self.stalled.swap(stalled, Relaxed) != stalled
+    }
+
+    /// What the stage has done so far, as one number that grows with any
+    /// progress, and whether it holds input now.
+    pub(crate) fn progress(&self) -> (u64, bool) {
+        let emitted = self.emitted.load(Relaxed);
+        let done = if self.expands {
+            self.passed.load(Relaxed)
+        } else {
+            emitted
+        } + self.filtered.load(Relaxed)
+            + self.failed.load(Relaxed)
+            + self.skipped.load(Relaxed)
+            + self.dead_lettered.load(Relaxed);
+        let received = self.received.load(Relaxed);
+        let holds = self.state() == State::Running && received > done;
+        (received + done + emitted, holds)
     }
 
     /// Records that the stage found the stage after it gone.
@@ -286,6 +313,7 @@ impl StageStats {
             queued,
             peak_queued: peak_queued.unwrap_or(0),
             queue_capacity,
+            stalled: self.stalled.load(Relaxed) && !state.is_finished(),
         }
     }
 }

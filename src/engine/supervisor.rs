@@ -6,6 +6,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures_lite::{FutureExt, StreamExt};
 
 use smol::Timer;
 
@@ -120,6 +123,52 @@ fn record(first: &mut Option<Error>, stopped: &mut bool, err: Error, run: &RunSt
         *first = Some(err);
     }
     run.cancel();
+}
+
+/// Watches a run for stalls until it ends or is cancelled: a few times per
+/// `after`, it looks at every stage's progress, and marks a stage that has
+/// held input without progress for `after` as stalled (and as moving again
+/// once it moves). A task of the run's own, beside its stages.
+pub(crate) async fn watch_stalls(run: Arc<RunState>, after: Duration) -> Result<(), Error> {
+    let mut ticks = Timer::interval((after / 4).max(Duration::from_millis(1)));
+    let mut seen = Vec::new();
+    loop {
+        let tick = async {
+            ticks.next().await;
+            true
+        };
+        let over = async {
+            run.ended_or_cancelled().await;
+            false
+        };
+        if !tick.or(over).await {
+            return Ok(());
+        }
+        look_for_stalls(&run, after, &mut seen);
+    }
+}
+
+/// One look at every stage of `run`: `seen` holds each stage's progress
+/// when last seen to change, and when.
+fn look_for_stalls(run: &Arc<RunState>, after: Duration, seen: &mut Vec<(u64, Instant)>) {
+    let now = Instant::now();
+    let root = run.root();
+    let stages = root.stages();
+    seen.resize(stages.len(), (u64::MAX, now));
+    for (stats, (last, since)) in stages.iter().zip(seen.iter_mut()) {
+        let (progress, holds) = stats.progress();
+        if progress != *last || !holds {
+            (*last, *since) = (progress, now);
+            stats.set_stalled(false);
+        } else if now.duration_since(*since) >= after && stats.set_stalled(true) {
+            #[cfg(feature = "tracing")]
+            tracing::warn!(
+                stage = stats.name(),
+                after = ?after,
+                "stage stalled: it holds input and has made no progress"
+            );
+        }
+    }
 }
 
 /// A whole pipeline in motion: its stages and its sink, the run's deadline,

@@ -14,7 +14,7 @@ use crate::control::Control;
 use crate::engine::drive::{SinkFuture, StageFuture, stopped};
 use crate::engine::run::RunState;
 use crate::engine::stats::{InputHop, StageStats};
-use crate::engine::supervisor::Supervisor;
+use crate::engine::supervisor::{Supervisor, watch_stalls};
 use crate::error::Error;
 use crate::job::handle::{JobHandle, Running, StageTask};
 use crate::limits::MAX_THREADS;
@@ -169,6 +169,57 @@ impl<O: Send + 'static> Job<O> {
         self
     }
 
+    /// Watches the run for stalls: a stage that has held input without
+    /// any progress (nothing received, handed on, filtered, failed or
+    /// dead-lettered) for `after` is marked
+    /// [`stalled`](crate::StageReport::stalled) in the report, and the
+    /// `tracing` feature warns of it. A stage stuck on a full dead-letter
+    /// output, or on work that never ends, shows up so; a stage waiting
+    /// for input does not, and a merely slow one does not as long as an
+    /// item gets through within `after`. A stage held up by a stalled
+    /// stage after it is stalled too, as it holds input and cannot move.
+    ///
+    /// The watch runs with the run's handle or future ([`run`](Job::run),
+    /// [`spawn`](Job::spawn) and the rest, `.await`), looking a few times
+    /// per `after`. A zero `after` makes the run fail with
+    /// [`Error::ZeroInterval`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let ex = smol::Executor::new();
+    /// let job = flowgate::from_iter(0..10u32)
+    ///     .then(|x| async move {
+    ///         if x == 3 {
+    ///             std::future::pending::<()>().await; // stuck for ever
+    ///         }
+    ///         x
+    ///     })
+    ///     .name("stuck")
+    ///     .count()
+    ///     .stall_after(Duration::from_millis(20));
+    /// let control = job.control();
+    /// let handle = job.spawn(&ex);
+    /// let err = smol::block_on(ex.run(async {
+    ///     while !control.report().stage("stuck").is_some_and(|s| s.stalled) {
+    ///         smol::Timer::after(Duration::from_millis(5)).await;
+    ///     }
+    ///     control.cancel();
+    ///     handle.await.unwrap_err()
+    /// }));
+    /// assert!(matches!(err, flowgate::Error::Cancelled { .. }));
+    /// ```
+    pub fn stall_after(mut self, after: Duration) -> Self {
+        if after.is_zero() {
+            self.graph.fail(Error::ZeroInterval);
+        } else {
+            self.graph.run().set_stall_after(after);
+        }
+        self
+    }
+
     /// Registers the sink, and gives the stages and the sink ready to run,
     /// or the configuration error that stops the run.
     pub(super) fn launch(self) -> (Launched<O>, Arc<RunState>) {
@@ -177,7 +228,22 @@ impl<O: Send + 'static> Job<O> {
         if let Some(after) = deadline {
             run.set_deadline(after);
         }
-        (stages.map(|stages| (stages, sink)), run)
+        let launched = stages.map(|mut stages| match run.stall_after() {
+            None => (stages, sink),
+            Some(after) => {
+                // A task of the run's own watches for stalls, until the
+                // sink has ended.
+                stages.push(Box::pin(watch_stalls(Arc::clone(&run), after)));
+                let ended = Arc::clone(&run);
+                let sink: SinkFuture<O> = Box::pin(async move {
+                    let output = sink.await;
+                    ended.mark_ended();
+                    output
+                });
+                (stages, sink)
+            }
+        });
+        (launched, run)
     }
 
     /// Names the sink stage. Names appear in errors.

@@ -81,6 +81,11 @@ pub struct StageReport {
     pub peak_queued: u64,
     /// The most items its input hop can hold.
     pub queue_capacity: u64,
+    /// Whether the stage is stalled: it has held input without making any
+    /// progress for longer than the run's
+    /// [`stall_after`](crate::Job::stall_after). Only while it runs.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub stalled: bool,
 }
 
 impl StageReport {

@@ -39,7 +39,11 @@ impl fmt::Display for Report {
                 f,
                 "{:<width$}  {:<9}  {:>10}  {:>10}  {:>6}  {:>7}  {:>9}  {:>5}  {:>9}  {:>9}  {:>11}",
                 s.name,
-                s.state.to_string(),
+                if s.stalled {
+                    "stalled".to_owned()
+                } else {
+                    s.state.to_string()
+                },
                 s.received,
                 s.emitted,
                 s.failed + s.skipped + s.dead_lettered,

@@ -448,3 +448,79 @@ fn a_watch_every_zero_is_a_typed_error() {
     let err = control.watch(std::time::Duration::ZERO).unwrap_err();
     assert!(matches!(err, flowgate::Error::ZeroInterval));
 }
+
+#[test]
+fn a_stage_stuck_on_a_full_dead_letter_output_is_marked_stalled() {
+    let (stalled, after_cancel) = watchdog(|| {
+        // One slot, never read: the second bad item holds the stage.
+        let (letters, _unread) = flowgate::async_channel::bounded(1);
+        let job = flowgate::from_iter(0..100u32)
+            .try_map(|_| Err::<u32, _>(std::io::Error::other("bad")))
+            .on_error(flowgate::OnError::dead_letter(letters))
+            .name("parse")
+            .count()
+            .stall_after(Duration::from_millis(20));
+        let control = job.control();
+        let ex = smol::Executor::new();
+        let handle = job.spawn(&ex);
+        smol::block_on(ex.run(async {
+            let stalled = loop {
+                let report = control.report();
+                if report.stage("parse").is_some_and(|s| s.stalled) {
+                    break report;
+                }
+                smol::Timer::after(Duration::from_millis(2)).await;
+            };
+            control.cancel();
+            assert!(handle.await.is_err());
+            (stalled, control.report())
+        }))
+    });
+    assert!(stalled.to_string().contains("stalled"), "{stalled}");
+    // The stage waiting for it holds nothing: it is not stalled.
+    assert!(!stalled.stages.last().unwrap().stalled, "{stalled}");
+    // Once the run is over, nothing is stalled.
+    assert!(
+        after_cancel.stages.iter().all(|s| !s.stalled),
+        "{after_cancel}"
+    );
+}
+
+#[test]
+fn a_slow_stage_that_keeps_moving_is_never_marked_stalled() {
+    use futures_lite::StreamExt;
+
+    let reports = watchdog(|| {
+        let job = flowgate::from_iter(0..40u32)
+            .then(|x| async move {
+                smol::Timer::after(Duration::from_millis(5)).await;
+                x
+            })
+            .name("slow")
+            .count()
+            .stall_after(Duration::from_millis(500));
+        let control = job.control();
+        let watching = std::thread::spawn(move || {
+            smol::block_on(
+                control
+                    .watch(Duration::from_millis(2))
+                    .unwrap()
+                    .collect::<Vec<_>>(),
+            )
+        });
+        assert_eq!(job.run().unwrap(), 40);
+        watching.join().unwrap()
+    });
+    assert!(reports.len() > 10);
+    assert!(reports.iter().all(|r| r.stages.iter().all(|s| !s.stalled)));
+}
+
+#[test]
+fn a_zero_stall_time_is_a_typed_error() {
+    let err = flowgate::from_iter(0..3u8)
+        .count()
+        .stall_after(Duration::ZERO)
+        .run()
+        .unwrap_err();
+    assert!(matches!(err, Error::ZeroInterval));
+}
