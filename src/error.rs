@@ -425,12 +425,48 @@ impl<E: std::error::Error + 'static> std::error::Error for ItemError<E> {
     }
 }
 
-impl<E: std::error::Error + Send + Sync + 'static> ItemError<E> {
+/// What a fallible stage's function may fail with: any error that turns
+/// into a `Box<dyn Error + Send + Sync>` and prints, so a
+/// `std::error::Error` of yours, a `Box<dyn Error + Send + Sync>`, or an
+/// `anyhow::Error`. The run's [`Error::Stage`] then carries it, with the
+/// chain of errors under it.
+///
+/// It is implemented for every such type; there is nothing to implement.
+///
+/// # Examples
+///
+/// ```
+/// type Boxed = Box<dyn std::error::Error + Send + Sync>;
+///
+/// let err = flowgate::from_iter(["1", "x"])
+///     .try_map(|s| s.parse::<u32>().map_err(|e| Boxed::from(format!("{s:?}: {e}"))))
+///     .count()
+///     .run()
+///     .unwrap_err();
+/// let flowgate::Error::Stage { source, .. } = err else { panic!("{err}") };
+/// assert_eq!(source.to_string(), r#""x": invalid digit found in string"#);
+/// ```
+pub trait StageError:
+    Into<Box<dyn std::error::Error + Send + Sync>> + fmt::Debug + fmt::Display + Send + Sync + 'static
+{
+}
+
+impl<E> StageError for E where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>
+        + fmt::Debug
+        + fmt::Display
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+impl<E: StageError> ItemError<E> {
     /// The error as the source of [`Error::Stage`]: the stage's own error,
     /// or [`TimedOut`], so that callers can downcast to either.
     pub(crate) fn into_source(self) -> Box<dyn std::error::Error + Send + Sync> {
         match self {
-            ItemError::Failed(err) => Box::new(err),
+            ItemError::Failed(err) => err.into(),
             ItemError::TimedOut(err) => Box::new(err),
         }
     }

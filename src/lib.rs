@@ -170,7 +170,9 @@ pub use ack::replies::{Replies, ReplyChunk};
 #[cfg(feature = "sink")]
 pub use ack::sink::ProducerSink;
 pub use control::{Control, Watch};
-pub use error::{Error, ItemError, SendError, SendTimeoutError, TimedOut, TrySendError};
+pub use error::{
+    Error, ItemError, SendError, SendTimeoutError, StageError, TimedOut, TrySendError,
+};
 pub use job::future::JobFuture;
 pub use job::handle::JobHandle;
 pub use job::run::Job;

@@ -16,7 +16,7 @@ use crate::ack::fate::Fate;
 use crate::engine::hop::{Chunk, Closed, Inlet, Outlet};
 use crate::engine::stage_loop::{Work, run_stage};
 use crate::engine::stats::StageStats;
-use crate::error::{Error, ItemError, TimedOut, chain};
+use crate::error::{Error, ItemError, StageError, TimedOut, chain};
 use crate::pipeline::builder::Pipeline;
 use crate::pipeline::head::StageSetup;
 use crate::stages::policy::{DeadLetter, OnError, Step};
@@ -34,6 +34,11 @@ pub struct TryThened<T, E>(PhantomData<fn() -> (T, E)>);
 /// A fallible stage: its input type and its error type.
 ///
 /// Implemented by [`TryMapped`] and [`TryThened`] only.
+#[diagnostic::on_unimplemented(
+    message = "`on_error` sets up a fallible stage, and the newest stage here is not one",
+    label = "the newest stage is not a `try_map` or `try_then`",
+    note = "call `.on_error(..)` right after `.try_map(..)` or `.try_then(..)` (a `.name(..)` may come between), before the next stage"
+)]
 pub trait Fallible: sealed::Sealed {
     /// The stage's input.
     type Input;
@@ -80,7 +85,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     pub fn try_map<U, E, F>(self, mut f: F) -> Pipeline<U, TryMapped<T, E>>
     where
         U: Send + 'static,
-        E: std::error::Error + Send + Sync + 'static,
+        E: StageError,
         F: FnMut(T) -> Result<U, E> + Send + 'static,
     {
         self.chain("try_map", false, move |input, setup| {
@@ -116,7 +121,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     pub fn try_then<U, E, Fut, F>(self, f: F) -> Pipeline<U, TryThened<T, E>>
     where
         U: Send + 'static,
-        E: std::error::Error + Send + Sync + 'static,
+        E: StageError,
         Fut: Future<Output = Result<U, E>> + Send + 'static,
         F: FnMut(T) -> Fut + Send + 'static,
     {
@@ -126,12 +131,9 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     }
 }
 
-impl<U: Send + 'static, F> Pipeline<U, F>
-where
-    F: Fallible,
-    F::Input: Send + 'static,
-    F::Error: Send + 'static,
-{
+// The bounds are on the method, not on the block, so that calling it after
+// a stage that cannot fail names the problem (see `Fallible`).
+impl<U: Send + 'static, F> Pipeline<U, F> {
     /// Sets what the newest stage, a fallible one, does with an item that
     /// failed. See [`OnError`].
     ///
@@ -156,7 +158,19 @@ where
     /// assert_eq!((letter.item, letter.attempts), ("x", 2));
     /// # Ok::<(), flowgate::Error>(())
     /// ```
-    pub fn on_error(self, policy: OnError<F::Input, F::Error>) -> Self {
+    ///
+    /// It sets up the newest stage, which must be a fallible one: after any
+    /// other, it does not compile, and the error says so.
+    ///
+    /// ```compile_fail
+    /// let _ = flowgate::from_iter(["1"]).map(|s| s).on_error(flowgate::OnError::skip());
+    /// ```
+    pub fn on_error(self, policy: OnError<F::Input, F::Error>) -> Self
+    where
+        F: Fallible,
+        F::Input: Send + 'static,
+        F::Error: Send + 'static,
+    {
         match policy.check(self.newest_name()) {
             Ok(()) => self.configure(Some(Box::new(policy)), None),
             Err(err) => self.fail(err),
@@ -210,7 +224,7 @@ struct TryStage<I, O, E, F> {
 
 impl<I, O, E, Fut, F> Work<Chunk<I>> for TryStage<I, O, E, F>
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: StageError,
     Fut: Future<Output = Result<O, E>>,
     F: FnMut(I) -> Fut,
 {
@@ -250,7 +264,7 @@ where
 
 impl<I, O, E, Fut, F> TryStage<I, O, E, F>
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: StageError,
     Fut: Future<Output = Result<O, E>>,
     F: FnMut(I) -> Fut,
 {
@@ -308,11 +322,12 @@ where
     }
 }
 
-/// An item's error as one message: the stage's error and every error under
-/// it, or the timeout.
-fn describe_item<E: std::error::Error + 'static>(error: &ItemError<E>) -> String {
+/// An item's error as one message: the stage's error as it prints in its
+/// alternate form (which for an `anyhow::Error` holds the chain of errors
+/// under it), or the timeout.
+fn describe_item<E: StageError>(error: &ItemError<E>) -> String {
     match error {
-        ItemError::Failed(err) => chain(err),
+        ItemError::Failed(err) => format!("{err:#}"),
         ItemError::TimedOut(err) => err.to_string(),
     }
 }
@@ -334,7 +349,7 @@ fn fail_or_skip<E>(
     error: ItemError<E>,
 ) -> Result<(), Error>
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: StageError,
 {
     if let Step::Skip = step {
         stats.count_skipped();
@@ -356,7 +371,7 @@ async fn try_stage<I, O, E, Fut, F>(
 ) -> Result<(), Error>
 where
     I: 'static,
-    E: std::error::Error + Send + Sync + 'static,
+    E: StageError,
     Fut: Future<Output = Result<O, E>>,
     F: FnMut(I) -> Fut,
 {

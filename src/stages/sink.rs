@@ -9,7 +9,7 @@ use crate::engine::drive::{SinkFuture, stopped};
 use crate::engine::hop::{Chunk, Inlet};
 use crate::engine::stage_loop::{Work, run_stage};
 use crate::engine::stats::StageStats;
-use crate::error::Error;
+use crate::error::{Error, StageError};
 use crate::job::run::Job;
 use crate::job::stream::PipelineStream;
 use crate::pipeline::builder::Pipeline;
@@ -100,7 +100,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     where
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         F: FnMut(Vec<T>) -> Fut + Send + 'static,
-        E: std::error::Error + Send + Sync + 'static,
+        E: StageError,
     {
         self.sink("try_for_each_chunk", move |input, stats| async move {
             run_stage(input, &mut TryForEachChunk { stats, f }).await
@@ -300,7 +300,7 @@ impl<I, Fut, F, E> Work<Chunk<I>> for TryForEachChunk<F>
 where
     F: FnMut(Vec<I>) -> Fut,
     Fut: Future<Output = Result<(), E>>,
-    E: std::error::Error + Send + Sync + 'static,
+    E: StageError,
 {
     async fn chunk(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error> {
         let n = chunk.items.len();
@@ -315,7 +315,7 @@ where
             }
             Err(err) => Err(Error::Stage {
                 stage: self.stats.name().to_owned(),
-                source: Box::new(err),
+                source: err.into(),
             }),
         }
     }

@@ -12,7 +12,7 @@ use crate::ack::fate::{Acknowledge, Group};
 use crate::engine::hop::Outlet;
 use crate::engine::run::Signal;
 use crate::engine::stage_loop::Budget;
-use crate::error::Error;
+use crate::error::{Error, StageError};
 use crate::pipeline::builder::Pipeline;
 
 /// Starts a pipeline whose source drains an iterator.
@@ -233,7 +233,7 @@ where
     Fut: Future<Output = Result<Option<Vec<(T, A)>>, E>> + Send,
     T: Send + 'static,
     A: Acknowledge,
-    E: std::error::Error + Send + Sync + 'static,
+    E: StageError,
 {
     Pipeline::source(move |out, run| async move {
         let root = run.root();
@@ -262,7 +262,7 @@ where
                 Err(err) => {
                     return Err(Error::Stage {
                         stage: out.stats().name().to_owned(),
-                        source: Box::new(err),
+                        source: err.into(),
                     });
                 }
             };

@@ -7,6 +7,7 @@ mod support;
 mod batches;
 mod config_errors;
 mod equivalence;
+mod errors_of_any_kind;
 mod fanout;
 mod metrics;
 mod parallel;
