@@ -78,7 +78,7 @@ pub(crate) fn drive<T: 'static>(
     // Made before the future, so that even a future dropped unpolled marks
     // its stage as cancelled.
     #[cfg(feature = "tracing")]
-    let span = tracing::info_span!("stage", name = stats.name());
+    let span = tracing::info_span!("stage", name = stats.name(), kind = stats.kind());
     let mut mark = EndMark {
         stats,
         ended: false,

@@ -98,12 +98,12 @@ mod tests {
             from: Arc::clone(from),
             gauge: Gauge::new(16),
         };
-        let source = StageStats::new("source".into(), false, vec![]);
-        let fan = StageStats::new("fan".into(), true, vec![feed(&source)]);
-        let a = StageStats::new("a".into(), false, vec![feed(&fan)]);
-        let b = StageStats::new("b".into(), false, vec![feed(&fan)]);
-        let merge = StageStats::new("merge".into(), false, vec![feed(&a), feed(&b)]);
-        let sink = StageStats::new("sink".into(), false, vec![feed(&merge)]);
+        let source = StageStats::new("source".into(), "source", false, vec![]);
+        let fan = StageStats::new("fan".into(), "fan", true, vec![feed(&source)]);
+        let a = StageStats::new("a".into(), "a", false, vec![feed(&fan)]);
+        let b = StageStats::new("b".into(), "b", false, vec![feed(&fan)]);
+        let merge = StageStats::new("merge".into(), "merge", false, vec![feed(&a), feed(&b)]);
+        let sink = StageStats::new("sink".into(), "sink", false, vec![feed(&merge)]);
         let set =
             |stats: &StageStats, received: u64, emitted: u64| stats.set_counts(received, emitted);
         set(&source, n, n);

@@ -18,6 +18,8 @@ use crate::report::state::State;
 /// One stage's counters, clocks and state.
 pub(crate) struct StageStats {
     name: String,
+    /// What the stage does, whatever its name.
+    kind: &'static str,
     state: AtomicU8,
     /// The zero of the stage's times, which are kept as stamps since it.
     epoch: Instant,
@@ -61,9 +63,15 @@ pub(crate) struct InputHop {
 impl StageStats {
     /// The stats of a new stage called `name`, fed through `inputs`.
     /// `expands` says whether one input may make any number of outputs.
-    pub(crate) fn new(name: String, expands: bool, inputs: Vec<InputHop>) -> Arc<Self> {
+    pub(crate) fn new(
+        name: String,
+        kind: &'static str,
+        expands: bool,
+        inputs: Vec<InputHop>,
+    ) -> Arc<Self> {
         Arc::new(StageStats {
             name,
+            kind,
             state: AtomicU8::new(State::Pending as u8),
             epoch: Instant::now(),
             received: AtomicU64::new(0),
@@ -84,6 +92,13 @@ impl StageStats {
             timed: AtomicBool::new(true),
             inputs,
         })
+    }
+
+    /// What the stage does: `map`, `try_then`, `count`, ..., whatever its
+    /// name.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn kind(&self) -> &'static str {
+        self.kind
     }
 
     /// The stage's name.

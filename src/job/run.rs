@@ -62,6 +62,7 @@ pub struct Job<O> {
 enum Sink<O> {
     Unstarted {
         name: String,
+        kind: &'static str,
         inputs: Vec<InputHop>,
         start: StartSink<O>,
     },
@@ -74,6 +75,7 @@ impl<O: Send + 'static> Job<O> {
     pub(crate) fn new(
         graph: Graph,
         name: String,
+        kind: &'static str,
         inputs: Vec<InputHop>,
         start: StartSink<O>,
     ) -> Self {
@@ -81,6 +83,7 @@ impl<O: Send + 'static> Job<O> {
             graph,
             sink: Sink::Unstarted {
                 name,
+                kind,
                 inputs,
                 start,
             },
@@ -114,10 +117,11 @@ impl<O: Send + 'static> Job<O> {
             Sink::Branches(sinks) => sinks,
             Sink::Unstarted {
                 name,
+                kind,
                 inputs,
                 start,
             } => {
-                let stats = StageStats::new(name, false, inputs);
+                let stats = StageStats::new(name, kind, false, inputs);
                 graph.add_sink(Arc::clone(&stats), start(stats))
             }
         };

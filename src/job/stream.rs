@@ -65,7 +65,7 @@ impl<T> PipelineStream<T> {
     /// The output of `graph`, whose last hop ends in `inlet`.
     pub(crate) fn new(mut graph: Graph, mut inlet: Inlet<T>) -> Self {
         let inputs = vec![inlet.input_hop()];
-        let stats = StageStats::new(graph.name_for("into_stream"), false, inputs);
+        let stats = StageStats::new(graph.name_for("into_stream"), "into_stream", false, inputs);
         inlet.attach(&stats);
         graph.add_stream_end(Arc::clone(&stats));
         let (stages, run) = graph.finish();

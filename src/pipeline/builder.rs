@@ -70,7 +70,7 @@ impl<T: Send + 'static> Pipeline<T> {
         }));
         Pipeline::headed(
             Graph::new(),
-            Head::new("source".to_owned(), Vec::new(), output),
+            Head::new("source".to_owned(), "source", Vec::new(), output),
         )
     }
 }
@@ -292,7 +292,7 @@ impl<T: Send + 'static> Pipeline<T> {
     /// stages of `graph`. The stage is named `kind#N` and fed by `inputs`.
     pub(crate) fn assemble<S, F>(
         graph: Graph,
-        kind: &str,
+        kind: &'static str,
         expands: bool,
         inputs: Vec<InputHop>,
         start: F,
@@ -301,7 +301,7 @@ impl<T: Send + 'static> Pipeline<T> {
         F: FnOnce(StageSetup<T>) -> StageTasks + Send + 'static,
     {
         let name = graph.name_for(kind);
-        let head = Head::new(name, inputs, OutputHop::New(Box::new(start)));
+        let head = Head::new(name, kind, inputs, OutputHop::New(Box::new(start)));
         let head = if expands { head.expanding() } else { head };
         Pipeline::headed(graph, head)
     }
@@ -310,7 +310,7 @@ impl<T: Send + 'static> Pipeline<T> {
     /// whose items come through `inlet`, a hop that already exists.
     pub(crate) fn shared(inlet: Inlet<T>, run: &Arc<RunState>) -> Self {
         let name = inlet.from().name().to_owned();
-        let head = Head::new(name, Vec::new(), OutputHop::Shared(inlet));
+        let head = Head::new(name, "branch", Vec::new(), OutputHop::Shared(inlet));
         Pipeline::headed(Graph::joining(run), head)
     }
 
@@ -323,7 +323,7 @@ impl<T: Send + 'static> Pipeline<T> {
         from: Arc<StageStats>,
         run: &Arc<RunState>,
     ) -> Self {
-        let head = Head::new(name, Vec::new(), OutputHop::FanOut { slot, from });
+        let head = Head::new(name, "branch", Vec::new(), OutputHop::FanOut { slot, from });
         Pipeline::headed(Graph::joining(run), head)
     }
 }

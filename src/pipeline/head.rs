@@ -50,6 +50,8 @@ pub(super) enum OutputHop<T> {
 /// The newest stage and the settings of its output hop.
 pub(super) struct Head<T> {
     name: String,
+    /// What the stage does, whatever its name.
+    kind: &'static str,
     capacity: usize,
     chunk_limit: usize,
     /// Whether one input may make any number of outputs.
@@ -66,9 +68,15 @@ pub(super) struct Head<T> {
 
 impl<T> Head<T> {
     /// A head with the default settings.
-    pub(crate) fn new(name: String, inputs: Vec<InputHop>, output: OutputHop<T>) -> Self {
+    pub(crate) fn new(
+        name: String,
+        kind: &'static str,
+        inputs: Vec<InputHop>,
+        output: OutputHop<T>,
+    ) -> Self {
         Head {
             name,
+            kind,
             inputs,
             capacity: DEFAULT_CAPACITY,
             chunk_limit: DEFAULT_CHUNK_LIMIT,
@@ -167,7 +175,7 @@ impl<T> Head<T> {
                 inlet
             }
             OutputHop::New(start) => {
-                let stats = StageStats::new(self.name, self.expands, self.inputs);
+                let stats = StageStats::new(self.name, self.kind, self.expands, self.inputs);
                 let (out, inlet) = hop(capacity, chunk_limit, Arc::clone(&stats));
                 let setup = StageSetup {
                     out,

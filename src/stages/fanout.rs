@@ -234,7 +234,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// Adds a fan-out stage that `run` drives, with one outlet per branch.
     fn fan_out<B, F, R, Fut>(
         self,
-        kind: &str,
+        kind: &'static str,
         expands: bool,
         branches: usize,
         mut build: F,
@@ -248,7 +248,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     {
         let (mut graph, mut inlet) = self.wire();
         let name = graph.name_for(kind);
-        let stats = StageStats::new(name.clone(), expands, vec![inlet.input_hop()]);
+        let stats = StageStats::new(name.clone(), kind, expands, vec![inlet.input_hop()]);
         inlet.attach(&stats);
         if branches == 0 {
             graph.fail(Error::ZeroBranches {

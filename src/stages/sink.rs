@@ -219,7 +219,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
             inlet.attach(&stats);
             Box::pin(make(inlet, stats)) as SinkFuture<O>
         });
-        Job::new(graph, name, inputs, start)
+        Job::new(graph, name, kind, inputs, start)
     }
 }
 

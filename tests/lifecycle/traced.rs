@@ -28,6 +28,8 @@ struct Seen {
 struct Keep {
     next: Arc<AtomicU64>,
     spans: Arc<Mutex<HashMap<u64, String>>>,
+    /// Each stage span's name and kind.
+    kinds: Arc<Mutex<Vec<(String, String)>>>,
     events: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -56,6 +58,8 @@ impl Subscriber for Keep {
         let mut fields = Fields::default();
         span.record(&mut fields);
         if let Some(name) = fields.0.remove("name") {
+            let kind = fields.0.remove("kind").unwrap_or_default();
+            self.kinds.lock().unwrap().push((name.clone(), kind));
             self.spans.lock().unwrap().insert(id, name);
         }
         Id::from_u64(id)
@@ -90,6 +94,7 @@ fn a_run_that_retries_dead_letters_and_is_cancelled_is_traced_stage_by_stage() {
     let events = watchdog(|| {
         let keep = Keep::default();
         let events = Arc::clone(&keep.events);
+        let kinds = Arc::clone(&keep.kinds);
         tracing::subscriber::with_default(keep, || {
             let (letters, letters_rx) = flowgate::async_channel::unbounded();
             let source = flowgate::from_iter(0u32..);
@@ -118,6 +123,18 @@ fn a_run_that_retries_dead_letters_and_is_cancelled_is_traced_stage_by_stage() {
             assert!(matches!(err, flowgate::Error::Cancelled { .. }));
             assert_eq!(letters_rx.len(), 1);
         });
+        let kinds = kinds.lock().unwrap().clone();
+        for (name, kind) in [
+            ("numbers", "source"),
+            ("check", "try_map"),
+            ("watch", "inspect"),
+            ("total", "count"),
+        ] {
+            assert!(
+                kinds.contains(&(name.to_owned(), kind.to_owned())),
+                "no span of `{name}` as `{kind}`: {kinds:?}"
+            );
+        }
         events.lock().unwrap().clone()
     });
     let of = |stage: &str, message: &str| {
