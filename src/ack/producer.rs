@@ -323,16 +323,6 @@ impl<T, R> Producer<T, R> {
     }
 }
 
-#[cfg(feature = "sink")]
-impl<T, R> Producer<T, R> {
-    /// This producer as a [`futures_sink::Sink`] of items, each sent as
-    /// with [`send`](Producer::send) and its reply dropped (the `sink`
-    /// feature). See [`ProducerSink`](crate::ProducerSink).
-    pub fn into_sink(self) -> crate::ack::sink::ProducerSink<T, R> {
-        crate::ack::sink::ProducerSink::new(self)
-    }
-}
-
 impl<T, R> Clone for Producer<T, R> {
     /// A new producer for the same consumer, with its own reply channel.
     fn clone(&self) -> Self {

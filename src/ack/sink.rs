@@ -45,12 +45,21 @@ pub struct ProducerSink<T, R> {
     sending: Option<Sending<T>>,
 }
 
+impl<T, R> Producer<T, R> {
+    /// This producer as a [`futures_sink::Sink`] of items, each sent as
+    /// with [`send`](Producer::send) and its reply dropped (the `sink`
+    /// feature). See [`ProducerSink`].
+    pub fn into_sink(self) -> ProducerSink<T, R> {
+        ProducerSink::new(self)
+    }
+}
+
 // Nothing in the sink is ever pinned in place: the send in progress is
 // boxed, the producer only moved.
 impl<T, R> Unpin for ProducerSink<T, R> {}
 
 impl<T, R> ProducerSink<T, R> {
-    pub(crate) fn new(producer: Producer<T, R>) -> Self {
+    fn new(producer: Producer<T, R>) -> Self {
         ProducerSink {
             producer,
             sending: None,
