@@ -270,18 +270,111 @@ where
 {
     /// Tries one item, as often as the policy says: its output, or what the
     /// policy did with it.
-    async fn try_item(&mut self, mut item: I) -> Result<Tried<O>, Error> {
+    async fn try_item(&mut self, item: I) -> Result<Tried<O>, Error> {
+        let tries = Tries {
+            policy: &self.policy,
+            timeout: self.timeout,
+            stats: &self.stats,
+        };
+        tries.run(item, &mut self.f, &mut self.out).await
+    }
+}
+
+/// What a stage does before it waits in the middle of an item: a stage
+/// with an output hands on the outputs it has made, so that they are not
+/// held back by the wait; a parallel stage's worker has nothing to hand on.
+pub(super) trait BeforeWait {
+    /// Gets ready to wait; fails if the next stage has gone.
+    async fn before_wait(&mut self) -> Result<(), Closed>;
+}
+
+impl<O> BeforeWait for Outlet<O> {
+    async fn before_wait(&mut self) -> Result<(), Closed> {
+        self.flush().await
+    }
+}
+
+/// Nothing to do before a wait.
+struct NoOutput;
+
+impl BeforeWait for NoOutput {
+    async fn before_wait(&mut self) -> Result<(), Closed> {
+        Ok(())
+    }
+}
+
+/// What a worker of a fallible parallel stage needs to try items: the
+/// stage's function, its policy and time limit, and its stats.
+pub(super) struct Trier<I, E, F> {
+    f: F,
+    policy: OnError<I, E>,
+    timeout: Option<Duration>,
+    stats: Arc<StageStats>,
+}
+
+impl<I: 'static, E: StageError, F> Trier<I, E, F> {
+    /// The trier of the fallible stage set up by `setup`, with `f`.
+    pub(super) fn new<O>(f: F, setup: &mut StageSetup<O>) -> Arc<Self> {
+        Arc::new(Trier {
+            f,
+            policy: policy_of(setup),
+            timeout: setup.timeout,
+            stats: Arc::clone(&setup.stats),
+        })
+    }
+
+    /// Tries each of `items` in turn, as often as the policy says: what
+    /// became of each.
+    pub(super) async fn try_all<O, Fut>(self: Arc<Self>, items: Vec<I>) -> Vec<Tried<O>>
+    where
+        F: Fn(I) -> Fut,
+        Fut: Future<Output = Result<O, E>>,
+    {
+        let tries = Tries {
+            policy: &self.policy,
+            timeout: self.timeout,
+            stats: &self.stats,
+        };
+        let mut made = Vec::with_capacity(items.len());
+        for item in items {
+            let tried = tries.run(item, &mut |x| (self.f)(x), &mut NoOutput).await;
+            made.push(tried.unwrap_or_else(Tried::Failed));
+        }
+        made
+    }
+}
+
+/// How a fallible stage tries each item: its policy, its time limit per
+/// attempt, and the stats that count retries and failures.
+pub(super) struct Tries<'a, I, E> {
+    pub(super) policy: &'a OnError<I, E>,
+    pub(super) timeout: Option<Duration>,
+    pub(super) stats: &'a StageStats,
+}
+
+impl<I, E: StageError> Tries<'_, I, E> {
+    /// Tries one item with `f`, as often as the policy says: its output, or
+    /// what the policy did with it. Before any wait, `out` gets ready.
+    pub(super) async fn run<O, Fut>(
+        &self,
+        mut item: I,
+        f: &mut impl FnMut(I) -> Fut,
+        out: &mut impl BeforeWait,
+    ) -> Result<Tried<O>, Error>
+    where
+        Fut: Future<Output = Result<O, E>>,
+    {
         let mut attempt = 1;
         loop {
             let copy = self.policy.copy_of(&item);
-            let error = match attempt_once((self.f)(item), self.timeout, &mut self.out).await? {
+            let error = match attempt_once(f(item), self.timeout, out).await? {
                 Ok(output) => return Ok(Tried::Output(output)),
                 Err(error) => error,
             };
             match (self.policy.step(attempt), copy) {
                 (Step::Retry(wait), Some(copy)) => {
                     self.stats.count_retried();
-                    self.out.flush().await?;
+                    out.before_wait().await?;
                     Timer::after(wait).await;
                     item = copy;
                     attempt += 1;
@@ -294,7 +387,7 @@ where
                         error,
                         attempts: attempt,
                     };
-                    self.out.flush().await?;
+                    out.before_wait().await?;
                     let sent = {
                         // A full dead-letter output holds the stage up as
                         // a full hop would.
@@ -303,7 +396,7 @@ where
                     };
                     if let Err(async_channel::SendError(letter)) = sent {
                         if let Err(err) =
-                            fail_or_skip(&Step::<I, E>::Fail, &self.stats, letter.error)
+                            fail_or_skip(&Step::<I, E>::Fail, self.stats, letter.error)
                         {
                             return Ok(Tried::Failed(err));
                         }
@@ -312,7 +405,7 @@ where
                     return Ok(Tried::DeadLettered(message));
                 }
                 (step, _) => {
-                    return Ok(match fail_or_skip(&step, &self.stats, error) {
+                    return Ok(match fail_or_skip(&step, self.stats, error) {
                         Ok(()) => Tried::Skipped,
                         Err(err) => Tried::Failed(err),
                     });
@@ -333,7 +426,7 @@ fn describe_item<E: StageError>(error: &ItemError<E>) -> String {
 }
 
 /// What became of an item a fallible stage tried.
-enum Tried<O> {
+pub(super) enum Tried<O> {
     Output(O),
     Skipped,
     /// The item went to the dead-letter output after this error.
@@ -375,10 +468,8 @@ where
     Fut: Future<Output = Result<O, E>>,
     F: FnMut(I) -> Fut,
 {
-    let policy = setup
-        .policy
-        .and_then(|policy| policy.downcast::<OnError<I, E>>().ok())
-        .map_or_else(OnError::fail_fast, |policy| *policy);
+    let mut setup = setup;
+    let policy = policy_of(&mut setup);
     let mut work = TryStage {
         out: setup.out,
         stats: setup.stats,
@@ -389,13 +480,22 @@ where
     run_stage(input, &mut work).await
 }
 
+/// The error policy set on a fallible stage, or fail fast if none was.
+pub(super) fn policy_of<I: 'static, E: 'static, O>(setup: &mut StageSetup<O>) -> OnError<I, E> {
+    setup
+        .policy
+        .take()
+        .and_then(|policy| policy.downcast::<OnError<I, E>>().ok())
+        .map_or_else(OnError::fail_fast, |policy| *policy)
+}
+
 /// Runs one attempt of an item's work, under the stage's timeout. If the
 /// work has to wait, the outputs already made are sent on first. Fails if
 /// the next stage has gone.
-async fn attempt_once<O, E, T>(
+async fn attempt_once<E, T>(
     work: impl Future<Output = Result<T, E>>,
     timeout: Option<Duration>,
-    out: &mut Outlet<O>,
+    out: &mut impl BeforeWait,
 ) -> Result<Result<T, ItemError<E>>, Closed> {
     let started = Instant::now();
     let mut work = pin!(work);
@@ -403,7 +503,7 @@ async fn attempt_once<O, E, T>(
         return Ok(result.map_err(ItemError::Failed));
     }
     let Some(after) = timeout else {
-        out.flush().await?;
+        out.before_wait().await?;
         return Ok(work.await.map_err(ItemError::Failed));
     };
     if after.is_zero() {
@@ -417,6 +517,6 @@ async fn attempt_once<O, E, T>(
         Err(ItemError::TimedOut(TimedOut { after }))
     };
     let finished = async { work.await.map_err(ItemError::Failed) };
-    out.flush().await?;
+    out.before_wait().await?;
     Ok(finished.or(expired).await)
 }

@@ -10,4 +10,5 @@ pub(crate) mod parallel;
 pub(crate) mod policy;
 pub(crate) mod sink;
 pub(crate) mod source;
+mod stateful;
 mod workers;

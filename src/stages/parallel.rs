@@ -3,14 +3,18 @@
 
 use std::future::{Future, Ready, ready};
 use std::hash::Hash;
+use std::sync::Arc;
 
 use futures_lite::future::zip;
 
 use crate::engine::stage_loop::run_stage;
 use crate::error::Error;
+use crate::error::StageError;
 use crate::limits::MAX_WORKERS;
 use crate::pipeline::builder::Pipeline;
 use crate::pipeline::graph::{StageTasks, WorkerTask};
+use crate::pipeline::head::StageSetup;
+use crate::stages::fallible::{Tried, Trier, TryMapped, TryThened};
 use crate::stages::workers::{Collect, Done, Finished, Slices, crew, dispatch, dispatch_keyed};
 
 /// Items between an ordered stage's input and its output, per worker: one
@@ -255,8 +259,31 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         Fut: Future<Output = Vec<U>> + Send + 'static,
         F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
     {
+        self.windowed_with(kind, workers, order, slice, move |_| f, Tried::Output)
+    }
+
+    /// A parallel stage whose dispatcher hands out a slice of items per
+    /// permit, with workers that `make` builds from the stage's setup, and
+    /// whose outputs `settle` makes the stage's.
+    fn windowed_with<U, Y, S2, Fut, F, M>(
+        self,
+        kind: &'static str,
+        workers: usize,
+        order: Order,
+        slice: usize,
+        make: M,
+        settle: fn(Y) -> Tried<U>,
+    ) -> Pipeline<U, S2>
+    where
+        U: Send + 'static,
+        Y: Send + 'static,
+        Fut: Future<Output = Vec<Y>> + Send + 'static,
+        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        M: FnOnce(&mut StageSetup<U>) -> F + Send + 'static,
+    {
         let n = workers.clamp(1, MAX_WORKERS);
-        let built = self.chain_tasks(kind, false, move |input, setup| {
+        let built = self.chain_tasks(kind, false, move |input, mut setup| {
+            let f = make(&mut setup);
             // Each worker has one item at hand and one queued, so it never
             // waits for the dispatcher between items.
             let (free_tx, free_rx) = filled(2 * n);
@@ -282,7 +309,10 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
                         workers: n,
                     },
                 ),
-                collector(done_rx, Collect::new(setup.out, window_tx, ordered)),
+                collector(
+                    done_rx,
+                    Collect::settling(setup.out, window_tx, ordered, settle),
+                ),
             );
             tasks(main, workers)
         });
@@ -304,18 +334,296 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         Fut: Future<Output = Vec<U>> + Send + 'static,
         F: Fn(T) -> Fut + Send + Sync + 'static,
     {
+        self.keyed_with(kind, workers, key, move |_| f, Tried::Output)
+    }
+
+    /// A parallel stage whose dispatcher keeps each key's items in order,
+    /// with workers that `make` builds from the stage's setup, and whose
+    /// outputs `settle` makes the stage's.
+    fn keyed_with<U, Y, S2, K, KF, Fut, F, M>(
+        self,
+        kind: &'static str,
+        workers: usize,
+        key: KF,
+        make: M,
+        settle: fn(Y) -> Tried<U>,
+    ) -> Pipeline<U, S2>
+    where
+        U: Send + 'static,
+        Y: Send + 'static,
+        K: Hash + Eq + Clone + Send + 'static,
+        KF: FnMut(&T) -> K + Send + 'static,
+        Fut: Future<Output = Vec<Y>> + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        M: FnOnce(&mut StageSetup<U>) -> F + Send + 'static,
+    {
         let n = workers.clamp(1, MAX_WORKERS);
-        let built = self.chain_tasks(kind, false, move |input, setup| {
+        let built = self.chain_tasks(kind, false, move |input, mut setup| {
+            let f = make(&mut setup);
             let (freed_tx, freed_rx) = async_channel::bounded(2 * n);
             let (work_tx, done_rx, workers) = crew(n, f, &freed_tx);
             let main = zip(
                 dispatch_keyed(input, work_tx, freed_rx, key, 2 * n),
-                collector(done_rx, Collect::new(setup.out, None, false)),
+                collector(done_rx, Collect::settling(setup.out, None, false, settle)),
             );
             tasks(main, workers)
         });
         check_workers(built, workers)
     }
+}
+
+/// The fallible parallel stages: each item's failure goes to the stage's
+/// policy, set with [`on_error`](Pipeline::on_error), as in a `try_map`.
+impl<T: Send + 'static, S> Pipeline<T, S> {
+    /// Like [`par_map`](Pipeline::par_map), with a function that can fail,
+    /// as in [`try_map`](Pipeline::try_map).
+    ///
+    /// A failed item goes to the stage's policy, set with
+    /// [`on_error`](Pipeline::on_error); by default the run fails with
+    /// [`Error::Stage`]. Retries run in the worker that had the item, so
+    /// one item's backoff holds up no other worker. Outputs leave in input
+    /// order; a skipped or dead-lettered item leaves no gap to wait for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::OnError;
+    ///
+    /// let total: u64 = flowgate::from_iter(["1", "two", "3", "4"])
+    ///     .try_par_map(2, |s: &str| s.parse::<u64>())
+    ///     .on_error(OnError::skip())
+    ///     .fold(0, |sum, n| sum + n)
+    ///     .run_on_threads(2)?;
+    /// assert_eq!(total, 8);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn try_par_map<U, E, F>(self, workers: usize, f: F) -> Pipeline<U, TryMapped<T, E>>
+    where
+        U: Send + 'static,
+        E: StageError,
+        F: Fn(T) -> Result<U, E> + Send + Sync + 'static,
+    {
+        let f = move |x| ready(f(x));
+        self.try_windowed("try_par_map", workers, Order::Input, usize::MAX, f)
+    }
+
+    /// Like [`try_par_map`](Pipeline::try_par_map), but hands outputs on
+    /// as soon as they are made, whatever their order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::OnError;
+    ///
+    /// let mut out: Vec<u8> = flowgate::from_iter(["7", "x", "5"])
+    ///     .try_par_map_unordered(2, |s: &str| s.parse::<u8>())
+    ///     .on_error(OnError::skip())
+    ///     .collect()
+    ///     .run()?;
+    /// out.sort();
+    /// assert_eq!(out, [5, 7]);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn try_par_map_unordered<U, E, F>(
+        self,
+        workers: usize,
+        f: F,
+    ) -> Pipeline<U, TryMapped<T, E>>
+    where
+        U: Send + 'static,
+        E: StageError,
+        F: Fn(T) -> Result<U, E> + Send + Sync + 'static,
+    {
+        let f = move |x| ready(f(x));
+        let kind = "try_par_map_unordered";
+        self.try_windowed(kind, workers, Order::Completion, usize::MAX, f)
+    }
+
+    /// Like [`par_map_by_key`](Pipeline::par_map_by_key), with a function
+    /// that can fail, as in [`try_map`](Pipeline::try_map): items with the
+    /// same key are tried one at a time, in input order, retries included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::OnError;
+    ///
+    /// let out: Vec<(char, u8)> = flowgate::from_iter([('a', "1"), ('b', "x"), ('a', "2")])
+    ///     .try_par_map_by_key(2, |e| e.0, |(k, s): (char, &str)| s.parse::<u8>().map(|n| (k, n)))
+    ///     .on_error(OnError::skip())
+    ///     .collect()
+    ///     .run()?;
+    /// assert_eq!(out, [('a', 1), ('a', 2)]);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn try_par_map_by_key<U, E, K, KF, F>(
+        self,
+        workers: usize,
+        key: KF,
+        f: F,
+    ) -> Pipeline<U, TryMapped<T, E>>
+    where
+        U: Send + 'static,
+        E: StageError,
+        K: Hash + Eq + Clone + Send + 'static,
+        KF: FnMut(&T) -> K + Send + 'static,
+        F: Fn(T) -> Result<U, E> + Send + Sync + 'static,
+    {
+        let f = move |x| ready(f(x));
+        self.try_keyed("try_par_map_by_key", workers, key, f)
+    }
+
+    /// Like [`par_then`](Pipeline::par_then), with an async function that
+    /// can fail, as in [`try_then`](Pipeline::try_then): a failed item
+    /// goes to the stage's policy, and each attempt can be given a time
+    /// limit with [`timeout`](Pipeline::timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::OnError;
+    ///
+    /// let out: Vec<u64> = flowgate::from_iter([5u64, 500, 10])
+    ///     .try_par_then(3, |ms| async move {
+    ///         smol::Timer::after(Duration::from_millis(ms)).await;
+    ///         Ok::<u64, std::io::Error>(ms)
+    ///     })
+    ///     .timeout(Duration::from_millis(100))
+    ///     .on_error(OnError::skip())
+    ///     .collect()
+    ///     .run()?;
+    /// assert_eq!(out, [5, 10]);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn try_par_then<U, E, Fut, F>(self, workers: usize, f: F) -> Pipeline<U, TryThened<T, E>>
+    where
+        U: Send + 'static,
+        E: StageError,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+    {
+        self.try_windowed("try_par_then", workers, Order::Input, 1, f)
+    }
+
+    /// Like [`try_par_then`](Pipeline::try_par_then), but hands outputs on
+    /// as soon as they are made, whatever their order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let out: Vec<u64> = flowgate::from_iter([30u64, 1])
+    ///     .try_par_then_unordered(2, |ms| async move {
+    ///         smol::Timer::after(Duration::from_millis(ms)).await;
+    ///         Ok::<u64, std::io::Error>(ms)
+    ///     })
+    ///     .collect()
+    ///     .run()?;
+    /// assert_eq!(out, [1, 30]);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn try_par_then_unordered<U, E, Fut, F>(
+        self,
+        workers: usize,
+        f: F,
+    ) -> Pipeline<U, TryThened<T, E>>
+    where
+        U: Send + 'static,
+        E: StageError,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+    {
+        self.try_windowed("try_par_then_unordered", workers, Order::Completion, 1, f)
+    }
+
+    /// Like [`par_then_by_key`](Pipeline::par_then_by_key), with an async
+    /// function that can fail, as in [`try_then`](Pipeline::try_then).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use flowgate::OnError;
+    ///
+    /// let out: Vec<(u8, u32)> = flowgate::from_iter((0..12u32).map(|i| ((i % 3) as u8, i)))
+    ///     .try_par_then_by_key(3, |e| e.0, |e| async move {
+    ///         if e.1 == 4 { Err(std::io::Error::other("four")) } else { Ok(e) }
+    ///     })
+    ///     .on_error(OnError::skip())
+    ///     .collect()
+    ///     .run()?;
+    /// assert_eq!(out.len(), 11);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn try_par_then_by_key<U, E, K, KF, Fut, F>(
+        self,
+        workers: usize,
+        key: KF,
+        f: F,
+    ) -> Pipeline<U, TryThened<T, E>>
+    where
+        U: Send + 'static,
+        E: StageError,
+        K: Hash + Eq + Clone + Send + 'static,
+        KF: FnMut(&T) -> K + Send + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+    {
+        self.try_keyed("try_par_then_by_key", workers, key, f)
+    }
+
+    /// A fallible parallel stage whose dispatcher hands out slices of up
+    /// to `slice` items, each item tried by its worker under the policy.
+    fn try_windowed<U, E, S2, Fut, F>(
+        self,
+        kind: &'static str,
+        workers: usize,
+        order: Order,
+        slice: usize,
+        f: F,
+    ) -> Pipeline<U, S2>
+    where
+        U: Send + 'static,
+        E: StageError,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+    {
+        let make = move |setup: &mut StageSetup<U>| {
+            let trier = Trier::new(f, setup);
+            move |items: Vec<T>| Arc::clone(&trier).try_all(items)
+        };
+        self.windowed_with(kind, workers, order, slice, make, identity)
+    }
+
+    /// A fallible parallel stage whose dispatcher keeps each key's items in
+    /// order, each item tried by its worker under the policy.
+    fn try_keyed<U, E, S2, K, KF, Fut, F>(
+        self,
+        kind: &'static str,
+        workers: usize,
+        key: KF,
+        f: F,
+    ) -> Pipeline<U, S2>
+    where
+        U: Send + 'static,
+        E: StageError,
+        K: Hash + Eq + Clone + Send + 'static,
+        KF: FnMut(&T) -> K + Send + 'static,
+        Fut: Future<Output = Result<U, E>> + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+    {
+        let make = move |setup: &mut StageSetup<U>| {
+            let trier = Trier::new(f, setup);
+            move |item: T| Arc::clone(&trier).try_all(vec![item])
+        };
+        self.keyed_with(kind, workers, key, make, identity)
+    }
+}
+
+/// What a fallible worker made, as it is.
+fn identity<U>(tried: Tried<U>) -> Tried<U> {
+    tried
 }
 
 /// A channel of `n` tokens, all waiting to be taken.
@@ -341,9 +649,9 @@ fn tasks(
 
 /// The collector of a parallel stage: it runs `collect` on the workers'
 /// outputs until every worker has gone.
-async fn collector<U>(
-    done: async_channel::Receiver<Finished<U>>,
-    mut collect: Collect<U>,
+async fn collector<U, Y>(
+    done: async_channel::Receiver<Finished<Y>>,
+    mut collect: Collect<U, Y>,
 ) -> Result<(), Error> {
     run_stage(Done(done), &mut collect).await
 }
@@ -358,7 +666,7 @@ where
 }
 
 /// Records an error if a parallel stage was given no workers, or too many.
-fn check_workers<U: Send + 'static>(built: Pipeline<U>, workers: usize) -> Pipeline<U> {
+fn check_workers<U: Send + 'static, S>(built: Pipeline<U, S>, workers: usize) -> Pipeline<U, S> {
     match workers {
         0 => built.reject_newest(|stage| Error::ZeroWorkers { stage }),
         n if n > MAX_WORKERS => built.reject_newest(move |stage| Error::TooManyWorkers {

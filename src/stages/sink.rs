@@ -9,7 +9,7 @@ use crate::engine::drive::{SinkFuture, stopped};
 use crate::engine::hop::{Chunk, Inlet};
 use crate::engine::stage_loop::{Work, run_stage};
 use crate::engine::stats::StageStats;
-use crate::error::{Error, StageError};
+use crate::error::{Error, StageError, chain};
 use crate::job::run::Job;
 use crate::job::stream::PipelineStream;
 use crate::pipeline::builder::Pipeline;
@@ -61,6 +61,73 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     {
         self.sink("for_each_async", move |input, stats| async move {
             run_stage(input, &mut ForEachAsync { stats, f }).await
+        })
+    }
+
+    /// Ends the pipeline in a sink that calls `f` on every item, like
+    /// `Iterator::try_for_each`. An error from `f` fails the run with
+    /// [`Error::Stage`], naming this sink, as a failed stage does: the item
+    /// counts as failed, the items after it are dropped, and a source with
+    /// acknowledgements is told so.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// let mut out = Vec::new();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// flowgate::from_iter(["a", "b"])
+    ///     .try_for_each(move |line| tx.send(line))
+    ///     .run()?;
+    /// for line in rx.try_iter() {
+    ///     writeln!(out, "{line}")?;
+    /// }
+    /// assert_eq!(out, b"a\nb\n");
+    ///
+    /// let err = flowgate::from_iter(["1", "x"])
+    ///     .try_for_each(|s| s.parse::<u8>().map(drop))
+    ///     .run()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, flowgate::Error::Stage { .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_for_each<F, E>(self, mut f: F) -> Job<()>
+    where
+        F: FnMut(T) -> Result<(), E> + Send + 'static,
+        E: StageError,
+    {
+        self.sink("try_for_each", move |input, stats| async move {
+            let f = move |item| std::future::ready(f(item));
+            run_stage(input, &mut TryForEach { stats, f }).await
+        })
+    }
+
+    /// Ends the pipeline in a sink that awaits `f` on every item, one at a
+    /// time, in order. An error from `f` fails the run with
+    /// [`Error::Stage`], as with [`try_for_each`](Pipeline::try_for_each).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = async_channel::bounded(8);
+    /// flowgate::from_iter([1u8, 2])
+    ///     .try_for_each_async(move |x| {
+    ///         let tx = tx.clone();
+    ///         async move { tx.send(x).await }
+    ///     })
+    ///     .run()?;
+    /// assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(1), Ok(2)));
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn try_for_each_async<Fut, F, E>(self, f: F) -> Job<()>
+    where
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        F: FnMut(T) -> Fut + Send + 'static,
+        E: StageError,
+    {
+        self.sink("try_for_each_async", move |input, stats| async move {
+            run_stage(input, &mut TryForEach { stats, f }).await
         })
     }
 
@@ -276,6 +343,47 @@ where
         for item in chunk.items.drain(..) {
             let tag = tags.next();
             (self.f)(item).await;
+            if let Some(tag) = tag {
+                tag.resolve(Fate::Delivered);
+            }
+            self.stats.count_emitted(1);
+        }
+        Ok(())
+    }
+
+    async fn round_end(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// The work of a sink that awaits a fallible function on every item, one
+/// at a time; an error fails the sink.
+struct TryForEach<F> {
+    stats: Arc<StageStats>,
+    f: F,
+}
+
+impl<I, Fut, F, E> Work<Chunk<I>> for TryForEach<F>
+where
+    F: FnMut(I) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: StageError,
+{
+    async fn chunk(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error> {
+        let mut tags = chunk.take_tags();
+        for item in chunk.items.drain(..) {
+            let tag = tags.next();
+            if let Err(err) = (self.f)(item).await {
+                self.stats.count_failed();
+                let err = Error::Stage {
+                    stage: self.stats.name().to_owned(),
+                    source: err.into(),
+                };
+                if let Some(tag) = tag {
+                    tag.fail(chain(&err));
+                }
+                return Err(err);
+            }
             if let Some(tag) = tag {
                 tag.resolve(Fate::Delivered);
             }

@@ -26,8 +26,9 @@ use futures_lite::FutureExt;
 use crate::ack::fate::{Fate, Tag};
 use crate::engine::hop::{Chunk, Inlet, Outlet, Tags};
 use crate::engine::stage_loop::{Input, Work};
-use crate::error::Error;
+use crate::error::{Error, chain};
 use crate::pipeline::graph::WorkerTask;
+use crate::stages::fallible::Tried;
 
 /// Work handed to a worker: its place in the input, a token that comes
 /// back when the worker is done with it (a key, for a keyed stage), the
@@ -284,23 +285,33 @@ impl<U> Input for Done<U> {
 /// on, in input order when `ordered`, else as they come. With `window`,
 /// each output handed on gives its place back to the dispatcher, before the
 /// collector waits for room downstream.
-pub(super) struct Collect<U> {
+///
+/// A worker's outputs are of type `Y`: the stage's outputs themselves, or,
+/// for a fallible stage, what became of each item; `settle` says which.
+pub(super) struct Collect<U, Y = U> {
     out: Outlet<U>,
     window: Option<Sender<()>>,
     ordered: bool,
+    settle: fn(Y) -> Tried<U>,
     /// Outputs that came early, with their tags, by place after `next`.
-    early: VecDeque<Option<(Vec<U>, Vec<Tag>)>>,
+    early: VecDeque<Option<(Vec<Y>, Vec<Tag>)>>,
     /// The place of the next output to hand on, in input order.
     next: u64,
 }
 
-impl<U> Collect<U> {
-    /// A collector with nothing waiting.
-    pub(crate) fn new(out: Outlet<U>, window: Option<Sender<()>>, ordered: bool) -> Self {
+impl<U, Y> Collect<U, Y> {
+    /// A collector whose workers' outputs become the stage's by `settle`.
+    pub(crate) fn settling(
+        out: Outlet<U>,
+        window: Option<Sender<()>>,
+        ordered: bool,
+        settle: fn(Y) -> Tried<U>,
+    ) -> Self {
         Collect {
             out,
             window,
             ordered,
+            settle,
             early: VecDeque::new(),
             next: 0,
         }
@@ -308,36 +319,59 @@ impl<U> Collect<U> {
 
     /// Hands on the outputs of one assignment, with the tags of the items
     /// they were made from: one output per item, or any number from one
-    /// item (each then carries a copy of its tag, as with `flat_map`).
-    async fn hand_on(&mut self, outputs: Vec<U>, acks: Vec<Tag>) -> Result<(), Error> {
+    /// item (each then carries a copy of its tag, as with `flat_map`). An
+    /// item that failed is counted as its stage's policy had it, and a
+    /// failure that fails the stage ends the collector with it.
+    async fn hand_on(&mut self, outputs: Vec<Y>, acks: Vec<Tag>) -> Result<(), Error> {
         if let Some(window) = &self.window {
             let _ = window.try_send(());
         }
-        if acks.len() == outputs.len() {
-            for (output, tag) in outputs.into_iter().zip(acks) {
-                if self.out.push_tagged(output, Some(tag)) {
-                    self.out.flush().await?;
+        let one_each = acks.len() == outputs.len();
+        let mut acks = acks.into_iter();
+        let shared = if one_each { None } else { acks.next() };
+        debug_assert!(
+            acks.len() == 0 || one_each,
+            "several items, not one output each"
+        );
+        for made in outputs {
+            let tag = if one_each {
+                acks.next()
+            } else {
+                shared.clone()
+            };
+            match (self.settle)(made) {
+                Tried::Output(output) => {
+                    if self.out.push_tagged(output, tag) {
+                        self.out.flush().await?;
+                    }
+                }
+                Tried::Skipped => {
+                    if let Some(tag) = tag {
+                        tag.resolve(Fate::Skipped);
+                    }
+                }
+                Tried::DeadLettered(error) => {
+                    if let Some(tag) = tag {
+                        tag.dead_letter(self.out.stats().name().to_owned(), error);
+                    }
+                }
+                Tried::Failed(err) => {
+                    if let Some(tag) = tag {
+                        tag.fail(chain(&err));
+                    }
+                    return Err(err);
                 }
             }
-            return Ok(());
         }
-        let mut acks = acks.into_iter();
-        let tag = acks.next();
-        debug_assert!(acks.next().is_none(), "several items, not one output each");
-        for output in outputs {
-            if self.out.push_tagged(output, tag.clone()) {
-                self.out.flush().await?;
-            }
-        }
-        if let Some(tag) = tag {
+        if let Some(tag) = shared {
             tag.resolve(Fate::Filtered);
         }
         Ok(())
     }
 }
 
-impl<U> Work<Finished<U>> for Collect<U> {
-    async fn chunk(&mut self, done: &mut Finished<U>) -> Result<(), Error> {
+impl<U, Y> Work<Finished<Y>> for Collect<U, Y> {
+    async fn chunk(&mut self, done: &mut Finished<Y>) -> Result<(), Error> {
         let (seq, outputs, acks) = (
             done.0,
             std::mem::take(&mut done.1),
