@@ -51,6 +51,15 @@ pub enum Error {
     #[error("an interval is 0; it must be at least 1 ns")]
     ZeroInterval,
 
+    /// A rate limit lets 0 items through, or counts them over 0 seconds.
+    #[error("a rate of {items} items per {per:?}; both must be above 0")]
+    ZeroRate {
+        /// The items let through per period.
+        items: u64,
+        /// The period.
+        per: Duration,
+    },
+
     /// A pipeline was asked to run on 0 threads.
     #[error("cannot run on 0 threads; at least 1 is needed")]
     ZeroThreads,

@@ -193,6 +193,7 @@ pub use stages::policy::{Backoff, DeadLetter, OnError};
 pub use stages::source::{
     from_iter, from_iter_acked, from_reads_acked, from_stream, from_stream_acked,
 };
+pub use stages::throttle::Rate;
 
 /// The README's Rust snippets, compiled and run as doctests so that the
 /// README and the code cannot drift apart.

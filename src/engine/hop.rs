@@ -539,9 +539,21 @@ impl<T> Outlet<T> {
     /// empty, its buffers kept for reuse. Fails once the receiving stage has
     /// ended.
     pub(crate) async fn put_all(&mut self, chunk: &mut Chunk<T>) -> Result<(), Closed> {
+        let n = chunk.items.len();
+        self.put_front(chunk, n).await
+    }
+
+    /// Moves the first `n` items of `chunk` into the output, as
+    /// [`put_all`](Outlet::put_all) moves them all.
+    pub(crate) async fn put_front(&mut self, chunk: &mut Chunk<T>, n: usize) -> Result<(), Closed> {
         let tagged = chunk.is_tagged();
-        while !chunk.items.is_empty() {
-            let run = self.room().min(chunk.items.len());
+        let mut left = n.min(chunk.items.len());
+        while left > 0 {
+            if self.is_full() {
+                self.flush().await?;
+            }
+            let run = self.room().min(left);
+            left -= run;
             if let Some(runs) = chunk.take_runs_front(run) {
                 let items = chunk.items.drain(..run);
                 self.with_runs(runs, |out| out.extend(items));
@@ -551,9 +563,9 @@ impl<T> Outlet<T> {
             } else {
                 self.extend(chunk.items.drain(..run));
             }
-            if self.is_full() {
-                self.flush().await?;
-            }
+        }
+        if self.is_full() {
+            self.flush().await?;
         }
         Ok(())
     }

@@ -33,6 +33,10 @@ pub(crate) struct StageStats {
     skipped: AtomicU64,
     retried: AtomicU64,
     dead_lettered: AtomicU64,
+    /// Outputs its output hop let go under an overflow policy.
+    shed: AtomicU64,
+    /// Times the stage went on after a panic.
+    restarts: AtomicU64,
     started: AtomicU64,
     ended: AtomicU64,
     /// Whether one input may make any number of outputs.
@@ -46,6 +50,8 @@ pub(crate) struct StageStats {
     send_wait: WaitClock,
     /// Time spent waiting for input.
     recv_wait: WaitClock,
+    /// Time spent waiting for a rate limit's tokens.
+    token_wait: WaitClock,
     /// Whether waits are timed, copied from the run when the stage starts.
     timed: AtomicBool,
     /// The stages that feed this one, and the hops they feed it through.
@@ -82,6 +88,8 @@ impl StageStats {
             skipped: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
             started: AtomicU64::new(0),
             ended: AtomicU64::new(0),
             expands,
@@ -89,6 +97,7 @@ impl StageStats {
             stalled: AtomicBool::new(false),
             send_wait: WaitClock::default(),
             recv_wait: WaitClock::default(),
+            token_wait: WaitClock::default(),
             timed: AtomicBool::new(true),
             inputs,
         })
@@ -200,6 +209,20 @@ impl StageStats {
         self.dead_lettered.fetch_add(1, Relaxed);
     }
 
+    /// `n` outputs let go by the stage's output hop under its overflow
+    /// policy; they were counted as emitted when they were handed on.
+    #[inline]
+    pub(crate) fn count_shed(&self, n: usize) {
+        self.shed.fetch_add(n as u64, Relaxed);
+    }
+
+    /// One panic the stage went on after.
+    pub(crate) fn count_restart(&self) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!("stage restarted after a panic");
+        self.restarts.fetch_add(1, Relaxed);
+    }
+
     /// Marks the stage as stalled, or as moving again; gives whether that
     /// changed anything.
     pub(crate) fn set_stalled(&self, stalled: bool) -> bool {
@@ -263,6 +286,11 @@ impl StageStats {
         Waiting::start(&self.recv_wait, self.epoch, self.is_timed())
     }
 
+    /// Starts timing a wait for a rate limit's tokens.
+    pub(crate) fn waiting_for_tokens(&self) -> Waiting<'_> {
+        Waiting::start(&self.token_wait, self.epoch, self.is_timed())
+    }
+
     /// Starts timing a wait for input that the caller ends itself with
     /// [`StageStats::end_receive_wait`], for code that polls by hand.
     pub(crate) fn start_receive_wait(&self) -> Option<Instant> {
@@ -286,6 +314,7 @@ impl StageStats {
         let wall_time = self.wall_time(until);
         let blocked_send = self.send_wait.waited(until);
         let blocked_recv = self.recv_wait.waited(until);
+        let throttled = self.token_wait.waited(until);
         let gauges = self.inputs.iter().map(|input| &input.gauge);
         let queued = gauges.clone().map(|gauge| gauge.items() as u64).sum();
         let peak_queued = gauges.clone().map(|gauge| gauge.peak() as u64).max();
@@ -321,10 +350,13 @@ impl StageStats {
             dead_lettered,
             dropped,
             in_hand,
+            shed: self.shed.load(Relaxed),
+            restarts: self.restarts.load(Relaxed),
             wall_time,
-            busy: wall_time.saturating_sub(blocked_send + blocked_recv),
+            busy: wall_time.saturating_sub(blocked_send + blocked_recv + throttled),
             blocked_send,
             blocked_recv,
+            throttled,
             queued,
             peak_queued: peak_queued.unwrap_or(0),
             queue_capacity,

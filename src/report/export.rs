@@ -12,10 +12,12 @@ impl Report {
     /// to keep an exporter current. Counters:
     /// `flowgate_stage_received_total`, `_emitted_total`, `_filtered_total`,
     /// `_failed_total`, `_skipped_total`, `_retried_total`,
-    /// `_dead_lettered_total` and `_dropped_total`; gauges:
+    /// `_dead_lettered_total`, `_dropped_total`, `_shed_total` and
+    /// `_restarts_total`; gauges:
     /// `flowgate_stage_queued` and `flowgate_stage_queue_capacity` (the
     /// stage's input hop), and `flowgate_stage_busy_seconds`,
-    /// `_blocked_send_seconds` and `_blocked_recv_seconds`.
+    /// `_blocked_send_seconds`, `_blocked_recv_seconds` and
+    /// `_throttled_seconds`.
     ///
     /// # Examples
     ///
@@ -47,6 +49,8 @@ impl Report {
                 ("flowgate_stage_retried_total", stage.retried),
                 ("flowgate_stage_dead_lettered_total", stage.dead_lettered),
                 ("flowgate_stage_dropped_total", stage.dropped),
+                ("flowgate_stage_shed_total", stage.shed),
+                ("flowgate_stage_restarts_total", stage.restarts),
             ] {
                 counter!(name, &labels).absolute(value);
             }
@@ -61,6 +65,10 @@ impl Report {
                 (
                     "flowgate_stage_blocked_recv_seconds",
                     stage.blocked_recv.as_secs_f64(),
+                ),
+                (
+                    "flowgate_stage_throttled_seconds",
+                    stage.throttled.as_secs_f64(),
                 ),
             ] {
                 gauge!(name, &labels).set(value);

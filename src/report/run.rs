@@ -100,17 +100,26 @@ impl Report {
         self.stages.iter().map(|stage| stage.dropped).sum()
     }
 
+    /// Items shed by overflow policies, over all stages: handed on, and let
+    /// go by a full hop set to [`overflow`](crate::Pipeline::overflow).
+    pub fn shed(&self) -> u64 {
+        self.stages.iter().map(|stage| stage.shed).sum()
+    }
+
     /// Whether every stage accounts for each item it received exactly once,
-    /// and every item one stage handed on was received by the next.
+    /// and every item one stage handed on was received by the next or shed
+    /// by an [overflow policy](crate::Pipeline::overflow).
     pub fn is_balanced(&self) -> bool {
         let each = self.stages.iter().all(StageReport::is_balanced);
         let sum = |stages: &[usize], count: fn(&StageReport) -> u64| -> u64 {
             stages.iter().map(|&i| count(&self.stages[i])).sum()
         };
+        // What an overflow policy shed was handed on but never arrived.
         let hops = self.state.is_finished().then(|| {
-            self.links
-                .iter()
-                .all(|link| sum(&link.from, |s| s.emitted) == sum(&link.to, |s| s.received))
+            self.links.iter().all(|link| {
+                sum(&link.from, |s| s.emitted)
+                    == sum(&link.to, |s| s.received) + sum(&link.from, |s| s.shed)
+            })
         });
         each && hops.unwrap_or(true)
     }

@@ -18,12 +18,14 @@ use crate::report::state::State;
 ///
 /// # Time and queues
 ///
-/// A stage's wall time splits three ways:
+/// A stage's wall time splits four ways:
 ///
 /// - `blocked_send`: waiting for room in its output hop, because the stages
 ///   after it are slower (backpressure);
 /// - `blocked_recv`: waiting for input, because the stages before it are
 ///   slower (starvation);
+/// - `throttled`: waiting for a rate limit
+///   ([`throttle`](crate::Pipeline::throttle)) to let items through;
 /// - `busy`: the rest, when it is doing its work, awaiting its own async
 ///   work, or ready and waiting for a thread.
 ///
@@ -52,7 +54,8 @@ pub struct StageReport {
     pub passed: u64,
     /// Inputs that a filter dropped on purpose.
     pub filtered: u64,
-    /// Inputs that failed and stopped the run.
+    /// Inputs that failed and stopped the run, or that a stage set to
+    /// [restart](crate::Pipeline::restart_on_panic) panicked on.
     pub failed: u64,
     /// Inputs that failed and were skipped by the stage's policy.
     pub skipped: u64,
@@ -67,6 +70,16 @@ pub struct StageReport {
     /// Inputs being worked on when a live report was made; 0 once the
     /// stage has ended.
     pub in_hand: u64,
+    /// Outputs let go by the stage's output hop under an
+    /// [overflow policy](crate::Pipeline::overflow), when it was full. They
+    /// count in `emitted` (the stage handed them on) but never reach the
+    /// next stage.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub shed: u64,
+    /// Times the stage went on after a panic, when set to
+    /// [restart](crate::Pipeline::restart_on_panic).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub restarts: u64,
     /// Time from the stage's start to its end (or to now, while it runs).
     pub wall_time: Duration,
     /// Part of `wall_time` not spent waiting on a hop.
@@ -75,6 +88,9 @@ pub struct StageReport {
     pub blocked_send: Duration,
     /// Time spent waiting for input.
     pub blocked_recv: Duration,
+    /// Time spent waiting for a rate limit's tokens.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub throttled: Duration,
     /// Items waiting in the stage's input hop when the report was made.
     pub queued: u64,
     /// The most items its input hop has held at once.
@@ -111,6 +127,11 @@ impl StageReport {
     /// `blocked_recv` as a share of the wall time, from 0 to 1.
     pub fn blocked_recv_share(&self) -> f64 {
         self.share(self.blocked_recv)
+    }
+
+    /// `throttled` as a share of the wall time, from 0 to 1.
+    pub fn throttled_share(&self) -> f64 {
+        self.share(self.throttled)
     }
 
     fn share(&self, part: Duration) -> f64 {

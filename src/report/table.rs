@@ -9,7 +9,9 @@ impl fmt::Display for Report {
     /// One row per stage: its state; items in, out, failed (errors) and
     /// dropped; items handed on per second; the shares of its time spent
     /// busy, blocked sending and blocked receiving; and its input hop's
-    /// peak depth over its capacity. A last line names the bottleneck.
+    /// peak depth over its capacity. A line follows for each stage that
+    /// was throttled, shed items or restarted, and a last line names the
+    /// bottleneck.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let width = self
             .stages
@@ -54,6 +56,21 @@ impl fmt::Display for Report {
                 percent(s.blocked_recv_share()),
                 queue(s),
             )?;
+        }
+        for s in &self.stages {
+            let mut notes = Vec::new();
+            if !s.throttled.is_zero() {
+                notes.push(format!("throttled {}", percent(s.throttled_share())));
+            }
+            if s.shed > 0 {
+                notes.push(format!("shed {}", s.shed));
+            }
+            if s.restarts > 0 {
+                notes.push(format!("restarted {}x", s.restarts));
+            }
+            if !notes.is_empty() {
+                writeln!(f, "{}: {}", s.name, notes.join(", "))?;
+            }
         }
         match self.bottleneck() {
             Some(stage) => writeln!(

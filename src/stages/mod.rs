@@ -11,4 +11,5 @@ pub(crate) mod policy;
 pub(crate) mod sink;
 pub(crate) mod source;
 mod stateful;
+pub(crate) mod throttle;
 mod workers;
