@@ -51,6 +51,13 @@ pub enum Error {
     #[error("an interval is 0; it must be at least 1 ns")]
     ZeroInterval,
 
+    /// A stage was given windows of time of length 0.
+    #[error("stage `{stage}` has windows of length 0; a window must last at least 1 ns")]
+    ZeroWindowLength {
+        /// The stage that was configured.
+        stage: String,
+    },
+
     /// A rate limit lets 0 items through, or counts them over 0 seconds.
     #[error("a rate of {items} items per {per:?}; both must be above 0")]
     ZeroRate {

@@ -170,6 +170,7 @@ pub use ack::replies::{Replies, ReplyChunk};
 #[cfg(feature = "sink")]
 pub use ack::sink::ProducerSink;
 pub use control::{Control, Watch};
+pub use engine::hop::Overflow;
 pub use error::{
     Error, ItemError, SendError, SendTimeoutError, StageError, TimedOut, TrySendError,
 };

@@ -47,6 +47,28 @@ impl From<Closed> for Error {
     }
 }
 
+/// What a stage does when its output hop is full. Set it with
+/// [`Pipeline::overflow`](crate::Pipeline::overflow).
+///
+/// Only [`Wait`](Overflow::Wait), the default, keeps flowgate's promise
+/// that no item is lost: the other two give it up for that hop, on
+/// purpose, for data where the newest items matter more than every item
+/// (telemetry, prices, positions). Each item they let go is counted in the
+/// report as [`shed`](crate::StageReport::shed) by the stage that sent it,
+/// and an item with an acknowledgement is told it was dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Wait for room: backpressure, and no item lost. The default.
+    #[default]
+    Wait,
+    /// Make room by letting go of the oldest items in the hop, those the
+    /// next stage would have taken first.
+    DropOldest,
+    /// Let go of the items that do not fit: the newest, those being sent.
+    DropNewest,
+}
+
 /// The most item slots a chunk buffer reserves up front.
 const MAX_RESERVE: usize = 4096;
 
@@ -229,6 +251,7 @@ impl Iterator for Tags {
 pub(crate) fn hop<T>(
     capacity: usize,
     chunk_limit: usize,
+    overflow: Overflow,
     stats: Arc<StageStats>,
 ) -> (Outlet<T>, Inlet<T>) {
     debug_assert!(capacity > 0 && chunk_limit > 0);
@@ -240,14 +263,17 @@ pub(crate) fn hop<T>(
     let gauge = Gauge::new(capacity);
     let limit = chunk_limit.min(capacity);
     let inlet = Inlet {
-        chunks: Box::pin(chunk_rx),
+        chunks: Box::pin(chunk_rx.clone()),
         spares: spare_tx,
         gauge: Arc::clone(&gauge),
         spare: Chunk::default(),
         stats: None,
         from: Arc::clone(&stats),
     };
+    let oldest = (overflow == Overflow::DropOldest).then(|| chunk_rx.clone());
     let outlet = Outlet {
+        overflow,
+        oldest,
         chunks: chunk_tx,
         spares: spare_rx,
         gauge,
@@ -268,6 +294,11 @@ pub(crate) fn hop<T>(
 /// Items are pushed into a local buffer; [`Outlet::flush`] sends the buffer
 /// as one chunk, and counts it in the stage's stats once it is sent.
 pub(crate) struct Outlet<T> {
+    /// What to do when the hop is full.
+    overflow: Overflow,
+    /// For [`Overflow::DropOldest`], a receiving side of the hop, to take
+    /// the oldest chunks out of it.
+    oldest: Option<Receiver<Chunk<T>>>,
     chunks: Sender<Chunk<T>>,
     spares: Receiver<Chunk<T>>,
     gauge: Arc<Gauge>,
@@ -578,6 +609,19 @@ impl<T> Outlet<T> {
         if self.try_flush()? {
             return Ok(());
         }
+        match self.overflow {
+            Overflow::Wait => {}
+            Overflow::DropNewest => {
+                self.shed_newest();
+                return Ok(());
+            }
+            Overflow::DropOldest => {
+                self.shed_oldest()?;
+                if self.try_flush()? {
+                    return Ok(());
+                }
+            }
+        }
         // The hop has no room now: wait for it.
         let n = self.buf.len();
         let mut spare = None;
@@ -630,6 +674,49 @@ impl<T> Outlet<T> {
             self.cut_off();
             Err(Closed)
         }
+    }
+
+    /// Lets go of the chunk being built, as shed: its items were handed
+    /// on, and the full hop did not take them.
+    fn shed_newest(&mut self) {
+        let n = self.buf.len();
+        if self.source {
+            self.stats.count_received(n);
+        }
+        self.buf.clear();
+        // Dropped, each tag records its item as dropped.
+        self.tags.clear();
+        self.runs.clear();
+        self.run_items = 0;
+        self.commit(n);
+        self.stats.count_shed(n);
+    }
+
+    /// Takes the oldest chunks out of the hop, as shed, until the chunk
+    /// being built fits. Fails once the receiving stage has ended.
+    fn shed_oldest(&mut self) -> Result<(), Closed> {
+        let Some(oldest) = &self.oldest else {
+            return Ok(());
+        };
+        let n = self.buf.len();
+        while self.gauge.items() + n > self.gauge.capacity() || self.chunks.is_full() {
+            match oldest.try_recv() {
+                Ok(chunk) => {
+                    let m = chunk.items.len();
+                    self.gauge.take(m);
+                    self.stats.count_shed(m);
+                    // Dropped with the chunk, each tag records its item as
+                    // dropped.
+                }
+                // The next stage took them all meanwhile: there is room.
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => {
+                    self.cut_off();
+                    return Err(Closed);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sends the chunk being built if that needs no wait: `Ok(true)` once

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::control::Control;
-use crate::engine::hop::{Inlet, Outlet};
+use crate::engine::hop::{Inlet, Outlet, Overflow};
 use crate::engine::run::RunState;
 use crate::engine::stats::{InputHop, StageStats};
 use crate::error::Error;
@@ -138,6 +138,44 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// ```
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.head.set_capacity(capacity);
+        self
+    }
+
+    /// Sets what the newest stage does when its output hop is full: wait
+    /// for room (the default), or let items go (see [`Overflow`]).
+    ///
+    /// Letting items go gives up the promise that no item is lost, for this
+    /// hop only: use it where the newest items matter more than every item,
+    /// as with telemetry. Each item let go counts as
+    /// [`shed`](crate::StageReport::shed) in the report of the stage that
+    /// sent it, and the hop still never holds more than its
+    /// [`capacity`](Pipeline::capacity).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flowgate::Overflow;
+    ///
+    /// // Readings come fast; a slow consumer sees the newest of them.
+    /// let job = flowgate::from_iter(0..1_000u32)
+    ///     .name("readings")
+    ///     .capacity(8)
+    ///     .overflow(Overflow::DropOldest)
+    ///     .for_each(|_| std::thread::sleep(Duration::from_micros(50)));
+    /// let control = job.control();
+    /// job.run()?;
+    /// let report = control.report();
+    /// let readings = report.stage("readings").unwrap();
+    /// assert_eq!(readings.emitted, 1_000);
+    /// assert_eq!(report.delivered() + report.shed(), 1_000);
+    /// assert!(report.is_balanced());
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    ///
+    /// [`Overflow`]: crate::Overflow
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.head.set_overflow(overflow);
         self
     }
 

@@ -6,7 +6,7 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::hop::{Inlet, Outlet, hop};
+use crate::engine::hop::{Inlet, Outlet, Overflow, hop};
 use crate::engine::run::RunState;
 use crate::engine::stats::{InputHop, StageStats};
 use crate::error::Error;
@@ -54,6 +54,8 @@ pub(super) struct Head<T> {
     kind: &'static str,
     capacity: usize,
     chunk_limit: usize,
+    /// What the stage does when its output hop is full.
+    overflow: Overflow,
     /// Whether one input may make any number of outputs.
     expands: bool,
     policy: Option<Box<dyn Any + Send>>,
@@ -80,6 +82,7 @@ impl<T> Head<T> {
             inputs,
             capacity: DEFAULT_CAPACITY,
             chunk_limit: DEFAULT_CHUNK_LIMIT,
+            overflow: Overflow::Wait,
             expands: false,
             policy: None,
             timeout: None,
@@ -120,6 +123,10 @@ impl<T> Head<T> {
 
     pub(crate) fn set_chunk_limit(&mut self, chunk_limit: usize) {
         self.chunk_limit = chunk_limit;
+    }
+
+    pub(crate) fn set_overflow(&mut self, overflow: Overflow) {
+        self.overflow = overflow;
     }
 
     /// Records that the stage was set up badly; `invalid` makes the error
@@ -168,7 +175,7 @@ impl<T> Head<T> {
         match self.output {
             OutputHop::Shared(inlet) => inlet,
             OutputHop::FanOut { slot, from } => {
-                let (out, inlet) = hop(capacity, chunk_limit, from);
+                let (out, inlet) = hop(capacity, chunk_limit, self.overflow, from);
                 // The fan-out stage holds the only receiver, and takes its
                 // outlets when it starts.
                 let _ = slot.try_send(out);
@@ -176,7 +183,7 @@ impl<T> Head<T> {
             }
             OutputHop::New(start) => {
                 let stats = StageStats::new(self.name, self.kind, self.expands, self.inputs);
-                let (out, inlet) = hop(capacity, chunk_limit, Arc::clone(&stats));
+                let (out, inlet) = hop(capacity, chunk_limit, self.overflow, Arc::clone(&stats));
                 let setup = StageSetup {
                     out,
                     run: Arc::clone(graph.run()),

@@ -1,6 +1,6 @@
-//! Batching stages: `chunks` and `chunks_timeout`.
+//! Batching stages: `chunks`, `chunks_timeout` and `windows`.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use smol::Timer;
 
@@ -62,8 +62,58 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         self.batches("chunks_timeout", size, Some(wait))
     }
 
+    /// Adds a stage that groups items by the window of time they arrive
+    /// in: tumbling windows of `length`, aligned to the wall clock (a
+    /// window of a minute starts on the minute), each handed on as one
+    /// batch, in order, when it closes. A window in which nothing arrived
+    /// gives nothing. What is left when the input ends is handed on then.
+    ///
+    /// Windows are by processing time: an item belongs to the window in
+    /// which this stage takes it. Items that arrive together in one chunk
+    /// go to one window. A window holds every item that arrives in it, so
+    /// its memory grows with the rate times the length. A `length` of 0
+    /// gives [`Error::ZeroWindowLength`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures_lite::StreamExt;
+    ///
+    /// // Two bursts, 150 ms apart: windows of 50 ms never mix them.
+    /// let bursts = futures_lite::stream::iter(0..6u8).then(|x| async move {
+    ///     if x == 3 {
+    ///         smol::Timer::after(Duration::from_millis(150)).await;
+    ///     }
+    ///     x
+    /// });
+    /// let windows: Vec<Vec<u8>> = flowgate::from_stream(bursts)
+    ///     .windows(Duration::from_millis(50))
+    ///     .collect()
+    ///     .run()?;
+    /// assert_eq!(windows.concat(), [0, 1, 2, 3, 4, 5]);
+    /// assert!(windows.iter().all(|w| w.iter().all(|&x| x < 3) || w.iter().all(|&x| x >= 3)));
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn windows(self, length: Duration) -> Pipeline<Vec<T>> {
+        let built = self.batching("windows", usize::MAX, Due::Aligned(length));
+        if length.is_zero() {
+            return built.reject_newest(|stage| Error::ZeroWindowLength { stage });
+        }
+        built
+    }
+
     fn batches(self, kind: &'static str, size: usize, wait: Option<Duration>) -> Pipeline<Vec<T>> {
-        let built = self.chain(kind, true, move |input, setup| async move {
+        let due = wait.map_or(Due::Never, Due::After);
+        let built = self.batching(kind, size, due);
+        if size == 0 {
+            return built.reject_newest(|stage| Error::ZeroBatchSize { stage });
+        }
+        built
+    }
+
+    fn batching(self, kind: &'static str, size: usize, due: Due) -> Pipeline<Vec<T>> {
+        self.chain(kind, true, move |input, setup| async move {
             let size = size.max(1);
             let reserve = size.min(MAX_RESERVE);
             let mut batcher = Batcher {
@@ -72,15 +122,44 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
                 tags: Vec::new(),
                 size,
                 reserve,
-                wait,
+                when: due,
                 due: Timer::never(),
+                due_at: None,
             };
             run_stage(input, &mut batcher).await
-        });
-        if size == 0 {
-            return built.reject_newest(|stage| Error::ZeroBatchSize { stage });
+        })
+    }
+}
+
+/// When a batch leaves, besides when it is full.
+#[derive(Clone, Copy)]
+enum Due {
+    /// Only when full, or at the end of the input.
+    Never,
+    /// This long after its first item.
+    After(Duration),
+    /// At the end of the window of the wall clock, of this length, in
+    /// which its first item came.
+    Aligned(Duration),
+}
+
+impl Due {
+    /// When a batch whose first item comes now must leave.
+    fn from_now(self) -> Option<Instant> {
+        let now = Instant::now();
+        match self {
+            Due::Never => None,
+            Due::After(wait) => now.checked_add(wait),
+            Due::Aligned(length) => {
+                let since_epoch = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let length_ns = length.as_nanos().max(1);
+                let into = since_epoch.as_nanos() % length_ns;
+                let left = u64::try_from(length_ns - into).unwrap_or(u64::MAX);
+                now.checked_add(Duration::from_nanos(left))
+            }
         }
-        built
     }
 }
 
@@ -95,9 +174,11 @@ struct Batcher<T> {
     size: usize,
     /// The room a new batch reserves up front.
     reserve: usize,
-    wait: Option<Duration>,
+    when: Due,
     /// When the batch being filled must leave; set by its first item.
     due: Timer,
+    /// The same, as an instant, for a batch that leaves at a time.
+    due_at: Option<Instant>,
 }
 
 impl<T> Batcher<T> {
@@ -120,13 +201,19 @@ impl<T> Batcher<T> {
 
 impl<T> Work<Chunk<T>> for Batcher<T> {
     async fn chunk(&mut self, chunk: &mut Chunk<T>) -> Result<(), Error> {
+        if let (Due::Aligned(_), Some(due)) = (self.when, self.due_at) {
+            // A window that closed while this chunk was on its way leaves
+            // before the chunk starts the next one.
+            if !self.batch.is_empty() && Instant::now() >= due {
+                self.emit().await?;
+            }
+        }
         let mut tags = chunk.take_tags();
         for item in chunk.items.drain(..) {
             if self.batch.is_empty() {
-                if let Some(wait) = self.wait {
-                    self.due = Instant::now()
-                        .checked_add(wait)
-                        .map_or_else(Timer::never, Timer::at);
+                self.due_at = self.when.from_now();
+                if !matches!(self.when, Due::Never) {
+                    self.due = self.due_at.map_or_else(Timer::never, Timer::at);
                 }
             }
             self.batch.push(item);
@@ -153,7 +240,7 @@ impl<T> Work<Chunk<T>> for Batcher<T> {
     }
 
     fn timer(&mut self) -> Option<&mut Timer> {
-        (self.wait.is_some() && !self.batch.is_empty()).then_some(&mut self.due)
+        (!matches!(self.when, Due::Never) && !self.batch.is_empty()).then_some(&mut self.due)
     }
 
     /// The batch's time is up: it leaves as it is.
