@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_lite::{Stream, StreamExt};
+use futures_lite::{FutureExt, Stream, StreamExt};
+use smol::Timer;
 
 use crate::engine::run::RunState;
 use crate::engine::snapshot;
@@ -94,6 +95,84 @@ impl Control {
     /// `false` if shutdown was already asked for.
     pub fn shutdown(&self) -> bool {
         self.run.root().shut_down()
+    }
+
+    /// Shuts the pipeline down as [`shutdown`](Control::shutdown) does,
+    /// and cancels it as [`cancel`](Control::cancel) does if the items in
+    /// flight have not drained within `limit`: a shutdown with a deadline.
+    /// Gives whether this call started the shutdown, or
+    /// [`Error::ZeroInterval`](crate::Error::ZeroInterval) for a zero
+    /// `limit` (call `cancel` to stop at once).
+    ///
+    /// A run that drains in time ends as it would at the end of its input.
+    /// One that does not fails with
+    /// [`Error::Cancelled`](crate::Error::Cancelled), whose report says how
+    /// many items were delivered and how many dropped: with a hop full of
+    /// slow items, the wait is bounded by `limit`, not by the items. The
+    /// deadline is kept by a short-lived thread of its own, so it holds
+    /// whatever executor runs the pipeline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use flowgate::Error;
+    ///
+    /// // 1,000 slow items queue up: draining them would take seconds.
+    /// let source = flowgate::from_iter(0u32..1_000);
+    /// let control = source.control();
+    /// let stop = control.clone();
+    /// let started = std::thread::spawn(move || {
+    ///     std::thread::sleep(Duration::from_millis(50));
+    ///     let asked = Instant::now();
+    ///     stop.shutdown_within(Duration::from_millis(100)).unwrap();
+    ///     asked
+    /// });
+    /// let err = source
+    ///     .then(|x| async move {
+    ///         smol::Timer::after(Duration::from_millis(10)).await;
+    ///         x
+    ///     })
+    ///     .count()
+    ///     .run()
+    ///     .unwrap_err();
+    /// let took = started.join().unwrap().elapsed();
+    /// assert!(took < Duration::from_secs(5), "{took:?}");
+    /// let Error::Cancelled { report } = err else { panic!("{err}") };
+    /// let taken = report.stages[0].received;
+    /// assert_eq!(report.delivered() + report.dropped(), taken);
+    /// # assert!(control.shutdown_within(Duration::ZERO).is_err());
+    /// ```
+    pub fn shutdown_within(&self, limit: Duration) -> Result<bool, Error> {
+        if limit.is_zero() {
+            return Err(Error::ZeroInterval);
+        }
+        let run = self.run.root();
+        let first = run.shut_down();
+        let watched = Arc::clone(&run);
+        let keep_deadline = move || {
+            smol::block_on(async {
+                let late = async {
+                    Timer::after(limit).await;
+                    true
+                };
+                let over = async {
+                    watched.ended_or_cancelled().await;
+                    false
+                };
+                if over.or(late).await {
+                    watched.cancel();
+                }
+            });
+        };
+        let spawned = std::thread::Builder::new()
+            .name("flowgate-shutdown".to_owned())
+            .spawn(keep_deadline);
+        if spawned.is_err() {
+            // No thread to keep the deadline: stop now rather than never.
+            run.cancel();
+        }
+        Ok(first)
     }
 
     /// Whether the pipeline has ended, for whatever reason.

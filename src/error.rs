@@ -46,8 +46,9 @@ pub enum Error {
     #[error("a pipelined sender's window is 0; it must allow at least 1 item in flight")]
     ZeroWindow,
 
-    /// A watch was asked for reports every 0 seconds, or a run to count
-    /// a stage as stalled after 0 seconds.
+    /// A watch was asked for reports every 0 seconds, a run to count a
+    /// stage as stalled after 0 seconds, or a shutdown to drain within 0
+    /// seconds.
     #[error("an interval is 0; it must be at least 1 ns")]
     ZeroInterval,
 
@@ -56,6 +57,17 @@ pub enum Error {
     ZeroWindowLength {
         /// The stage that was configured.
         stage: String,
+    },
+
+    /// A stage that cannot go on after a panic was set to restart after one.
+    #[error(
+        "stage `{stage}` (a `{kind}`) cannot restart after a panic; map, filter, filter_map, inspect, then, try_map and try_then can"
+    )]
+    CannotRestart {
+        /// The stage that was configured.
+        stage: String,
+        /// What the stage does.
+        kind: &'static str,
     },
 
     /// A rate limit lets 0 items through, or counts them over 0 seconds.
@@ -396,7 +408,18 @@ impl<T> std::fmt::Debug for TrySendError<T> {
     }
 }
 
-/// Why one item failed in a fallible stage: its own error, or its timeout.
+/// A stage's function panicked on an item, and the stage went on: it was
+/// set to [restart](crate::Pipeline::restart_on_panic) after a panic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the stage's work panicked on an item: {message}")]
+#[non_exhaustive]
+pub struct Panicked {
+    /// The panic's message.
+    pub message: String,
+}
+
+/// Why one item failed in a fallible stage: its own error, its timeout, or
+/// a panic in a stage that restarts after one.
 ///
 /// # Examples
 ///
@@ -409,11 +432,15 @@ impl<T> std::fmt::Debug for TrySendError<T> {
 /// assert_eq!(err.to_string(), "an item took longer than its timeout of 0ns");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ItemError<E> {
     /// The stage's function returned this error.
     Failed(E),
     /// The item took longer than the stage's timeout.
     TimedOut(TimedOut),
+    /// The stage's function panicked on the item, in a stage set to
+    /// [restart](crate::Pipeline::restart_on_panic) after a panic.
+    Panicked(Panicked),
 }
 
 impl<E> ItemError<E> {
@@ -428,6 +455,7 @@ impl<E: fmt::Display> fmt::Display for ItemError<E> {
         match self {
             ItemError::Failed(err) => err.fmt(f),
             ItemError::TimedOut(err) => err.fmt(f),
+            ItemError::Panicked(err) => err.fmt(f),
         }
     }
 }
@@ -437,6 +465,7 @@ impl<E: std::error::Error + 'static> std::error::Error for ItemError<E> {
         match self {
             ItemError::Failed(err) => Some(err),
             ItemError::TimedOut(err) => Some(err),
+            ItemError::Panicked(err) => Some(err),
         }
     }
 }
@@ -484,6 +513,7 @@ impl<E: StageError> ItemError<E> {
         match self {
             ItemError::Failed(err) => err.into(),
             ItemError::TimedOut(err) => Box::new(err),
+            ItemError::Panicked(err) => Box::new(err),
         }
     }
 }

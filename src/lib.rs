@@ -172,7 +172,7 @@ pub use ack::sink::ProducerSink;
 pub use control::{Control, Watch};
 pub use engine::hop::Overflow;
 pub use error::{
-    Error, ItemError, SendError, SendTimeoutError, StageError, TimedOut, TrySendError,
+    Error, ItemError, Panicked, SendError, SendTimeoutError, StageError, TimedOut, TrySendError,
 };
 pub use job::future::JobFuture;
 pub use job::handle::JobHandle;

@@ -196,3 +196,17 @@ pub(crate) async fn await_flushing<O, T>(
     out.flush().await?;
     Ok(fut.await)
 }
+
+/// What a stage does before it waits in the middle of an item: a stage
+/// with an output hands on the outputs it has made, so that they are not
+/// held back by the wait; a parallel stage's worker has nothing to hand on.
+pub(crate) trait BeforeWait {
+    /// Gets ready to wait; fails if the next stage has gone.
+    async fn before_wait(&mut self) -> Result<(), Closed>;
+}
+
+impl<O> BeforeWait for Outlet<O> {
+    async fn before_wait(&mut self) -> Result<(), Closed> {
+        self.flush().await
+    }
+}

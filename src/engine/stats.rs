@@ -216,11 +216,11 @@ impl StageStats {
         self.shed.fetch_add(n as u64, Relaxed);
     }
 
-    /// One panic the stage went on after.
-    pub(crate) fn count_restart(&self) {
+    /// One panic the stage goes on after; gives the restarts so far.
+    pub(crate) fn count_restart(&self) -> u64 {
         #[cfg(feature = "tracing")]
         tracing::warn!("stage restarted after a panic");
-        self.restarts.fetch_add(1, Relaxed);
+        self.restarts.fetch_add(1, Relaxed) + 1
     }
 
     /// Marks the stage as stalled, or as moving again; gives whether that

@@ -249,6 +249,17 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         self.head.name()
     }
 
+    /// What the newest stage does.
+    pub(crate) fn newest_kind(&self) -> &'static str {
+        self.head.kind()
+    }
+
+    /// Sets how the newest stage restarts after a panic.
+    pub(crate) fn set_restart(mut self, restart: Box<dyn Any + Send>) -> Self {
+        self.head.set_restart(restart);
+        self
+    }
+
     /// Sets the newest stage's error policy and item timeout.
     pub(crate) fn configure(
         mut self,

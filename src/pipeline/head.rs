@@ -29,6 +29,9 @@ pub(crate) struct StageSetup<T> {
     pub(crate) policy: Option<Box<dyn Any + Send>>,
     /// The stage's time limit per item, if one was set.
     pub(crate) timeout: Option<Duration>,
+    /// How the stage restarts after a panic, if it was set to; its type is
+    /// `stages::restart::Restart`.
+    pub(crate) restart: Option<Box<dyn Any + Send>>,
 }
 
 /// Where the newest stage's items go once its output hop is made.
@@ -60,6 +63,7 @@ pub(super) struct Head<T> {
     expands: bool,
     policy: Option<Box<dyn Any + Send>>,
     timeout: Option<Duration>,
+    restart: Option<Box<dyn Any + Send>>,
     /// The hops that feed this stage.
     inputs: Vec<InputHop>,
     output: OutputHop<T>,
@@ -86,6 +90,7 @@ impl<T> Head<T> {
             expands: false,
             policy: None,
             timeout: None,
+            restart: None,
             output,
             invalid: None,
         }
@@ -123,6 +128,15 @@ impl<T> Head<T> {
 
     pub(crate) fn set_chunk_limit(&mut self, chunk_limit: usize) {
         self.chunk_limit = chunk_limit;
+    }
+
+    /// What the stage does, whatever its name.
+    pub(crate) fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    pub(crate) fn set_restart(&mut self, restart: Box<dyn Any + Send>) {
+        self.restart = Some(restart);
     }
 
     pub(crate) fn set_overflow(&mut self, overflow: Overflow) {
@@ -190,6 +204,7 @@ impl<T> Head<T> {
                     stats: Arc::clone(&stats),
                     policy: self.policy,
                     timeout: self.timeout,
+                    restart: self.restart,
                 };
                 graph.add_stage(stats, start(setup));
                 inlet

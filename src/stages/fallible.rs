@@ -14,12 +14,13 @@ use smol::Timer;
 
 use crate::ack::fate::Fate;
 use crate::engine::hop::{Chunk, Closed, Inlet, Outlet};
-use crate::engine::stage_loop::{Work, run_stage};
+use crate::engine::stage_loop::{BeforeWait, Work, run_stage};
 use crate::engine::stats::StageStats;
-use crate::error::{Error, ItemError, StageError, TimedOut, chain};
+use crate::error::{Error, ItemError, Panicked, StageError, TimedOut, chain};
 use crate::pipeline::builder::Pipeline;
 use crate::pipeline::head::StageSetup;
 use crate::stages::policy::{DeadLetter, OnError, Step};
+use crate::stages::restart::{Restarter, guarded, guarded_async};
 
 /// Marks a pipeline whose newest stage is a [`Pipeline::try_map`] from `T`
 /// that fails with `E`.
@@ -219,6 +220,7 @@ struct TryStage<I, O, E, F> {
     stats: Arc<StageStats>,
     policy: OnError<I, E>,
     timeout: Option<Duration>,
+    restart: Option<Restarter>,
     f: F,
 }
 
@@ -275,22 +277,9 @@ where
             policy: &self.policy,
             timeout: self.timeout,
             stats: &self.stats,
+            restart: self.restart.as_ref(),
         };
         tries.run(item, &mut self.f, &mut self.out).await
-    }
-}
-
-/// What a stage does before it waits in the middle of an item: a stage
-/// with an output hands on the outputs it has made, so that they are not
-/// held back by the wait; a parallel stage's worker has nothing to hand on.
-pub(super) trait BeforeWait {
-    /// Gets ready to wait; fails if the next stage has gone.
-    async fn before_wait(&mut self) -> Result<(), Closed>;
-}
-
-impl<O> BeforeWait for Outlet<O> {
-    async fn before_wait(&mut self) -> Result<(), Closed> {
-        self.flush().await
     }
 }
 
@@ -334,6 +323,7 @@ impl<I: 'static, E: StageError, F> Trier<I, E, F> {
             policy: &self.policy,
             timeout: self.timeout,
             stats: &self.stats,
+            restart: None,
         };
         let mut made = Vec::with_capacity(items.len());
         for item in items {
@@ -350,6 +340,9 @@ pub(super) struct Tries<'a, I, E> {
     pub(super) policy: &'a OnError<I, E>,
     pub(super) timeout: Option<Duration>,
     pub(super) stats: &'a StageStats,
+    /// Set if the stage restarts after a panic: a panic is then a failed
+    /// attempt, for the policy.
+    pub(super) restart: Option<&'a Restarter>,
 }
 
 impl<I, E: StageError> Tries<'_, I, E> {
@@ -367,10 +360,16 @@ impl<I, E: StageError> Tries<'_, I, E> {
         let mut attempt = 1;
         loop {
             let copy = self.policy.copy_of(&item);
-            let error = match attempt_once(f(item), self.timeout, out).await? {
+            let error = match self.attempt(item, f, out).await? {
                 Ok(output) => return Ok(Tried::Output(output)),
                 Err(error) => error,
             };
+            if let (ItemError::Panicked(panic), Some(restart)) = (&error, self.restart) {
+                if let Err(err) = restart.after_panic(panic.message.clone(), out).await {
+                    self.stats.count_failed();
+                    return Ok(Tried::Failed(err));
+                }
+            }
             match (self.policy.step(attempt), copy) {
                 (Step::Retry(wait), Some(copy)) => {
                     self.stats.count_retried();
@@ -415,6 +414,32 @@ impl<I, E: StageError> Tries<'_, I, E> {
     }
 }
 
+impl<I, E> Tries<'_, I, E> {
+    /// One attempt at an item, under the stage's timeout, and under a panic
+    /// guard if the stage restarts after a panic.
+    async fn attempt<O, Fut>(
+        &self,
+        item: I,
+        f: &mut impl FnMut(I) -> Fut,
+        out: &mut impl BeforeWait,
+    ) -> Result<Result<O, ItemError<E>>, Closed>
+    where
+        Fut: Future<Output = Result<O, E>>,
+    {
+        if self.restart.is_none() {
+            return attempt_once(f(item), self.timeout, out).await;
+        }
+        let tried = match guarded(|| f(item)) {
+            Ok(work) => guarded_async(attempt_once(work, self.timeout, out)).await,
+            Err(message) => Err(message),
+        };
+        match tried {
+            Ok(attempt) => attempt,
+            Err(message) => Ok(Err(ItemError::Panicked(Panicked { message }))),
+        }
+    }
+}
+
 /// An item's error as one message: the stage's error as it prints in its
 /// alternate form (which for an `anyhow::Error` holds the chain of errors
 /// under it), or the timeout.
@@ -422,6 +447,7 @@ fn describe_item<E: StageError>(error: &ItemError<E>) -> String {
     match error {
         ItemError::Failed(err) => format!("{err:#}"),
         ItemError::TimedOut(err) => err.to_string(),
+        ItemError::Panicked(err) => err.to_string(),
     }
 }
 
@@ -470,11 +496,13 @@ where
 {
     let mut setup = setup;
     let policy = policy_of(&mut setup);
+    let restart = Restarter::of(&mut setup);
     let mut work = TryStage {
         out: setup.out,
         stats: setup.stats,
         policy,
         timeout: setup.timeout,
+        restart,
         f,
     };
     run_stage(input, &mut work).await

@@ -8,6 +8,7 @@ use crate::engine::hop::{Chunk, Outlet};
 use crate::engine::stage_loop::{Work, await_flushing, run_stage};
 use crate::error::Error;
 use crate::pipeline::builder::Pipeline;
+use crate::stages::restart::{Restarter, guarded, guarded_async};
 
 impl<T: Send + 'static, S> Pipeline<T, S> {
     /// Adds a stage that transforms each item with `f`.
@@ -139,8 +140,14 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         Fut: Future<Output = U> + Send + 'static,
         F: FnMut(T) -> Fut + Send + 'static,
     {
-        self.chain("then", false, move |input, setup| async move {
-            run_stage(input, &mut Then { out: setup.out, f }).await
+        self.chain("then", false, move |input, mut setup| async move {
+            let restart = Restarter::of(&mut setup);
+            let mut work = Then {
+                out: setup.out,
+                f,
+                restart,
+            };
+            run_stage(input, &mut work).await
         })
     }
 
@@ -151,12 +158,14 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         U: Send + 'static,
         F: PerItem<T, U> + Send + 'static,
     {
-        self.chain(kind, false, move |input, setup| async move {
+        self.chain(kind, false, move |input, mut setup| async move {
+            let restart = Restarter::of(&mut setup);
             run_stage(
                 input,
                 &mut Each {
                     out: setup.out,
                     apply,
+                    restart,
                 },
             )
             .await
@@ -256,6 +265,9 @@ impl<I, F: FnMut(&I)> PerItem<I, I> for InspectFn<F> {
 struct Each<O, F> {
     out: Outlet<O>,
     apply: F,
+    /// Set if the stage restarts after a panic: it then takes its inputs
+    /// one at a time, each under a panic guard.
+    restart: Option<Restarter>,
 }
 
 impl<O, F> Each<O, F> {
@@ -324,6 +336,9 @@ where
     /// on while the next hop has room.
     #[inline]
     fn chunk_now(&mut self, chunk: &mut Chunk<I>) -> Result<bool, Error> {
+        if self.restart.is_some() {
+            return Ok(false);
+        }
         while !chunk.items.is_empty() {
             if self.out.is_full() && !self.out.try_flush()? {
                 return Ok(false);
@@ -336,6 +351,33 @@ where
 
     /// Waits for room in the next hop whenever the output chunk is full.
     async fn chunk(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error> {
+        if let Some(restart) = &self.restart {
+            let mut tags = chunk.take_tags();
+            for item in chunk.items.drain(..) {
+                let tag = tags.next();
+                match guarded(|| self.apply.one(item)) {
+                    Ok(Some(output)) => {
+                        if self.out.push_tagged(output, tag) {
+                            self.out.flush().await?;
+                        }
+                    }
+                    Ok(None) => {
+                        if let Some(tag) = tag {
+                            tag.resolve(Fate::Filtered);
+                        }
+                        self.out.stats().count_filtered(1);
+                    }
+                    Err(message) => {
+                        self.out.stats().count_failed();
+                        if let Some(tag) = tag {
+                            tag.fail(message.clone());
+                        }
+                        restart.after_panic(message, &mut self.out).await?;
+                    }
+                }
+            }
+            return Ok(());
+        }
         while !self.chunk_now(chunk)? {
             self.out.flush().await?;
         }
@@ -401,6 +443,8 @@ where
 struct Then<O, F> {
     out: Outlet<O>,
     f: F,
+    /// Set if the stage restarts after a panic.
+    restart: Option<Restarter>,
 }
 
 impl<I, O, Fut, F> Work<Chunk<I>> for Then<O, F>
@@ -412,7 +456,27 @@ where
         let mut tags = chunk.take_tags();
         for item in chunk.items.drain(..) {
             let tag = tags.next();
-            let output = await_flushing((self.f)(item), &mut self.out).await?;
+            let output = match &self.restart {
+                None => await_flushing((self.f)(item), &mut self.out).await?,
+                Some(restart) => {
+                    let out = &mut self.out;
+                    let tried = match guarded(|| (self.f)(item)) {
+                        Ok(fut) => guarded_async(await_flushing(fut, out)).await,
+                        Err(message) => Err(message),
+                    };
+                    match tried {
+                        Ok(output) => output?,
+                        Err(message) => {
+                            out.stats().count_failed();
+                            if let Some(tag) = tag {
+                                tag.fail(message.clone());
+                            }
+                            restart.after_panic(message, out).await?;
+                            continue;
+                        }
+                    }
+                }
+            };
             if self.out.push_tagged(output, tag) {
                 self.out.flush().await?;
             }

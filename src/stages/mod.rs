@@ -8,6 +8,7 @@ pub(crate) mod map;
 pub(crate) mod merge;
 pub(crate) mod parallel;
 pub(crate) mod policy;
+pub(crate) mod restart;
 pub(crate) mod sink;
 pub(crate) mod source;
 mod stateful;

@@ -82,6 +82,17 @@ impl Backoff {
     fn is_valid(&self) -> bool {
         self.factor.is_finite() && self.factor >= 1.0
     }
+
+    /// Checks the backoff of the stage called `stage`.
+    pub(crate) fn check(&self, stage: &str) -> Result<(), Error> {
+        if self.is_valid() {
+            return Ok(());
+        }
+        Err(Error::BadBackoff {
+            stage: stage.to_owned(),
+            factor: self.factor,
+        })
+    }
 }
 
 /// What a fallible stage does with an item that failed. Set it with
