@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use smol::Task;
 
@@ -133,6 +134,12 @@ impl<O: Send + 'static> JobHandle<O> {
     /// [`Control::shutdown`]. Awaiting the handle gives the normal result.
     pub fn shutdown(&self) -> bool {
         self.control().shutdown()
+    }
+
+    /// Closes the pipeline's input, and cancels it if the items in flight
+    /// have not drained within `limit`; see [`Control::shutdown_within`].
+    pub fn shutdown_within(&self, limit: Duration) -> Result<bool, Error> {
+        self.control().shutdown_within(limit)
     }
 
     /// Lets the pipeline run to its end without anyone awaiting it. Its

@@ -10,6 +10,7 @@ mod equivalence;
 mod errors_of_any_kind;
 mod fanout;
 mod metrics;
+mod operators;
 mod parallel;
 mod picture;
 mod policies;
