@@ -12,7 +12,7 @@ use futures_lite::FutureExt;
 use futures_lite::future::poll_once;
 use smol::Timer;
 
-use crate::ack::fate::Fate;
+use crate::ack::fate::{Fate, Tag};
 use crate::engine::hop::{Chunk, Closed, Inlet, Outlet};
 use crate::engine::stage_loop::{BeforeWait, Work, run_stage};
 use crate::engine::stats::StageStats;
@@ -21,6 +21,7 @@ use crate::pipeline::builder::Pipeline;
 use crate::pipeline::head::StageSetup;
 use crate::stages::policy::{DeadLetter, OnError, Step};
 use crate::stages::restart::{Restarter, guarded, guarded_async};
+use crate::stages::workers::Made;
 
 /// Marks a pipeline whose newest stage is a [`Pipeline::try_map`] from `T`
 /// that fails with `E`.
@@ -312,9 +313,12 @@ impl<I: 'static, E: StageError, F> Trier<I, E, F> {
         })
     }
 
-    /// Tries each of `items` in turn, as often as the policy says: what
-    /// became of each.
-    pub(super) async fn try_all<O, Fut>(self: Arc<Self>, items: Vec<I>) -> Vec<Tried<O>>
+    /// Tries each of `items` in turn, as often as the policy says, and
+    /// settles the tags (in `acks`, one per item, or none) of those that
+    /// make no output: the outputs with their tags, and the error that
+    /// fails the stage if an item failed so (the items after it are
+    /// dropped with their tags).
+    pub(super) async fn try_all<O, Fut>(self: Arc<Self>, items: Vec<I>, acks: Vec<Tag>) -> Made<O>
     where
         F: Fn(I) -> Fut,
         Fut: Future<Output = Result<O, E>>,
@@ -325,30 +329,54 @@ impl<I: 'static, E: StageError, F> Trier<I, E, F> {
             stats: &self.stats,
             restart: None,
         };
-        let mut made = Vec::with_capacity(items.len());
+        let mut outputs = Vec::with_capacity(items.len());
+        let mut kept = Vec::with_capacity(acks.len());
+        let mut acks = acks.into_iter();
         for item in items {
+            let tag = acks.next();
             let tried = tries.run(item, &mut |x| (self.f)(x), &mut NoOutput).await;
-            made.push(tried.unwrap_or_else(Tried::Failed));
+            match tried.unwrap_or_else(Tried::Failed) {
+                Tried::Output(output) => {
+                    outputs.push(output);
+                    kept.extend(tag);
+                }
+                Tried::Skipped => {
+                    if let Some(tag) = tag {
+                        tag.resolve(Fate::Skipped);
+                    }
+                }
+                Tried::DeadLettered(error) => {
+                    if let Some(tag) = tag {
+                        tag.dead_letter(self.stats.name().to_owned(), error);
+                    }
+                }
+                Tried::Failed(err) => {
+                    if let Some(tag) = tag {
+                        tag.fail(chain(&err));
+                    }
+                    return (outputs, kept, Some(err));
+                }
+            }
         }
-        made
+        (outputs, kept, None)
     }
 }
 
 /// How a fallible stage tries each item: its policy, its time limit per
 /// attempt, and the stats that count retries and failures.
-pub(super) struct Tries<'a, I, E> {
-    pub(super) policy: &'a OnError<I, E>,
-    pub(super) timeout: Option<Duration>,
-    pub(super) stats: &'a StageStats,
+struct Tries<'a, I, E> {
+    policy: &'a OnError<I, E>,
+    timeout: Option<Duration>,
+    stats: &'a StageStats,
     /// Set if the stage restarts after a panic: a panic is then a failed
     /// attempt, for the policy.
-    pub(super) restart: Option<&'a Restarter>,
+    restart: Option<&'a Restarter>,
 }
 
 impl<I, E: StageError> Tries<'_, I, E> {
     /// Tries one item with `f`, as often as the policy says: its output, or
     /// what the policy did with it. Before any wait, `out` gets ready.
-    pub(super) async fn run<O, Fut>(
+    async fn run<O, Fut>(
         &self,
         mut item: I,
         f: &mut impl FnMut(I) -> Fut,
@@ -452,7 +480,7 @@ fn describe_item<E: StageError>(error: &ItemError<E>) -> String {
 }
 
 /// What became of an item a fallible stage tried.
-pub(super) enum Tried<O> {
+enum Tried<O> {
     Output(O),
     Skipped,
     /// The item went to the dead-letter output after this error.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use futures_lite::future::zip;
 
+use crate::ack::fate::Tag;
 use crate::engine::stage_loop::run_stage;
 use crate::error::Error;
 use crate::error::StageError;
@@ -14,8 +15,10 @@ use crate::limits::MAX_WORKERS;
 use crate::pipeline::builder::Pipeline;
 use crate::pipeline::graph::{StageTasks, WorkerTask};
 use crate::pipeline::head::StageSetup;
-use crate::stages::fallible::{Tried, Trier, TryMapped, TryThened};
-use crate::stages::workers::{Collect, Done, Finished, Slices, crew, dispatch, dispatch_keyed};
+use crate::stages::fallible::{Trier, TryMapped, TryThened};
+use crate::stages::workers::{
+    Collect, Done, Finished, Made, Slices, crew, dispatch, dispatch_keyed,
+};
 
 /// Items between an ordered stage's input and its output, per worker: one
 /// at hand, one queued, and two finished early, waiting for those before.
@@ -259,26 +262,30 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         Fut: Future<Output = Vec<U>> + Send + 'static,
         F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
     {
-        self.windowed_with(kind, workers, order, slice, move |_| f, Tried::Output)
+        let make = move |_: &mut StageSetup<U>| {
+            move |items: Vec<T>, acks: Vec<Tag>| {
+                let outputs = f(items);
+                async move { (outputs.await, acks, None) }
+            }
+        };
+        self.windowed_with(kind, workers, order, slice, make)
     }
 
     /// A parallel stage whose dispatcher hands out a slice of items per
     /// permit, with workers that `make` builds from the stage's setup, and
     /// whose outputs `settle` makes the stage's.
-    fn windowed_with<U, Y, S2, Fut, F, M>(
+    fn windowed_with<U, S2, Fut, F, M>(
         self,
         kind: &'static str,
         workers: usize,
         order: Order,
         slice: usize,
         make: M,
-        settle: fn(Y) -> Tried<U>,
     ) -> Pipeline<U, S2>
     where
         U: Send + 'static,
-        Y: Send + 'static,
-        Fut: Future<Output = Vec<Y>> + Send + 'static,
-        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Made<U>> + Send + 'static,
+        F: Fn(Vec<T>, Vec<Tag>) -> Fut + Send + Sync + 'static,
         M: FnOnce(&mut StageSetup<U>) -> F + Send + 'static,
     {
         let n = workers.clamp(1, MAX_WORKERS);
@@ -309,10 +316,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
                         workers: n,
                     },
                 ),
-                collector(
-                    done_rx,
-                    Collect::settling(setup.out, window_tx, ordered, settle),
-                ),
+                collector(done_rx, Collect::new(setup.out, window_tx, ordered)),
             );
             tasks(main, workers)
         });
@@ -334,27 +338,31 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         Fut: Future<Output = Vec<U>> + Send + 'static,
         F: Fn(T) -> Fut + Send + Sync + 'static,
     {
-        self.keyed_with(kind, workers, key, move |_| f, Tried::Output)
+        let make = move |_: &mut StageSetup<U>| {
+            move |item: T, acks: Vec<Tag>| {
+                let outputs = f(item);
+                async move { (outputs.await, acks, None) }
+            }
+        };
+        self.keyed_with(kind, workers, key, make)
     }
 
     /// A parallel stage whose dispatcher keeps each key's items in order,
     /// with workers that `make` builds from the stage's setup, and whose
     /// outputs `settle` makes the stage's.
-    fn keyed_with<U, Y, S2, K, KF, Fut, F, M>(
+    fn keyed_with<U, S2, K, KF, Fut, F, M>(
         self,
         kind: &'static str,
         workers: usize,
         key: KF,
         make: M,
-        settle: fn(Y) -> Tried<U>,
     ) -> Pipeline<U, S2>
     where
         U: Send + 'static,
-        Y: Send + 'static,
         K: Hash + Eq + Clone + Send + 'static,
         KF: FnMut(&T) -> K + Send + 'static,
-        Fut: Future<Output = Vec<Y>> + Send + 'static,
-        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Made<U>> + Send + 'static,
+        F: Fn(T, Vec<Tag>) -> Fut + Send + Sync + 'static,
         M: FnOnce(&mut StageSetup<U>) -> F + Send + 'static,
     {
         let n = workers.clamp(1, MAX_WORKERS);
@@ -364,7 +372,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
             let (work_tx, done_rx, workers) = crew(n, f, &freed_tx);
             let main = zip(
                 dispatch_keyed(input, work_tx, freed_rx, key, 2 * n),
-                collector(done_rx, Collect::settling(setup.out, None, false, settle)),
+                collector(done_rx, Collect::new(setup.out, None, false)),
             );
             tasks(main, workers)
         });
@@ -591,9 +599,9 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     {
         let make = move |setup: &mut StageSetup<U>| {
             let trier = Trier::new(f, setup);
-            move |items: Vec<T>| Arc::clone(&trier).try_all(items)
+            move |items: Vec<T>, acks: Vec<Tag>| Arc::clone(&trier).try_all(items, acks)
         };
-        self.windowed_with(kind, workers, order, slice, make, identity)
+        self.windowed_with(kind, workers, order, slice, make)
     }
 
     /// A fallible parallel stage whose dispatcher keeps each key's items in
@@ -615,15 +623,10 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     {
         let make = move |setup: &mut StageSetup<U>| {
             let trier = Trier::new(f, setup);
-            move |item: T| Arc::clone(&trier).try_all(vec![item])
+            move |item: T, acks: Vec<Tag>| Arc::clone(&trier).try_all(vec![item], acks)
         };
-        self.keyed_with(kind, workers, key, make, identity)
+        self.keyed_with(kind, workers, key, make)
     }
-}
-
-/// What a fallible worker made, as it is.
-fn identity<U>(tried: Tried<U>) -> Tried<U> {
-    tried
 }
 
 /// A channel of `n` tokens, all waiting to be taken.
@@ -649,9 +652,9 @@ fn tasks(
 
 /// The collector of a parallel stage: it runs `collect` on the workers'
 /// outputs until every worker has gone.
-async fn collector<U, Y>(
-    done: async_channel::Receiver<Finished<Y>>,
-    mut collect: Collect<U, Y>,
+async fn collector<U>(
+    done: async_channel::Receiver<Finished<U>>,
+    mut collect: Collect<U>,
 ) -> Result<(), Error> {
     run_stage(Done(done), &mut collect).await
 }

@@ -26,9 +26,8 @@ use futures_lite::FutureExt;
 use crate::ack::fate::{Fate, Tag};
 use crate::engine::hop::{Chunk, Inlet, Outlet, Tags};
 use crate::engine::stage_loop::{Input, Work};
-use crate::error::{Error, chain};
+use crate::error::Error;
 use crate::pipeline::graph::WorkerTask;
-use crate::stages::fallible::Tried;
 
 /// Work handed to a worker: its place in the input, a token that comes
 /// back when the worker is done with it (a key, for a keyed stage), the
@@ -36,25 +35,30 @@ use crate::stages::fallible::Tried;
 /// if they have any, which go round the worker to its outputs.
 pub(super) type Assignment<G, T> = (u64, G, T, Vec<Tag>);
 
-/// A worker's outputs for one assignment: its place, the outputs, and the
-/// tags of the items they were made from.
-pub(super) type Finished<U> = (u64, Vec<U>, Vec<Tag>);
+/// What a worker made of one assignment: the outputs, the tags of the
+/// items they were made from, and the error that fails the stage, if an
+/// item failed so (the items after it in the assignment are dropped).
+pub(super) type Made<U> = (Vec<U>, Vec<Tag>, Option<Error>);
+
+/// A worker's outputs for one assignment, with the assignment's place.
+pub(super) type Finished<U> = (u64, Made<U>);
 
 /// One worker: takes items until there are no more, sends each output with
 /// the item's place, and then gives the item's token back through `freed`,
-/// to tell the dispatcher it is free.
+/// to tell the dispatcher it is free. `f` gets the items with their tags,
+/// and settles the tags of items that make no output itself.
 async fn worker<G, T, U, W, Fut>(
     work: Receiver<Assignment<G, T>>,
     done: Sender<Finished<U>>,
     freed: Sender<G>,
     f: Arc<W>,
 ) where
-    W: Fn(T) -> Fut,
-    Fut: Future<Output = Vec<U>>,
+    W: Fn(T, Vec<Tag>) -> Fut,
+    Fut: Future<Output = Made<U>>,
 {
     while let Ok((seq, token, item, acks)) = work.recv().await {
-        let output = f(item).await;
-        if done.send((seq, output, acks)).await.is_err() {
+        let made = f(item, acks).await;
+        if done.send((seq, made)).await.is_err() {
             return;
         }
         // The channel has room for every item in flight, and nobody
@@ -81,8 +85,8 @@ where
     G: Send + 'static,
     T: Send + 'static,
     U: Send + 'static,
-    W: Fn(T) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Vec<U>> + Send + 'static,
+    W: Fn(T, Vec<Tag>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Made<U>> + Send + 'static,
 {
     let (work_tx, work_rx) = async_channel::bounded(n);
     let (done_tx, done_rx) = async_channel::bounded(n);
@@ -285,33 +289,23 @@ impl<U> Input for Done<U> {
 /// on, in input order when `ordered`, else as they come. With `window`,
 /// each output handed on gives its place back to the dispatcher, before the
 /// collector waits for room downstream.
-///
-/// A worker's outputs are of type `Y`: the stage's outputs themselves, or,
-/// for a fallible stage, what became of each item; `settle` says which.
-pub(super) struct Collect<U, Y = U> {
+pub(super) struct Collect<U> {
     out: Outlet<U>,
     window: Option<Sender<()>>,
     ordered: bool,
-    settle: fn(Y) -> Tried<U>,
-    /// Outputs that came early, with their tags, by place after `next`.
-    early: VecDeque<Option<(Vec<Y>, Vec<Tag>)>>,
+    /// Outputs that came early, by place after `next`.
+    early: VecDeque<Option<Made<U>>>,
     /// The place of the next output to hand on, in input order.
     next: u64,
 }
 
-impl<U, Y> Collect<U, Y> {
-    /// A collector whose workers' outputs become the stage's by `settle`.
-    pub(crate) fn settling(
-        out: Outlet<U>,
-        window: Option<Sender<()>>,
-        ordered: bool,
-        settle: fn(Y) -> Tried<U>,
-    ) -> Self {
+impl<U> Collect<U> {
+    /// A collector with nothing waiting.
+    pub(crate) fn new(out: Outlet<U>, window: Option<Sender<()>>, ordered: bool) -> Self {
         Collect {
             out,
             window,
             ordered,
-            settle,
             early: VecDeque::new(),
             next: 0,
         }
@@ -319,77 +313,53 @@ impl<U, Y> Collect<U, Y> {
 
     /// Hands on the outputs of one assignment, with the tags of the items
     /// they were made from: one output per item, or any number from one
-    /// item (each then carries a copy of its tag, as with `flat_map`). An
-    /// item that failed is counted as its stage's policy had it, and a
-    /// failure that fails the stage ends the collector with it.
-    async fn hand_on(&mut self, outputs: Vec<Y>, acks: Vec<Tag>) -> Result<(), Error> {
+    /// item (each then carries a copy of its tag, as with `flat_map`); then
+    /// fails the stage if an item failed so.
+    async fn hand_on(&mut self, made: Made<U>) -> Result<(), Error> {
+        let (outputs, acks, failure) = made;
         if let Some(window) = &self.window {
             let _ = window.try_send(());
         }
-        let one_each = acks.len() == outputs.len();
-        let mut acks = acks.into_iter();
-        let shared = if one_each { None } else { acks.next() };
-        debug_assert!(
-            acks.len() == 0 || one_each,
-            "several items, not one output each"
-        );
-        for made in outputs {
-            let tag = if one_each {
-                acks.next()
-            } else {
-                shared.clone()
-            };
-            match (self.settle)(made) {
-                Tried::Output(output) => {
-                    if self.out.push_tagged(output, tag) {
-                        self.out.flush().await?;
-                    }
-                }
-                Tried::Skipped => {
-                    if let Some(tag) = tag {
-                        tag.resolve(Fate::Skipped);
-                    }
-                }
-                Tried::DeadLettered(error) => {
-                    if let Some(tag) = tag {
-                        tag.dead_letter(self.out.stats().name().to_owned(), error);
-                    }
-                }
-                Tried::Failed(err) => {
-                    if let Some(tag) = tag {
-                        tag.fail(chain(&err));
-                    }
-                    return Err(err);
+        if acks.len() == outputs.len() {
+            for (output, tag) in outputs.into_iter().zip(acks) {
+                if self.out.push_tagged(output, Some(tag)) {
+                    self.out.flush().await?;
                 }
             }
+        } else {
+            let mut acks = acks.into_iter();
+            let tag = acks.next();
+            debug_assert!(acks.next().is_none(), "several items, not one output each");
+            for output in outputs {
+                if self.out.push_tagged(output, tag.clone()) {
+                    self.out.flush().await?;
+                }
+            }
+            if let Some(tag) = tag {
+                tag.resolve(Fate::Filtered);
+            }
         }
-        if let Some(tag) = shared {
-            tag.resolve(Fate::Filtered);
-        }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 }
 
-impl<U, Y> Work<Finished<Y>> for Collect<U, Y> {
-    async fn chunk(&mut self, done: &mut Finished<Y>) -> Result<(), Error> {
-        let (seq, outputs, acks) = (
-            done.0,
-            std::mem::take(&mut done.1),
-            std::mem::take(&mut done.2),
-        );
+impl<U> Work<Finished<U>> for Collect<U> {
+    async fn chunk(&mut self, done: &mut Finished<U>) -> Result<(), Error> {
+        let seq = done.0;
+        let made = std::mem::take(&mut done.1);
         if !self.ordered {
-            return self.hand_on(outputs, acks).await;
+            return self.hand_on(made).await;
         }
         // The window keeps every place within reach.
         let slot = usize::try_from(seq - self.next).unwrap_or(usize::MAX);
         if self.early.len() <= slot {
             self.early.resize_with(slot + 1, || None);
         }
-        self.early[slot] = Some((outputs, acks));
+        self.early[slot] = Some(made);
         while self.early.front().is_some_and(Option::is_some) {
             self.next += 1;
-            if let Some(Some((outputs, acks))) = self.early.pop_front() {
-                self.hand_on(outputs, acks).await?;
+            if let Some(Some(made)) = self.early.pop_front() {
+                self.hand_on(made).await?;
             }
         }
         Ok(())

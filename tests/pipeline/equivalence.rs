@@ -1,5 +1,7 @@
 //! A pipeline gives exactly what the same chain of `Iterator` adapters
-//! gives, in order, whatever its stages, capacities, chunk limits and runner.
+//! gives, in order, whatever its stages, capacities, chunk limits and runner,
+//! the stages that end the input early (`take`, `take_while`, `scan`)
+//! included.
 
 use crate::support::runner::Runner;
 use crate::support::watchdog;
@@ -17,6 +19,24 @@ enum Op {
     FlatMap(u64),
     /// An async map that waits (yields) on some items.
     Then(u64),
+    Skip(usize),
+    /// Ends the input after this many items.
+    Take(usize),
+    /// Skips while items are not divisible by this.
+    SkipWhile(u64),
+    /// Ends the input at the first item divisible by this.
+    TakeWhile(u64),
+    /// Running sums, ending the input once the sum passes this.
+    Scan(u64),
+    /// Pairs with places, and keeps those in even places.
+    Enumerate,
+    /// Drops an item whose value over this equals the one before's.
+    Dedup(u64),
+    /// A parallel fallible map that refuses items divisible by this,
+    /// skipped by its policy.
+    TryParMap(u64),
+    /// A throttle so fast that it only batches.
+    Throttle,
 }
 
 impl Op {
@@ -35,6 +55,10 @@ impl Op {
     fn then(a: u64, x: u64) -> u64 {
         x ^ a
     }
+    fn scan(limit: u64, sum: &mut u64, x: u64) -> Option<u64> {
+        *sum = sum.wrapping_add(x % 1000);
+        (*sum <= limit).then_some(*sum)
+    }
 
     fn apply_iter(self, it: Box<dyn Iterator<Item = u64>>) -> Box<dyn Iterator<Item = u64>> {
         match self {
@@ -43,6 +67,22 @@ impl Op {
             Op::FilterMap(m) => Box::new(it.filter_map(move |x| Op::filter_map(m, x))),
             Op::FlatMap(k) => Box::new(it.flat_map(move |x| Op::flat_map(k, x))),
             Op::Then(a) => Box::new(it.map(move |x| Op::then(a, x))),
+            Op::Skip(n) => Box::new(it.skip(n)),
+            Op::Take(n) => Box::new(it.take(n)),
+            Op::SkipWhile(m) => Box::new(it.skip_while(move |x| x % m != 0)),
+            Op::TakeWhile(m) => Box::new(it.take_while(move |x| x % m != 0)),
+            Op::Scan(limit) => Box::new(it.scan(0, move |sum, x| Op::scan(limit, sum, x))),
+            Op::Enumerate => Box::new(it.enumerate().filter(|(i, _)| i % 2 == 0).map(|(_, x)| x)),
+            Op::Dedup(d) => {
+                let mut last = None;
+                Box::new(it.filter(move |x| {
+                    let keep = last != Some(x / d);
+                    last = Some(x / d);
+                    keep
+                }))
+            }
+            Op::TryParMap(m) => Box::new(it.filter(move |x| x % m != 0)),
+            Op::Throttle => it,
         }
     }
 
@@ -58,6 +98,18 @@ impl Op {
                 }
                 Op::then(a, x)
             }),
+            Op::Skip(n) => p.skip(n),
+            Op::Take(n) => p.take(n),
+            Op::SkipWhile(m) => p.skip_while(move |x| x % m != 0),
+            Op::TakeWhile(m) => p.take_while(move |x| x % m != 0),
+            Op::Scan(limit) => p.scan(0, move |sum, x| Op::scan(limit, sum, x)),
+            Op::Enumerate => p.enumerate().filter(|(i, _)| i % 2 == 0).map(|(_, x)| x),
+            Op::Dedup(d) => p.dedup_by_key(move |x| x / d),
+            Op::TryParMap(m) => p
+                .try_par_map(3, move |x| if x % m == 0 { Err("refused") } else { Ok(x) })
+                .on_error(flowgate::OnError::skip())
+                .map(|x| x),
+            Op::Throttle => p.throttle(1 << 40, std::time::Duration::from_secs(1)),
         }
     }
 }
@@ -70,6 +122,15 @@ fn op() -> impl Strategy<Value = Op> {
         // x % k averages about one output per item, so chains stay small.
         (1..4u64).prop_map(Op::FlatMap),
         (0..1000u64).prop_map(Op::Then),
+        (0..50usize).prop_map(Op::Skip),
+        (0..3000usize).prop_map(Op::Take),
+        (2..20u64).prop_map(Op::SkipWhile),
+        (5..50u64).prop_map(Op::TakeWhile),
+        (0..200_000u64).prop_map(Op::Scan),
+        Just(Op::Enumerate),
+        (1..4u64).prop_map(Op::Dedup),
+        (2..6u64).prop_map(Op::TryParMap),
+        Just(Op::Throttle),
     ]
 }
 

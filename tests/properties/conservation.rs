@@ -31,6 +31,12 @@ enum Op {
     TimeOutMultiplesOf(u64),
     /// Where the stop comes from (see [`Stop`]).
     StopAt,
+    /// Ends the input after this many items.
+    Take(usize),
+    /// Panics on multiples of this, and goes on after each panic.
+    RestartPanicsOn(u64),
+    /// A fallible parallel stage that skips multiples of this.
+    TryParSkip(u64),
 }
 
 /// How the run is stopped at the `StopAt` stage's k-th item.
@@ -55,6 +61,14 @@ fn op() -> impl Strategy<Value = Op> {
         (2..6u64).prop_map(Op::TrySkipMultiplesOf),
         (2..6u64).prop_map(Op::DeadLetterMultiplesOf),
         (5..40u64).prop_map(Op::TimeOutMultiplesOf),
+        (0..300usize).prop_map(Op::Take),
+        (3..9u64).prop_map(Op::RestartPanicsOn),
+        (2..6u64)
+            .prop_map(Op::TrySkipMultiplesOf)
+            .prop_map(|op| match op {
+                Op::TrySkipMultiplesOf(m) => Op::TryParSkip(m),
+                other => other,
+            }),
     ]
 }
 
@@ -118,7 +132,10 @@ fn expected(case: &Case) -> Vec<u64> {
             Op::DropMultiplesOf(m)
             | Op::TrySkipMultiplesOf(m)
             | Op::DeadLetterMultiplesOf(m)
-            | Op::TimeOutMultiplesOf(m) => values.into_iter().filter(|v| v % m != 0).collect(),
+            | Op::TimeOutMultiplesOf(m)
+            | Op::RestartPanicsOn(m)
+            | Op::TryParSkip(m) => values.into_iter().filter(|v| v % m != 0).collect(),
+            Op::Take(n) => values.into_iter().take(n).collect(),
             Op::Repeat(n) => values
                 .into_iter()
                 .flat_map(|v| std::iter::repeat_n(v, n as usize))
@@ -200,6 +217,17 @@ fn build(
                     Ok::<_, Odd>(t)
                 })
                 .timeout(Duration::from_micros(200))
+                .on_error(OnError::skip())
+                .map(|t| t),
+            Op::Take(n) => p.take(n),
+            Op::RestartPanicsOn(m) => p
+                .map(move |t| {
+                    assert!(t.value % m != 0, "a panic the stage restarts after");
+                    t
+                })
+                .restart_on_panic(u32::MAX, flowgate::Backoff::fixed(Duration::ZERO)),
+            Op::TryParSkip(m) => p
+                .try_par_map(3, move |t| if t.value % m == 0 { Err(Odd) } else { Ok(t) })
                 .on_error(OnError::skip())
                 .map(|t| t),
             Op::StopAt => {

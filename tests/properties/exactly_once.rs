@@ -31,6 +31,14 @@ enum Op {
     Broadcast(usize),
     Partition(usize),
     Balance(usize),
+    /// A fallible parallel map whose refusals are skipped.
+    TryPar(Par, usize),
+    /// Ends the input early; only where the order is known.
+    Take(usize),
+    /// Only where the order is known.
+    Skip(usize),
+    /// A throttle fast enough to only batch.
+    Throttle,
 }
 
 impl Op {
@@ -41,6 +49,23 @@ impl Op {
             Op::Broadcast(n) => n,
             _ => 1,
         }
+    }
+
+    /// Whether the stage keeps its input's order.
+    fn keeps_order(&self) -> bool {
+        match *self {
+            Op::ParMap(par, _) | Op::ParThen(par, _) | Op::TryPar(par, _) => {
+                matches!(par, Par::Ordered)
+            }
+            Op::Broadcast(_) | Op::Partition(_) | Op::Balance(_) => false,
+            _ => true,
+        }
+    }
+
+    /// Whether the stage counts places, so that it needs its input in a
+    /// known order.
+    fn counts_places(&self) -> bool {
+        matches!(self, Op::Take(_) | Op::Skip(_))
     }
 }
 
@@ -60,6 +85,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1..4usize).prop_map(Op::Broadcast),
         1 => (1..4usize).prop_map(Op::Partition),
         1 => (1..4usize).prop_map(Op::Balance),
+        2 => (par(), 1..5usize).prop_map(|(p, n)| Op::TryPar(p, n)),
+        1 => (0..500usize).prop_map(Op::Take),
+        1 => (0..50usize).prop_map(Op::Skip),
+        1 => Just(Op::Throttle),
     ]
 }
 
@@ -90,9 +119,12 @@ fn case() -> impl Strategy<Value = Case> {
         .prop_map(|(items, mut ops, hops, seed, runner)| {
             // Keep the fan-out bounded: at most 8 outputs per input overall.
             let mut growth = 1;
+            let mut ordered = true;
             ops.retain(|op| {
                 growth *= op.growth();
-                growth <= 8
+                let keep = growth <= 8 && (ordered || !op.counts_places());
+                ordered &= !keep || op.keeps_order();
+                keep
             });
             Case {
                 items,
@@ -144,6 +176,13 @@ fn expected(case: &Case) -> (Vec<u64>, bool) {
                 ordered = false;
                 values
             }
+            Op::TryPar(par, _) => {
+                ordered &= matches!(par, Par::Ordered);
+                values.into_iter().filter(|v| v % 7 != 3).collect()
+            }
+            Op::Take(n) => values.into_iter().take(n).collect(),
+            Op::Skip(n) => values.into_iter().skip(n).collect(),
+            Op::Throttle => values,
         };
     }
     (values, ordered)
@@ -193,6 +232,25 @@ fn stage(p: Pipeline<Tracked>, op: &Op, seed: u64) -> Pipeline<Tracked> {
                 t
             })
         }),
+        Op::TryPar(par, n) => {
+            let f = move |t: Tracked| async move {
+                delay(seed, t.value).await;
+                if t.value % 7 == 3 {
+                    Err("refused")
+                } else {
+                    Ok(t)
+                }
+            };
+            let p = match par {
+                Par::Ordered => p.try_par_then(n, f),
+                Par::Unordered => p.try_par_then_unordered(n, f),
+                Par::ByKey => p.try_par_then_by_key(n, |t| t.value % 3, f),
+            };
+            p.on_error(flowgate::OnError::skip()).map(|t| t)
+        }
+        Op::Take(n) => p.take(n),
+        Op::Skip(n) => p.skip(n),
+        Op::Throttle => p.throttle(1 << 40, std::time::Duration::from_millis(1)),
     }
 }
 

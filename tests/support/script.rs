@@ -26,8 +26,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use flowgate::{
-    Backoff, Error, MAX_THREADS, MAX_WORKERS, OnError, Pipeline, SendError, SendTimeoutError,
-    TrySendError,
+    Backoff, Error, MAX_THREADS, MAX_WORKERS, OnError, Overflow, Pipeline, SendError,
+    SendTimeoutError, TrySendError,
 };
 use futures_lite::StreamExt;
 use futures_lite::future::{block_on, yield_now};
@@ -115,6 +115,7 @@ fn is_config_error(err: &Error) -> bool {
             | Error::ZeroBranches { .. }
             | Error::ZeroThreads
             | Error::TooManyThreads { .. }
+            | Error::ZeroRate { .. }
     )
 }
 
@@ -128,6 +129,9 @@ struct Expect {
     /// Items may be lost on purpose (skipped after a timeout, a drained
     /// shutdown): the output need only be part of the model's.
     partial: bool,
+    /// The model's items may come in another order (after an unordered or
+    /// fan-out stage), so stages that count places cannot be modelled.
+    unordered: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -145,7 +149,8 @@ fn stage(
     model: &mut Vec<u64>,
     expect: &mut Expect,
 ) -> Pipeline<Tracked> {
-    let p = match b.byte() % 10 {
+    let positional = !expect.unordered && !expect.partial;
+    let p = match b.byte() % 17 {
         0 => {
             model.iter_mut().for_each(|v| *v += 1);
             p.map(|t| t.with(t.value + 1))
@@ -157,6 +162,7 @@ fn stage(
         2 => {
             let workers = b.pick(&WORKERS);
             expect.bad_setting |= workers == 0 || workers > MAX_WORKERS;
+            expect.unordered = true;
             model.iter_mut().for_each(|v| *v *= 2);
             p.par_map_unordered(workers, |t| t.with(t.value * 2))
         }
@@ -207,6 +213,7 @@ fn stage(
         8 => {
             let n = b.pick(&[0usize, 1, 2, 3]);
             expect.bad_setting |= n == 0;
+            expect.unordered |= n > 1;
             let m = n as u64;
             *model = model
                 .iter()
@@ -215,6 +222,58 @@ fn stage(
             p.broadcast(n, move |i, branch| {
                 branch.map(move |t| t.with(t.value * m + i as u64))
             })
+        }
+        10 if positional => {
+            // Ends the input: the source stops, the rest drains as filtered.
+            let n = b.below(400) as usize;
+            model.truncate(n);
+            p.take(n)
+        }
+        11 if positional => {
+            let n = b.below(50) as usize;
+            model.drain(..n.min(model.len()));
+            p.skip(n)
+        }
+        12 if positional => {
+            let keep: Vec<u64> = model.iter().step_by(2).copied().collect();
+            *model = keep;
+            p.enumerate().filter(|(i, _)| i % 2 == 0).map(|(_, t)| t)
+        }
+        13 => {
+            let workers = b.pick(&WORKERS);
+            expect.bad_setting |= workers == 0 || workers > MAX_WORKERS;
+            expect.unordered = true;
+            model.retain(|v| v % 4 != 1);
+            p.try_par_map_unordered(workers, |t| {
+                if t.value % 4 == 1 {
+                    Err(Refused)
+                } else {
+                    Ok(t)
+                }
+            })
+            .on_error(OnError::skip())
+            .map(|t| t)
+        }
+        14 => {
+            // Fast enough to only batch; a zero rate is a bad setting.
+            let items = b.pick(&[0u64, 1 << 40]);
+            expect.bad_setting |= items == 0;
+            p.throttle(items, Duration::from_millis(1))
+        }
+        15 => {
+            // A hop that sheds when full gives up on some items.
+            expect.partial = true;
+            let policy = b.pick(&[Overflow::DropOldest, Overflow::DropNewest]);
+            p.overflow(policy).map(|t| t)
+        }
+        16 => {
+            // Panics on some items, and goes on after each.
+            model.retain(|v| v % 11 != 10);
+            p.map(|t| {
+                assert!(t.value % 11 != 10, "a panic the stage restarts after");
+                t
+            })
+            .restart_on_panic(u32::MAX, Backoff::fixed(Duration::ZERO))
         }
         _ => p.then(|t| async move {
             if t.value % 2 == 0 {
