@@ -25,7 +25,22 @@
 //!   [`filter_map`](Pipeline::filter_map), [`flat_map`](Pipeline::flat_map),
 //!   [`inspect`](Pipeline::inspect) and the async [`then`](Pipeline::then).
 //!   Types are checked when the pipeline is built: a stage taking `A` can only
-//!   follow one that gives `A`. Order is preserved.
+//!   follow one that gives `A`. Order is preserved. The `Iterator` words
+//!   that keep state are there too: [`enumerate`](Pipeline::enumerate),
+//!   [`skip`](Pipeline::skip), [`skip_while`](Pipeline::skip_while),
+//!   [`dedup_by_key`](Pipeline::dedup_by_key), and
+//!   [`take`](Pipeline::take), [`take_while`](Pipeline::take_while) and
+//!   [`scan`](Pipeline::scan), which end the input early.
+//! - **Fallible stages.** [`try_map`](Pipeline::try_map),
+//!   [`try_then`](Pipeline::try_then) and the parallel
+//!   [`try_par_map`](Pipeline::try_par_map) family, with an error policy
+//!   ([`OnError`]) each; a stage may also
+//!   [restart after a panic](Pipeline::restart_on_panic).
+//! - **Flow.** [`throttle`](Pipeline::throttle) keeps a stage to a
+//!   [`Rate`] that can change while it runs;
+//!   [`overflow`](Pipeline::overflow) lets a full hop shed items
+//!   ([`Overflow`]) instead of waiting; [`windows`](Pipeline::windows)
+//!   groups items by time.
 //! - **Parallel stages.** [`par_map`](Pipeline::par_map) and
 //!   [`par_then`](Pipeline::par_then) run N workers on one stage, each a
 //!   task of its own, with outputs in input order; the `_unordered` forms
@@ -40,7 +55,8 @@
 //!   merge again or end in sinks of their own ([`Branch`]); the graph stays
 //!   one run, with one report, and a cycle cannot be written.
 //! - **Sinks.** [`for_each`](Pipeline::for_each),
-//!   [`for_each_async`](Pipeline::for_each_async), [`fold`](Pipeline::fold),
+//!   [`for_each_async`](Pipeline::for_each_async),
+//!   [`try_for_each`](Pipeline::try_for_each), [`fold`](Pipeline::fold),
 //!   [`collect`](Pipeline::collect), [`count`](Pipeline::count), or
 //!   [`into_stream`](Pipeline::into_stream). A sink gives a [`Job`].
 //! - **Running.** [`Job::run`] blocks until the sink is done, like Python's

@@ -145,7 +145,7 @@ enum Due {
 
 impl Due {
     /// When a batch whose first item comes now must leave.
-    fn from_now(self) -> Option<Instant> {
+    fn for_batch_starting_now(self) -> Option<Instant> {
         let now = Instant::now();
         match self {
             Due::Never => None,
@@ -211,7 +211,7 @@ impl<T> Work<Chunk<T>> for Batcher<T> {
         let mut tags = chunk.take_tags();
         for item in chunk.items.drain(..) {
             if self.batch.is_empty() {
-                self.due_at = self.when.from_now();
+                self.due_at = self.when.for_batch_starting_now();
                 if !matches!(self.when, Due::Never) {
                     self.due = self.due_at.map_or_else(Timer::never, Timer::at);
                 }

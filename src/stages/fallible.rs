@@ -38,8 +38,8 @@ pub struct TryThened<T, E>(PhantomData<fn() -> (T, E)>);
 /// Implemented by [`TryMapped`] and [`TryThened`] only.
 #[diagnostic::on_unimplemented(
     message = "`on_error` sets up a fallible stage, and the newest stage here is not one",
-    label = "the newest stage is not a `try_map` or `try_then`",
-    note = "call `.on_error(..)` right after `.try_map(..)` or `.try_then(..)` (a `.name(..)` may come between), before the next stage"
+    label = "the newest stage is not a `try_map`, `try_then` or `try_par_*`",
+    note = "call `.on_error(..)` right after `.try_map(..)`, `.try_then(..)` or a `.try_par_*(..)` (a `.name(..)` may come between), before the next stage"
 )]
 pub trait Fallible: sealed::Sealed {
     /// The stage's input.

@@ -39,6 +39,8 @@ enum Op {
     Skip(usize),
     /// A throttle fast enough to only batch.
     Throttle,
+    /// Windows of time, flattened again.
+    Windowed,
 }
 
 impl Op {
@@ -89,6 +91,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..500usize).prop_map(Op::Take),
         1 => (0..50usize).prop_map(Op::Skip),
         1 => Just(Op::Throttle),
+        1 => Just(Op::Windowed),
     ]
 }
 
@@ -182,7 +185,7 @@ fn expected(case: &Case) -> (Vec<u64>, bool) {
             }
             Op::Take(n) => values.into_iter().take(n).collect(),
             Op::Skip(n) => values.into_iter().skip(n).collect(),
-            Op::Throttle => values,
+            Op::Throttle | Op::Windowed => values,
         };
     }
     (values, ordered)
@@ -251,6 +254,9 @@ fn stage(p: Pipeline<Tracked>, op: &Op, seed: u64) -> Pipeline<Tracked> {
         Op::Take(n) => p.take(n),
         Op::Skip(n) => p.skip(n),
         Op::Throttle => p.throttle(1 << 40, std::time::Duration::from_millis(1)),
+        Op::Windowed => p
+            .windows(std::time::Duration::from_micros(300))
+            .flat_map(|window| window),
     }
 }
 
