@@ -170,6 +170,21 @@ async fn guarded<T>(
     }
 }
 
+/// A stage's future that ends as done, not as stopped, when the stages
+/// after it needed nothing more (a `take` had its items): its work is
+/// complete.
+pub(crate) fn done_when_released(
+    stats: Arc<StageStats>,
+    fut: StageFuture,
+) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+    async move {
+        match fut.await {
+            Err(err) if is_stopped(&err) && stats.is_released() => Ok(()),
+            other => other,
+        }
+    }
+}
+
 /// Runs `fut` as a worker of the stage called `stage`, a task beside the
 /// stage's own, as the workers of a parallel stage are. Like [`drive`], it
 /// stops on cancel and turns a panic into [`Error::StagePanicked`]; the

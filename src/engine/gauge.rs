@@ -2,7 +2,7 @@
 //! chunk or makes it wait, and the most it has held.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 
 /// The items in one hop: how many now, the most there have been, and how
 /// many fit.
@@ -14,6 +14,9 @@ pub(crate) struct Gauge {
     items: AtomicUsize,
     peak: AtomicUsize,
     capacity: usize,
+    /// Set when the receiving stage had all it needed (a `take`) and
+    /// closed the hop: the sender then ends as done, not as cut off.
+    released: AtomicBool,
 }
 
 impl Gauge {
@@ -22,6 +25,7 @@ impl Gauge {
             items: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             capacity,
+            released: AtomicBool::new(false),
         })
     }
 
@@ -64,5 +68,15 @@ impl Gauge {
     /// The most items the hop can hold.
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Records that the receiving stage needs nothing more.
+    pub(super) fn release(&self) {
+        self.released.store(true, SeqCst);
+    }
+
+    /// Whether the receiving stage needs nothing more.
+    pub(super) fn is_released(&self) -> bool {
+        self.released.load(SeqCst)
     }
 }

@@ -802,9 +802,14 @@ impl<T> Outlet<T> {
         }
     }
 
-    /// Records that the receiving stage has gone.
+    /// Records that the receiving stage has gone: cut off, or released if
+    /// it needed nothing more.
     fn cut_off(&self) {
-        self.stats.mark_cut_off();
+        if self.gauge.is_released() {
+            self.stats.mark_released();
+        } else {
+            self.stats.mark_cut_off();
+        }
     }
 }
 
@@ -944,6 +949,11 @@ impl<T> Inlet<T> {
     /// as received, and so dropped, by the stage that owns this inlet. A
     /// chunk sent after the close fails to send and stays with its sender.
     pub(crate) fn discard(&mut self) {
+        // A stage that ended because the stages after it need nothing more
+        // passes that on to the stage before it.
+        if self.stats.as_deref().is_some_and(StageStats::is_released) {
+            self.gauge.release();
+        }
         self.chunks.close();
         while let Ok(chunk) = self.chunks.try_recv() {
             let n = chunk.items.len();
@@ -953,6 +963,16 @@ impl<T> Inlet<T> {
             self.gauge.take(n);
             // Dropped with the chunk, each tag records its item as dropped.
         }
+    }
+}
+
+impl<T> Inlet<T> {
+    /// Closes the hop because the stage that owns this inlet needs nothing
+    /// more: the stage before it ends as done, not as cut off, and the
+    /// chunks still in the hop count as received, and so dropped, here.
+    pub(crate) fn release(&mut self) {
+        self.gauge.release();
+        self.discard();
     }
 }
 

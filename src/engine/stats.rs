@@ -43,6 +43,9 @@ pub(crate) struct StageStats {
     expands: bool,
     /// Set when the stage found the stage after it gone.
     cut_off: AtomicBool,
+    /// Set when the stage found that the stages after it need nothing
+    /// more (a `take` had its items): it ends as done.
+    released: AtomicBool,
     /// Whether the run's stall watch found the stage holding input without
     /// progress for too long.
     stalled: AtomicBool,
@@ -94,6 +97,7 @@ impl StageStats {
             ended: AtomicU64::new(0),
             expands,
             cut_off: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             send_wait: WaitClock::default(),
             recv_wait: WaitClock::default(),
@@ -254,6 +258,16 @@ impl StageStats {
     /// Whether the stage found the stage after it gone.
     pub(super) fn is_cut_off(&self) -> bool {
         self.cut_off.load(Relaxed)
+    }
+
+    /// Records that the stages after this one need nothing more.
+    pub(super) fn mark_released(&self) {
+        self.released.store(true, Relaxed);
+    }
+
+    /// Whether the stages after this one need nothing more.
+    pub(super) fn is_released(&self) -> bool {
+        self.released.load(Relaxed)
     }
 }
 

@@ -65,7 +65,10 @@ pub struct StageReport {
     /// Inputs that failed and went to the dead-letter output.
     pub dead_lettered: u64,
     /// Inputs the stage held when it was stopped, and the items still in
-    /// its input hop then: they were dropped undelivered.
+    /// its input hop then: they were dropped undelivered. Also those no
+    /// longer needed once a later stage such as
+    /// [`take`](crate::Pipeline::take) had all it wanted; the stage then
+    /// ends `Done`.
     pub dropped: u64,
     /// Inputs being worked on when a live report was made; 0 once the
     /// stage has ended.

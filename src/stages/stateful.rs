@@ -3,16 +3,20 @@
 //! that end the input early, `take`, `take_while` and `scan`.
 //!
 //! A stage that ends the input early does what an iterator's `take` does
-//! to the iterator under it: it stops pulling. Here that means it shuts the
-//! run down, as [`Control::shutdown`](crate::Control::shutdown) does: the
-//! source stops taking input at once, and the items already taken drain to
-//! the stage, which lets them go as filtered. So every item the source took
-//! is accounted for in the report, and the run ends `Ok`.
+//! to the iterator under it: it stops pulling. Here that means it closes
+//! the hop before it, so the stages before it stop at their next send, as
+//! done, not failed; and it shuts the run's input down, as
+//! [`Control::shutdown`](crate::Control::shutdown) does, so the source stops
+//! even while it waits for an item. The items already taken from the source
+//! and no longer needed are dropped where they are, and counted as dropped
+//! in the report; with acknowledgements each is told
+//! [`Outcome::Dropped`](crate::Outcome::Dropped), so a broker can deliver it
+//! again. The run ends `Ok`.
 
 use std::sync::Arc;
 
 use crate::ack::fate::Fate;
-use crate::engine::hop::{Chunk, Outlet};
+use crate::engine::hop::{Chunk, Inlet, Outlet};
 use crate::engine::run::RunState;
 use crate::engine::stage_loop::{Work, run_stage};
 use crate::error::Error;
@@ -120,23 +124,28 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// Adds a stage that passes on the first `n` items and then ends the
     /// input, like `Iterator::take`.
     ///
-    /// Once it has its `n` items it shuts the run down, as
-    /// [`Control::shutdown`](crate::Control::shutdown) does: the source
-    /// stops taking input at once, the items it already took drain here and
-    /// are let go as filtered, and the run ends `Ok`, its report balanced.
-    /// So `take` works on an endless source. It ends the input of the whole
-    /// run: after a [`broadcast`](Pipeline::broadcast), the other branches
-    /// end too.
+    /// Once it has its `n` items it ends the input, so `take` works on an
+    /// endless source: the stages before it stop at once (a slow stage does
+    /// no more work than the item it has in hand), the source stops taking
+    /// items, and the run ends `Ok`. The items already taken from the
+    /// source and not needed are dropped where they are, each counted in
+    /// the report as dropped by the stage that held it (which still ends
+    /// `Done`); with acknowledgements, each is told
+    /// [`Outcome::Dropped`](crate::Outcome::Dropped), so a broker delivers
+    /// it again. It ends the input of the whole run: after a
+    /// [`broadcast`](Pipeline::broadcast), the other branches end too.
     ///
     /// # Examples
     ///
     /// ```
+    /// use flowgate::State;
+    ///
     /// let job = flowgate::from_iter(0u64..).map(|x| x * x).take(4).collect::<Vec<_>>();
     /// let control = job.control();
     /// assert_eq!(job.run()?, [0, 1, 4, 9]);
     /// let report = control.report();
     /// assert!(report.is_balanced());
-    /// assert_eq!(report.dropped(), 0);
+    /// assert!(report.stages.iter().all(|s| s.state == State::Done));
     /// # Ok::<(), flowgate::Error>(())
     /// ```
     pub fn take(self, n: usize) -> Pipeline<T> {
@@ -224,11 +233,15 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         F: FnMut(T) -> Step<U> + Send + 'static,
     {
         self.chain(kind, false, move |input, setup| async move {
+            // A second receiving side of the input hop, to close it with
+            // once the stage needs nothing more.
+            let mut closer = input.share();
+            closer.attach(&setup.stats);
             let mut work = Stateful {
                 out: setup.out,
                 run: setup.run,
                 step,
-                done: false,
+                closer: Some(closer),
             };
             if done {
                 work.end();
@@ -250,41 +263,49 @@ enum Step<O> {
     End,
 }
 
-/// The work of a stateful stage: one step per item. Once the input has
-/// ended, every item still coming is let go as filtered.
-struct Stateful<O, F> {
+/// The work of a stateful stage: one step per item. Once it has ended
+/// the input, every item still coming is let go, as dropped.
+struct Stateful<I, O, F> {
     out: Outlet<O>,
     run: Arc<RunState>,
     step: F,
-    /// Whether the stage has ended the input.
-    done: bool,
+    /// A receiving side of the input hop, until the stage ends the input.
+    closer: Option<Inlet<I>>,
 }
 
-impl<O, F> Stateful<O, F> {
-    /// Ends the input: the run's source stops taking items.
+impl<I, O, F> Stateful<I, O, F> {
+    /// Ends the input: the hop before the stage closes, so the stages
+    /// before it stop at their next send, as done, and the run's source
+    /// stops taking items even if it is waiting for one.
     fn end(&mut self) {
-        self.done = true;
+        if let Some(mut closer) = self.closer.take() {
+            closer.release();
+        }
         self.run.root().shut_down();
+    }
+
+    /// Whether the stage has ended the input.
+    fn is_done(&self) -> bool {
+        self.closer.is_none()
     }
 }
 
-impl<I, O, F> Work<Chunk<I>> for Stateful<O, F>
+impl<I, O, F> Work<Chunk<I>> for Stateful<I, O, F>
 where
     F: FnMut(I) -> Step<O>,
 {
     async fn chunk(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error> {
-        if self.done {
-            let n = chunk.items.len();
+        if self.is_done() {
+            // Not needed: dropped, each tag recording its item so.
             chunk.items.clear();
-            chunk.resolve_all(Fate::Filtered);
-            self.out.stats().count_filtered(n);
+            chunk.resolve_all(Fate::Dropped);
             return Ok(());
         }
         let mut tags = chunk.take_tags();
         for item in chunk.items.drain(..) {
             let tag = tags.next();
-            if self.done {
-                let_go(&self.out, tag);
+            if self.is_done() {
+                // Dropped with its tag.
                 continue;
             }
             let output = match (self.step)(item) {

@@ -8,11 +8,11 @@
 //! margin), never that something was fast.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::{assert_accounted, assert_graph_accounted, watchdog};
-use flowgate::{Backoff, Error, ItemError, OnError, Overflow, Rate};
+use flowgate::{Backoff, Error, ItemError, OnError, Overflow, Rate, State};
 
 /// The instants at which the items of a run reach the stage after the
 /// throttle, kept by that stage.
@@ -147,11 +147,69 @@ fn take_ends_an_endless_source_with_exactly_n() {
         assert_eq!(out, (1..=n as u64).collect::<Vec<_>>());
         let report = control.report();
         assert_accounted(&report);
-        assert_eq!(report.dropped(), 0, "{report}");
-        let take = report.stage("take").unwrap();
-        // What the source took beyond `n` drained here, as filtered.
-        assert_eq!(take.filtered, take.received - n as u64, "{report}");
-        assert_eq!(report.stages[0].received, take.received, "{report}");
+        // Every stage ends done; what the source took and no stage needed
+        // is counted as dropped where it was.
+        assert!(
+            report.stages.iter().all(|s| s.state == State::Done),
+            "{report}"
+        );
+        let taken = report.stages[0].received;
+        assert_eq!(report.delivered() + report.dropped(), taken, "{report}");
+        assert_eq!(report.delivered(), n as u64, "{report}");
+    }
+}
+
+#[test]
+fn take_stops_a_slow_stage_before_it_at_once() {
+    // Draining the full hop before the slow stage would cost a call per
+    // item in it, 1,024 and more. Closing it costs only the calls the stage
+    // made before `take` had its items and ran.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let out: Vec<u64> = watchdog(move || {
+        flowgate::from_iter(0u64..)
+            .capacity(1_024)
+            .then(move |x| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    futures_lite::future::yield_now().await;
+                    x
+                }
+            })
+            .take(3)
+            .collect()
+            .run()
+    })
+    .unwrap();
+    assert_eq!(out, [0, 1, 2]);
+    let calls = calls.load(Ordering::Relaxed);
+    assert!(calls < 300, "{calls} calls for 3 items");
+}
+
+#[test]
+fn items_take_did_not_need_are_told_dropped() {
+    use flowgate::Outcome;
+    let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = Arc::clone(&told);
+    let source = flowgate::from_iter_acked((0..10_000u32).map(move |x| {
+        let record = Arc::clone(&record);
+        (x, move |outcome: Outcome| {
+            record.lock().unwrap().push((x, outcome))
+        })
+    }));
+    let control = source.control();
+    let out: Vec<u32> = watchdog(move || source.map(|x| x).take(10).collect().run()).unwrap();
+    assert_eq!(out, (0..10).collect::<Vec<_>>());
+    let told = told.lock().unwrap();
+    let report = control.report();
+    assert_eq!(told.len() as u64, report.stages[0].received, "{report}");
+    for (x, outcome) in told.iter() {
+        let want = if *x < 10 {
+            Outcome::Delivered
+        } else {
+            Outcome::Dropped
+        };
+        assert_eq!(outcome, &want, "item {x}");
     }
 }
 
