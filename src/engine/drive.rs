@@ -173,15 +173,13 @@ async fn guarded<T>(
 /// A stage's future that ends as done, not as stopped, when the stages
 /// after it needed nothing more (a `take` had its items): its work is
 /// complete.
-pub(crate) fn done_when_released(
+pub(crate) async fn done_when_released(
     stats: Arc<StageStats>,
     fut: StageFuture,
-) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-    async move {
-        match fut.await {
-            Err(err) if is_stopped(&err) && stats.is_released() => Ok(()),
-            other => other,
-        }
+) -> Result<(), Error> {
+    match fut.await {
+        Err(err) if is_stopped(&err) && stats.is_released() => Ok(()),
+        other => other,
     }
 }
 
