@@ -70,9 +70,15 @@ pub(super) fn is_stopped(err: &Error) -> bool {
 /// [`Error::StagePanicked`]. Once the run's cancel signal is raised the
 /// stage's future is dropped at once, whatever it is waiting on; the items
 /// it held are then counted as dropped by the report.
+///
+/// A stage that stopped because the stages after it needed nothing more
+/// (a `take` had its items) has done its work: it ends `Done`, with the
+/// value `released` gives, if it gives one (a sink, which has no stage
+/// after it, gives none).
 pub(crate) fn drive<T: 'static>(
     stats: Arc<StageStats>,
     run: Arc<RunState>,
+    released: fn() -> Option<T>,
     fut: impl Future<Output = Result<T, Error>> + Send + 'static,
 ) -> BoxFuture<Result<T, Error>> {
     // Made before the future, so that even a future dropped unpolled marks
@@ -107,7 +113,12 @@ pub(crate) fn drive<T: 'static>(
                 (State::Cancelled, Err(stopped()))
             }
             Ok(Some(Ok(value))) => (State::Done, Ok(value)),
-            Ok(Some(Err(err))) if is_stopped(&err) => (State::Cancelled, Err(err)),
+            Ok(Some(Err(err))) if is_stopped(&err) => {
+                match released().filter(|_| mark.stats.is_released()) {
+                    Some(value) => (State::Done, Ok(value)),
+                    None => (State::Cancelled, Err(err)),
+                }
+            }
             Ok(Some(Err(err))) => (State::Failed, Err(err)),
         };
         mark.end(state);
@@ -167,19 +178,6 @@ async fn guarded<T>(
         Some(Err(payload)) => Err(payload),
         Some(Ok(value)) => dropped.map(|()| Some(value)),
         None => dropped.map(|()| None),
-    }
-}
-
-/// A stage's future that ends as done, not as stopped, when the stages
-/// after it needed nothing more (a `take` had its items): its work is
-/// complete.
-pub(crate) async fn done_when_released(
-    stats: Arc<StageStats>,
-    fut: StageFuture,
-) -> Result<(), Error> {
-    match fut.await {
-        Err(err) if is_stopped(&err) && stats.is_released() => Ok(()),
-        other => other,
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::engine::drive::{SinkFuture, StageFuture, done_when_released, drive, drive_worker};
+use crate::engine::drive::{SinkFuture, StageFuture, drive, drive_worker};
 use crate::engine::run::RunState;
 use crate::engine::stats::StageStats;
 use crate::error::Error;
@@ -88,9 +88,9 @@ impl Graph {
     /// Registers a stage: its stats, and its tasks, driven under its name.
     pub(crate) fn add_stage(&mut self, stats: Arc<StageStats>, tasks: StageTasks) {
         let run = &self.run;
-        let main = done_when_released(Arc::clone(&stats), tasks.main);
-        self.stages
-            .push(drive(Arc::clone(&stats), Arc::clone(run), main));
+        // A stage released by the stages after it ends done, with `()`.
+        let main = drive(Arc::clone(&stats), Arc::clone(run), || Some(()), tasks.main);
+        self.stages.push(main);
         self.stages.extend(
             tasks
                 .workers
@@ -106,7 +106,7 @@ impl Graph {
         stats: Arc<StageStats>,
         sink: SinkFuture<O>,
     ) -> SinkFuture<O> {
-        let driven = drive(Arc::clone(&stats), Arc::clone(&self.run), sink);
+        let driven = drive(Arc::clone(&stats), Arc::clone(&self.run), || None, sink);
         self.stats.push(stats);
         driven
     }

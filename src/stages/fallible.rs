@@ -354,7 +354,7 @@ impl<I: 'static, E: StageError, F> Trier<I, E, F> {
                     if let Some(tag) = tag {
                         tag.fail(chain(&err));
                     }
-                    return (outputs, kept, Some(err));
+                    return (outputs, kept, Some(Box::new(err)));
                 }
             }
         }

@@ -38,7 +38,7 @@ pub(super) type Assignment<G, T> = (u64, G, T, Vec<Tag>);
 /// What a worker made of one assignment: the outputs, the tags of the
 /// items they were made from, and the error that fails the stage, if an
 /// item failed so (the items after it in the assignment are dropped).
-pub(super) type Made<U> = (Vec<U>, Vec<Tag>, Option<Error>);
+pub(super) type Made<U> = (Vec<U>, Vec<Tag>, Option<Box<Error>>);
 
 /// A worker's outputs for one assignment, with the assignment's place.
 pub(super) type Finished<U> = (u64, Made<U>);
@@ -339,7 +339,7 @@ impl<U> Collect<U> {
                 tag.resolve(Fate::Filtered);
             }
         }
-        failure.map_or(Ok(()), Err)
+        failure.map_or(Ok(()), |err| Err(*err))
     }
 }
 
