@@ -149,7 +149,9 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// as with telemetry. Each item let go counts as
     /// [`shed`](crate::StageReport::shed) in the report of the stage that
     /// sent it, and the hop still never holds more than its
-    /// [`capacity`](Pipeline::capacity).
+    /// [`capacity`](Pipeline::capacity). A source that reads by the room
+    /// its hop has ([`from_reads_acked`](crate::from_reads_acked)) reads
+    /// only what fits, so it never sheds.
     ///
     /// # Examples
     ///
