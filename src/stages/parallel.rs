@@ -599,7 +599,9 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     {
         let make = move |setup: &mut StageSetup<U>| {
             let trier = Trier::new(f, setup);
-            move |items: Vec<T>, acks: Vec<Tag>| Arc::clone(&trier).try_all(items, acks)
+            // Boxed, so that an idle worker holds a pointer, not the
+            // whole retry loop's state.
+            move |items: Vec<T>, acks: Vec<Tag>| Box::pin(Arc::clone(&trier).try_all(items, acks))
         };
         self.windowed_with(kind, workers, order, slice, make)
     }
@@ -623,7 +625,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     {
         let make = move |setup: &mut StageSetup<U>| {
             let trier = Trier::new(f, setup);
-            move |item: T, acks: Vec<Tag>| Arc::clone(&trier).try_all(vec![item], acks)
+            move |item: T, acks: Vec<Tag>| Box::pin(Arc::clone(&trier).try_all(vec![item], acks))
         };
         self.keyed_with(kind, workers, key, make)
     }
