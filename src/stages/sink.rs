@@ -54,13 +54,21 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// assert_eq!((rx.try_recv(), rx.try_recv()), (Ok("a"), Ok("b")));
     /// # Ok::<(), flowgate::Error>(())
     /// ```
-    pub fn for_each_async<Fut, F>(self, f: F) -> Job<()>
+    pub fn for_each_async<Fut, F>(self, mut f: F) -> Job<()>
     where
         Fut: Future<Output = ()> + Send + 'static,
         F: FnMut(T) -> Fut + Send + 'static,
     {
+        // A call that cannot fail: the fallible sink's work, never failing.
+        let f = move |item| {
+            let call = f(item);
+            async move {
+                call.await;
+                Ok::<(), std::convert::Infallible>(())
+            }
+        };
         self.sink("for_each_async", move |input, stats| async move {
-            run_stage(input, &mut ForEachAsync { stats, f }).await
+            run_stage(input, &mut TryForEach { stats, f }).await
         })
     }
 
@@ -326,38 +334,9 @@ where
     }
 }
 
-/// The work of a sink that awaits an async function on every item, one at
-/// a time; each item counts as consumed once its call is done.
-struct ForEachAsync<F> {
-    stats: Arc<StageStats>,
-    f: F,
-}
-
-impl<I, Fut, F> Work<Chunk<I>> for ForEachAsync<F>
-where
-    F: FnMut(I) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    async fn chunk(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error> {
-        let mut tags = chunk.take_tags();
-        for item in chunk.items.drain(..) {
-            let tag = tags.next();
-            (self.f)(item).await;
-            if let Some(tag) = tag {
-                tag.resolve(Fate::Delivered);
-            }
-            self.stats.count_emitted(1);
-        }
-        Ok(())
-    }
-
-    async fn round_end(&mut self) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
 /// The work of a sink that awaits a fallible function on every item, one
-/// at a time; an error fails the sink.
+/// at a time; each item counts as consumed once its call is done, and an
+/// error fails the sink.
 struct TryForEach<F> {
     stats: Arc<StageStats>,
     f: F,
