@@ -2,7 +2,6 @@
 //! after a panic on one, up to a limit of panics, waiting a backoff first,
 //! as a supervisor restarts a child.
 
-use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -137,14 +136,13 @@ impl Restarter {
 
 /// Calls `f` under a panic guard: its value, or the panic's message.
 pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(message)
+    catch_unwind(AssertUnwindSafe(f)).map_err(panic_message)
 }
 
 /// Awaits `fut` under a panic guard: its output, or the panic's message.
 pub(crate) async fn guarded_async<R>(fut: impl Future<Output = R>) -> Result<R, String> {
-    AssertUnwindSafe(fut).catch_unwind().await.map_err(message)
-}
-
-fn message(payload: Box<dyn Any + Send>) -> String {
-    panic_message(payload)
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(panic_message)
 }
