@@ -15,7 +15,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 
 const TIMER_ITEMS: u64 = 100_000;
 const TIMER_WORKERS: usize = 256;
@@ -78,14 +81,20 @@ fn timers(c: &mut Criterion) {
     group.finish();
 }
 
-fn cpu(c: &mut Criterion) {
-    let mut group = c.benchmark_group("parallel/cpu");
+/// A group of CPU-bound runs of `CPU_ITEMS` items, and the checksum each
+/// run must give.
+fn cpu_group<'a>(c: &'a mut Criterion, name: &str) -> (BenchmarkGroup<'a, WallTime>, u64) {
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(CPU_ITEMS));
-    let expected = (0..CPU_ITEMS).map(spin).fold(0, |a, x| a ^ x);
+    (group, (0..CPU_ITEMS).map(spin).fold(0, |a, x| a ^ x))
+}
+
+fn cpu(c: &mut Criterion) {
+    let (mut group, expected) = cpu_group(c, "parallel/cpu");
     for workers in [1, 2] {
         group.bench_with_input(
             BenchmarkId::new("par_map-2-threads", workers),
@@ -116,13 +125,7 @@ fn cpu(c: &mut Criterion) {
 }
 
 fn tokio_workers(c: &mut Criterion) {
-    let mut group = c.benchmark_group("parallel/tokio");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .throughput(Throughput::Elements(CPU_ITEMS));
-    let expected = (0..CPU_ITEMS).map(spin).fold(0, |a, x| a ^ x);
+    let (mut group, expected) = cpu_group(c, "parallel/tokio");
     for threads in [1, 2] {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
