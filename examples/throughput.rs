@@ -80,8 +80,17 @@ const ROWS: &[Row] = &[
     row("flowgate-metrics-off", |a, n| {
         workloads::flowgate_metered(n, a.capacity, a.chunk_limit, false)
     }),
+    row("flowgate-source-hop", |a, n| {
+        workloads::flowgate_source_hop(n, a.capacity, a.chunk_limit)
+    }),
+    row("flowgate-unfused", |a, n| {
+        workloads::flowgate_unfused(n, a.capacity, a.chunk_limit)
+    }),
     row("async-channel-batched-256", |a, n| {
         workloads::batched_256(n, a.capacity)
+    }),
+    row("async-channel-batched-in-place", |a, n| {
+        workloads::batched_in_place(n, a.capacity)
     }),
     row("async-channel-per-item", |a, n| {
         workloads::per_item(n, a.capacity)
@@ -98,6 +107,9 @@ const ROWS: &[Row] = &[
         slow: true,
     },
     row("tokio-mpsc", |a, n| threads::tokio_mpsc(n, a.capacity)),
+    row("fused-iterator-black-box", |_, n| {
+        workloads::fused_black_box(n)
+    }),
     row("fused-iterator", |_, n| workloads::fused(n)),
 ];
 

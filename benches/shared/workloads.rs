@@ -21,15 +21,50 @@ pub fn stage2(x: u64) -> u64 {
     x ^ 0x5555
 }
 
-/// The builder API, exactly as a user would write it.
+/// The builder API, exactly as a user would write it. With the default
+/// capacity (1024) and chunk limit (256) the whole pipeline is fused into
+/// one task, the sink's; other settings are set on the source, which then
+/// keeps its own task and hop.
 pub fn flowgate_pipeline(n: u64, capacity: usize, chunk_limit: usize) -> u64 {
     flowgate_metered(n, capacity, chunk_limit, true)
 }
 
 /// The same pipeline with the timing of waits on or off.
 pub fn flowgate_metered(n: u64, capacity: usize, chunk_limit: usize, timed: bool) -> u64 {
+    let source = flowgate::from_iter(0..n).metrics(timed);
+    let defaults = (flowgate::DEFAULT_CAPACITY, flowgate::DEFAULT_CHUNK_LIMIT);
+    let source = if (capacity, chunk_limit) == defaults {
+        source
+    } else {
+        source.capacity(capacity).chunk_limit(chunk_limit)
+    };
+    source
+        .map(stage1)
+        .map(stage2)
+        .fold(0u64, u64::wrapping_add)
+        .run()
+        .expect("the pipeline is well formed")
+}
+
+/// The same pipeline with the source on a task of its own, behind its
+/// configured hop, and the two maps fused into the sink's task: two tasks,
+/// one hop.
+pub fn flowgate_source_hop(n: u64, capacity: usize, chunk_limit: usize) -> u64 {
     flowgate::from_iter(0..n)
-        .metrics(timed)
+        .capacity(capacity)
+        .chunk_limit(chunk_limit)
+        .map(stage1)
+        .map(stage2)
+        .fold(0u64, u64::wrapping_add)
+        .run()
+        .expect("the pipeline is well formed")
+}
+
+/// The same pipeline with every stage a task of its own, each hop
+/// configured: four tasks and three hops, as before stage fusion.
+pub fn flowgate_unfused(n: u64, capacity: usize, chunk_limit: usize) -> u64 {
+    flowgate::from_iter(0..n)
+        .fusion(false)
         .capacity(capacity)
         .chunk_limit(chunk_limit)
         .map(stage1)
@@ -121,9 +156,65 @@ pub fn batched_256(n: u64, capacity: usize) -> u64 {
     }))
 }
 
+/// Hand-written stages on smol, as fast as we know how to write them:
+/// `Vec` chunks of 256 items mapped in place, each emptied buffer sent back
+/// to the source on a return channel, so no chunk is allocated after the
+/// first few.
+pub fn batched_in_place(n: u64, capacity: usize) -> u64 {
+    const CHUNK: usize = 256;
+    let slots = (capacity / CHUNK).max(1);
+    let ex = LocalExecutor::new();
+    let (tx0, rx0) = async_channel::bounded::<Vec<u64>>(slots);
+    let (tx1, rx1) = async_channel::bounded::<Vec<u64>>(slots);
+    let (tx2, rx2) = async_channel::bounded::<Vec<u64>>(slots);
+    let (back_tx, back_rx) = async_channel::bounded::<Vec<u64>>(3 * slots + 3);
+    ex.spawn(async move {
+        let mut x = 0;
+        while x < n {
+            let mut chunk = back_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+            let end = n.min(x + CHUNK as u64);
+            chunk.extend(x..end);
+            x = end;
+            tx0.send(chunk).await.unwrap();
+        }
+    })
+    .detach();
+    let map = |rx: async_channel::Receiver<Vec<u64>>,
+               tx: async_channel::Sender<Vec<u64>>,
+               f: fn(u64) -> u64| async move {
+        while let Ok(mut chunk) = rx.recv().await {
+            chunk.iter_mut().for_each(|x| *x = f(*x));
+            tx.send(chunk).await.unwrap();
+        }
+    };
+    ex.spawn(map(rx0, tx1, stage1)).detach();
+    ex.spawn(map(rx1, tx2, stage2)).detach();
+    future::block_on(ex.run(async move {
+        let mut sum = 0u64;
+        while let Ok(mut chunk) = rx2.recv().await {
+            sum = chunk.drain(..).fold(sum, u64::wrapping_add);
+            let _ = back_tx.try_send(chunk);
+        }
+        sum
+    }))
+}
+
 /// No channels: one iterator chain, the upper bound.
 pub fn fused(n: u64) -> u64 {
     (0..n).map(stage1).map(stage2).fold(0u64, u64::wrapping_add)
+}
+
+/// One iterator chain with a `black_box` on every stage's output, so that
+/// the compiler cannot merge the stages into one vectorized loop: what a
+/// loop that runs each stage's closure, one item at a time, costs.
+pub fn fused_black_box(n: u64) -> u64 {
+    use std::hint::black_box;
+    (0..n)
+        .map(|x| black_box(stage1(black_box(x))))
+        .map(|x| black_box(stage2(x)))
+        .fold(0u64, |acc, x| black_box(acc.wrapping_add(x)))
 }
 
 fn reply(_: &mut (), n: u64) -> u64 {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use futures_lite::FutureExt;
 
+use crate::engine::feed::{SegmentPanic, end_segment};
 use crate::engine::run::RunState;
 use crate::engine::stats::StageStats;
 use crate::error::{Error, panic_message};
@@ -28,16 +29,24 @@ pub(crate) type SinkFuture<O> = BoxFuture<Result<O, Error>>;
 /// before it was ever polled, as when a handle is dropped at once.
 struct EndMark {
     stats: Arc<StageStats>,
+    /// The fused segments that run in the stage's task: they start and
+    /// end with it.
+    segments: Vec<Arc<StageStats>>,
     ended: bool,
 }
 
 impl EndMark {
     fn start(&self, run: &RunState) {
-        self.stats.begin(run.is_timed());
+        let timed = run.is_timed();
+        self.stats.begin(timed);
+        self.segments.iter().for_each(|stats| stats.begin(timed));
     }
 
     fn end(&mut self, state: State) {
         self.stats.end(state);
+        self.segments
+            .iter()
+            .for_each(|stats| end_segment(stats, state));
         self.ended = true;
     }
 }
@@ -63,7 +72,8 @@ pub(super) fn is_stopped(err: &Error) -> bool {
     matches!(err, Error::Cancelled { .. })
 }
 
-/// Runs `fut` as the stage whose stats are `stats`.
+/// Runs `fut` as the stage whose stats are `stats`, with the fused
+/// segments whose stats are `segments` in its task.
 ///
 /// The stage's state goes from `Pending` to `Running` on its first poll, and
 /// to `Done`, `Failed` or `Cancelled` at its end. A panic becomes
@@ -75,8 +85,13 @@ pub(super) fn is_stopped(err: &Error) -> bool {
 /// (a `take` had its items) has done its work: it ends `Done`, with the
 /// value `released` gives, if it gives one (a sink, which has no stage
 /// after it, gives none).
+///
+/// The segments take the stage's state at its end, except one that
+/// panicked: that one has failed, the run's error names it, and the stage
+/// that ran it is cancelled.
 pub(crate) fn drive<T: 'static>(
     stats: Arc<StageStats>,
+    segments: Vec<Arc<StageStats>>,
     run: Arc<RunState>,
     released: fn() -> Option<T>,
     fut: impl Future<Output = Result<T, Error>> + Send + 'static,
@@ -87,6 +102,7 @@ pub(crate) fn drive<T: 'static>(
     let span = tracing::info_span!("stage", name = stats.name(), kind = stats.kind());
     let mut mark = EndMark {
         stats,
+        segments,
         ended: false,
     };
     let stage = async move {
@@ -99,6 +115,16 @@ pub(crate) fn drive<T: 'static>(
             tracing::debug!("stage started");
         }
         let (state, result) = match guarded(&run, fut).await {
+            Err(payload) if payload.is::<SegmentPanic>() => {
+                let SegmentPanic { stage, message } = *payload
+                    .downcast::<SegmentPanic>()
+                    .expect("checked to be a segment's panic");
+                run.cancel();
+                (
+                    State::Cancelled,
+                    Err(Error::StagePanicked { stage, message }),
+                )
+            }
             Err(payload) => (
                 State::Failed,
                 Err(Error::StagePanicked {

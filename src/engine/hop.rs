@@ -187,6 +187,13 @@ impl<T> Chunk<T> {
         self.tags.take().map(|tags| *tags)
     }
 
+    /// Gives the items the tags `tagging`, as another chunk's items had
+    /// them: for a stage whose every input makes one output.
+    #[inline]
+    pub(crate) fn set_tagging(&mut self, tagging: Option<Tagging>) {
+        self.tags = tagging.map(Box::new);
+    }
+
     /// The tags of the items, one for each, as an iterator that gives
     /// `None` for every item when the chunk has no tags. Leaves the chunk
     /// without tags.
@@ -813,6 +820,15 @@ impl<T> Outlet<T> {
     }
 }
 
+/// Items appended as by [`Outlet::extend`]: the caller sizes them to fit
+/// the room left.
+impl<T> Extend<T> for Outlet<T> {
+    #[inline]
+    fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
+        Outlet::extend(self, items.into_iter());
+    }
+}
+
 impl<T> Drop for Outlet<T> {
     fn drop(&mut self) {
         if self.source {
@@ -865,7 +881,7 @@ impl<T> Inlet<T> {
     pub(crate) fn input_hop(&self) -> InputHop {
         InputHop {
             from: Arc::clone(&self.from),
-            gauge: Arc::clone(&self.gauge),
+            gauge: Some(Arc::clone(&self.gauge)),
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub(crate) mod clock;
 pub(crate) mod drive;
+pub(crate) mod feed;
 pub(crate) mod gauge;
 pub(crate) mod hop;
 pub(crate) mod run;

@@ -58,6 +58,9 @@ pub(crate) struct RunState {
     deadline_passed: AtomicBool,
     /// Whether stages time their waits; read by each stage as it starts.
     timed: AtomicBool,
+    /// Whether cheap sync stages are fused into the task of the stage
+    /// after them; read by the builder as it wires each stage.
+    fusing: AtomicBool,
     /// The pipeline's final state once the run has ended, as a `State`.
     verdict: AtomicU8,
     /// Every stage's stats, set once the pipeline ends in its sink.
@@ -83,6 +86,7 @@ impl RunState {
             ended: Signal::new(),
             deadline_passed: AtomicBool::new(false),
             timed: AtomicBool::new(true),
+            fusing: AtomicBool::new(true),
             verdict: AtomicU8::new(NO_VERDICT),
             stages: OnceLock::new(),
             deadline: OnceLock::new(),
@@ -108,6 +112,9 @@ impl RunState {
         if !Arc::ptr_eq(&from, &into) {
             if !from.timed.load(Relaxed) {
                 into.timed.store(false, Relaxed);
+            }
+            if !from.fusing.load(Relaxed) {
+                into.fusing.store(false, Relaxed);
             }
             let _ = from.joined.set(into);
         }
@@ -219,5 +226,15 @@ impl RunState {
     /// Turns the timing of waits on or off, for stages yet to start.
     pub(crate) fn set_timed(&self, on: bool) {
         self.timed.store(on, Relaxed);
+    }
+
+    /// Whether stages wired from now on may be fused.
+    pub(crate) fn fuses(&self) -> bool {
+        self.fusing.load(Relaxed)
+    }
+
+    /// Turns fusion on or off, for stages wired from now on.
+    pub(crate) fn set_fusing(&self, on: bool) {
+        self.fusing.store(on, Relaxed);
     }
 }

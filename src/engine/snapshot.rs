@@ -96,7 +96,7 @@ mod tests {
     fn diamond(n: u64) -> Vec<Arc<StageStats>> {
         let feed = |from: &Arc<StageStats>| InputHop {
             from: Arc::clone(from),
-            gauge: Gauge::new(16),
+            gauge: Some(Gauge::new(16)),
         };
         let source = StageStats::new("source".into(), "source", false, vec![]);
         let fan = StageStats::new("fan".into(), "fan", true, vec![feed(&source)]);

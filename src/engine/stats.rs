@@ -61,12 +61,20 @@ pub(crate) struct StageStats {
     inputs: Vec<InputHop>,
 }
 
-/// One of a stage's input hops: the stage that sends into it, and the
-/// hop's gauge.
+/// One of a stage's inputs: the stage that sends into it, and the gauge of
+/// the hop between them, if there is one (none when the stage before is
+/// fused into this one's task).
 #[derive(Clone)]
 pub(crate) struct InputHop {
     pub(crate) from: Arc<StageStats>,
-    pub(crate) gauge: Arc<Gauge>,
+    pub(crate) gauge: Option<Arc<Gauge>>,
+}
+
+impl InputHop {
+    /// The input of a stage from the fused segment `from`, with no hop.
+    pub(crate) fn fused(from: Arc<StageStats>) -> Self {
+        InputHop { from, gauge: None }
+    }
 }
 
 impl StageStats {
@@ -163,7 +171,7 @@ impl StageStats {
 impl StageStats {
     /// `n` items taken from the stage's input.
     #[inline]
-    pub(super) fn count_received(&self, n: usize) {
+    pub(crate) fn count_received(&self, n: usize) {
         self.received.fetch_add(n as u64, Relaxed);
     }
 
@@ -261,7 +269,7 @@ impl StageStats {
     }
 
     /// Records that the stages after this one need nothing more.
-    pub(super) fn mark_released(&self) {
+    pub(crate) fn mark_released(&self) {
         self.released.store(true, Relaxed);
     }
 
@@ -329,7 +337,7 @@ impl StageStats {
         let blocked_send = self.send_wait.waited(until);
         let blocked_recv = self.recv_wait.waited(until);
         let throttled = self.token_wait.waited(until);
-        let gauges = self.inputs.iter().map(|input| &input.gauge);
+        let gauges = self.inputs.iter().filter_map(|input| input.gauge.as_ref());
         let queued = gauges.clone().map(|gauge| gauge.items() as u64).sum();
         let peak_queued = gauges.clone().map(|gauge| gauge.peak() as u64).max();
         let queue_capacity = gauges.map(|gauge| gauge.capacity() as u64).sum();

@@ -64,6 +64,8 @@ enum Sink<O> {
         name: String,
         kind: &'static str,
         inputs: Vec<InputHop>,
+        /// The fused segments that run in the sink's task.
+        segments: Vec<Arc<StageStats>>,
         start: StartSink<O>,
     },
     Branches(SinkFuture<O>),
@@ -71,12 +73,13 @@ enum Sink<O> {
 
 impl<O: Send + 'static> Job<O> {
     /// A job of `graph`'s stages and the sink that `start` makes, named
-    /// `name` and fed by `inputs`.
+    /// `name`, fed by `inputs`, with the fused segments whose stats are
+    /// `segments` in its task.
     pub(crate) fn new(
         graph: Graph,
         name: String,
         kind: &'static str,
-        inputs: Vec<InputHop>,
+        (inputs, segments): (Vec<InputHop>, Vec<Arc<StageStats>>),
         start: StartSink<O>,
     ) -> Self {
         Job {
@@ -85,6 +88,7 @@ impl<O: Send + 'static> Job<O> {
                 name,
                 kind,
                 inputs,
+                segments,
                 start,
             },
             deadline: None,
@@ -119,10 +123,11 @@ impl<O: Send + 'static> Job<O> {
                 name,
                 kind,
                 inputs,
+                segments,
                 start,
             } => {
                 let stats = StageStats::new(name, kind, false, inputs);
-                graph.add_sink(Arc::clone(&stats), start(stats))
+                graph.add_sink(Arc::clone(&stats), segments, start(stats))
             }
         };
         (graph, sink, deadline)

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::control::Control;
+use crate::engine::feed::Feed;
 use crate::engine::hop::{Inlet, Outlet, Overflow};
 use crate::engine::run::RunState;
 use crate::engine::stats::{InputHop, StageStats};
 use crate::error::Error;
 use crate::pipeline::graph::{Graph, StageTasks};
-use crate::pipeline::head::{Head, Invalid, OutputHop, StageSetup};
+use crate::pipeline::head::{Fusable, Head, Invalid, OutputHop, StageSetup};
 
 /// A pipeline under construction, whose last stage gives items of type `T`.
 ///
@@ -71,6 +72,22 @@ impl<T: Send + 'static> Pipeline<T> {
         Pipeline::headed(
             Graph::new(),
             Head::new("source".to_owned(), "source", Vec::new(), output),
+        )
+    }
+}
+
+impl<T: Send + 'static> Pipeline<T> {
+    /// A pipeline whose source is `stage`, which can run fused into the
+    /// task of the stage after it.
+    pub(crate) fn fusable_source(stage: Box<dyn Fusable<T>>) -> Self {
+        Pipeline::headed(
+            Graph::new(),
+            Head::new(
+                "source".to_owned(),
+                "source",
+                Vec::new(),
+                OutputHop::Fusable(stage),
+            ),
         )
     }
 }
@@ -228,6 +245,83 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         self
     }
 
+    /// Turns stage fusion on or off for the stages added after this call.
+    /// It is on by default.
+    ///
+    /// With fusion on, a cheap synchronous stage ([`map`](Pipeline::map),
+    /// [`filter`](Pipeline::filter), [`filter_map`](Pipeline::filter_map),
+    /// [`inspect`](Pipeline::inspect), [`enumerate`](Pipeline::enumerate),
+    /// [`skip`](Pipeline::skip), [`skip_while`](Pipeline::skip_while),
+    /// [`dedup_by_key`](Pipeline::dedup_by_key)) runs inside the task of
+    /// the stage after it, one loop over each chunk, with no hop between
+    /// them. The report is still exact per stage: each fused stage keeps
+    /// its own name, counts and state, and shows no hop (`-` in the queue
+    /// column); a panic still names the stage. Fused stages share their
+    /// task's time, so their time columns are the task's.
+    ///
+    /// A stage keeps its own task and output hop when fusion is off, when
+    /// its hop is configured ([`capacity`](Pipeline::capacity),
+    /// [`chunk_limit`](Pipeline::chunk_limit),
+    /// [`overflow`](Pipeline::overflow)), when it restarts on panic, when
+    /// [`boundary`](Pipeline::boundary) follows it, and when the stage
+    /// after it needs a hop (a parallel stage, a merge, a fan-out,
+    /// [`take`](Pipeline::take) and the other stages that end the input,
+    /// [`into_stream`](Pipeline::into_stream)).
+    ///
+    /// Turn it off to run every stage on a task of its own, as a slow
+    /// stage on each of several threads may want; [`boundary`](Pipeline::boundary)
+    /// does that for one stage.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let job = flowgate::from_iter(0..100u32)
+    ///     .fusion(false)
+    ///     .map(|x| x + 1)
+    ///     .filter(|x| x % 2 == 0)
+    ///     .count();
+    /// let control = job.control();
+    /// assert_eq!(job.run()?, 50);
+    /// // Every stage had a hop before it: no queue column shows `-`.
+    /// assert!(control.report().stages.iter().skip(1).all(|s| s.queue_capacity > 0));
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn fusion(self, on: bool) -> Self {
+        self.graph.run().root().set_fusing(on);
+        self
+    }
+
+    /// Keeps the newest stage's output hop: the stage runs on a task of its
+    /// own (with any fused stages before it), never fused into the stage
+    /// after it.
+    ///
+    /// Fused stages run one after the other on one task; a boundary lets
+    /// the stages on either side of it run at the same time, on different
+    /// threads, which pays when both are slow.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let job = flowgate::from_iter(0..1_000u64)
+    ///     .map(|x| x * 3)
+    ///     .name("heavy")
+    ///     .boundary()
+    ///     .map(|x| x + 1)
+    ///     .name("light")
+    ///     .fold(0, |a, x| a + x);
+    /// let control = job.control();
+    /// assert_eq!(job.run()?, 3 * 499_500 + 1_000);
+    /// let report = control.report();
+    /// // `light` has a hop before it; it is fused into the sink, with none after it.
+    /// assert!(report.stage("light").unwrap().queue_capacity > 0);
+    /// assert_eq!(report.stages.last().unwrap().queue_capacity, 0);
+    /// # Ok::<(), flowgate::Error>(())
+    /// ```
+    pub fn boundary(mut self) -> Self {
+        self.head.pin();
+        self
+    }
+
     /// Records a configuration error, to be reported when the pipeline
     /// runs; the first one wins.
     pub(crate) fn fail(mut self, err: Error) -> Self {
@@ -287,10 +381,34 @@ impl<T, S> fmt::Debug for Pipeline<T, S> {
 
 /// Wiring: how each stage gets its output hop and starts on it.
 impl<T: Send + 'static, S> Pipeline<T, S> {
-    /// Wires the newest stage to a new hop and adds the stage that `make`
-    /// builds on the far side of it. `expands` says whether the stage's
-    /// outputs may outnumber, or be fewer than, the inputs it passed on.
+    /// Adds the stage that `make` builds after the newest stage, which may
+    /// run fused in the new stage's task (then `make` gets an input of
+    /// fused segments) or else gets a new hop. `expands` says whether the
+    /// stage's outputs may outnumber, or be fewer than, the inputs it
+    /// passed on.
     pub(crate) fn chain<U, S2, F, Fut>(
+        self,
+        kind: &'static str,
+        expands: bool,
+        make: F,
+    ) -> Pipeline<U, S2>
+    where
+        U: Send + 'static,
+        F: FnOnce(Feed<T>, StageSetup<U>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Error>> + Send + 'static,
+    {
+        let (graph, mut feed) = self.wire_feed();
+        let inputs = vec![feed.input_hop()];
+        let segments = feed.segments();
+        Pipeline::assemble(graph, kind, expands, inputs, move |setup: StageSetup<U>| {
+            feed.attach(&setup.stats);
+            StageTasks::single(Box::pin(make(feed, setup))).with_segments(segments)
+        })
+    }
+
+    /// Like [`chain`](Pipeline::chain), for a stage that needs a hop before
+    /// it: the newest stage is never fused into it.
+    pub(crate) fn chain_hop<U, S2, F, Fut>(
         self,
         kind: &'static str,
         expands: bool,
@@ -304,6 +422,24 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         self.chain_tasks(kind, expands, move |input, setup| {
             StageTasks::single(Box::pin(make(input, setup)))
         })
+    }
+
+    /// Adds a stage that can run fused: `make` builds it on its input,
+    /// which may be fused segments in turn. Whether it runs fused, in the
+    /// task of the stage after it, is decided when that stage is added.
+    pub(crate) fn fusable<U>(
+        self,
+        kind: &'static str,
+        make: impl FnOnce(Feed<T>) -> Box<dyn Fusable<U>>,
+    ) -> Pipeline<U>
+    where
+        U: Send + 'static,
+    {
+        let (graph, feed) = self.wire_feed();
+        let inputs = vec![feed.input_hop()];
+        let name = graph.name_for(kind);
+        let head = Head::new(name, kind, inputs, OutputHop::Fusable(make(feed)));
+        Pipeline::headed(graph, head)
     }
 
     /// Like [`chain`](Pipeline::chain), for a stage with workers.
@@ -323,6 +459,18 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
             inlet.attach(&setup.stats);
             make(inlet, setup)
         })
+    }
+
+    /// Gives the newest stage's output as the input of a stage that can
+    /// run fused segments: the newest stage, fused, or its output hop.
+    pub(crate) fn wire_feed(self) -> (Graph, Feed<T>) {
+        let Pipeline {
+            mut graph,
+            head,
+            _newest,
+        } = self;
+        let feed = head.wire_feed(&mut graph);
+        (graph, feed)
     }
 
     /// Creates the newest stage's output hop and starts the stage on it.

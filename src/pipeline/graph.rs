@@ -28,6 +28,8 @@ pub(crate) struct Graph {
 pub(crate) struct StageTasks {
     pub(crate) main: StageFuture,
     pub(crate) workers: Vec<WorkerTask>,
+    /// The stats of the fused segments that run in the stage's task.
+    pub(crate) segments: Vec<Arc<StageStats>>,
 }
 
 /// A worker of a stage, not yet driven: its future, which ends when the
@@ -40,7 +42,15 @@ impl StageTasks {
         StageTasks {
             main,
             workers: Vec::new(),
+            segments: Vec::new(),
         }
+    }
+
+    /// Records that the fused segments whose stats are `segments` run in
+    /// the stage's task.
+    pub(crate) fn with_segments(mut self, segments: Vec<Arc<StageStats>>) -> Self {
+        self.segments = segments;
+        self
     }
 }
 
@@ -89,7 +99,13 @@ impl Graph {
     pub(crate) fn add_stage(&mut self, stats: Arc<StageStats>, tasks: StageTasks) {
         let run = &self.run;
         // A stage released by the stages after it ends done, with `()`.
-        let main = drive(Arc::clone(&stats), Arc::clone(run), || Some(()), tasks.main);
+        let main = drive(
+            Arc::clone(&stats),
+            tasks.segments,
+            Arc::clone(run),
+            || Some(()),
+            tasks.main,
+        );
         self.stages.push(main);
         self.stages.extend(
             tasks
@@ -100,13 +116,27 @@ impl Graph {
         self.stats.push(stats);
     }
 
-    /// Registers the sink, whose future is `sink`, and gives it driven.
+    /// Registers a fused segment, which runs in the task of the stage
+    /// after it: its stats only.
+    pub(crate) fn add_segment(&mut self, stats: Arc<StageStats>) {
+        self.stats.push(stats);
+    }
+
+    /// Registers the sink, whose future is `sink`, with the fused segments
+    /// whose stats are `segments` in its task, and gives it driven.
     pub(crate) fn add_sink<O: 'static>(
         &mut self,
         stats: Arc<StageStats>,
+        segments: Vec<Arc<StageStats>>,
         sink: SinkFuture<O>,
     ) -> SinkFuture<O> {
-        let driven = drive(Arc::clone(&stats), Arc::clone(&self.run), || None, sink);
+        let driven = drive(
+            Arc::clone(&stats),
+            segments,
+            Arc::clone(&self.run),
+            || None,
+            sink,
+        );
         self.stats.push(stats);
         driven
     }

@@ -6,6 +6,7 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::feed::Feed;
 use crate::engine::hop::{Inlet, Outlet, Overflow, hop};
 use crate::engine::run::RunState;
 use crate::engine::stats::{InputHop, StageStats};
@@ -34,10 +35,24 @@ pub(crate) struct StageSetup<T> {
     pub(crate) restart: Option<Box<dyn Any + Send>>,
 }
 
+/// A stage that can run fused, inside the task of the stage after it, or
+/// as a task of its own.
+pub(crate) trait Fusable<T>: Send {
+    /// Makes the stage, whose stats are `stats`, a segment of the input of
+    /// the stage after it, in `run`: gives that input.
+    fn fuse(self: Box<Self>, stats: Arc<StageStats>, run: &Arc<RunState>) -> Feed<T>;
+
+    /// Starts the stage as a task of its own, on its output hop.
+    fn start(self: Box<Self>, setup: StageSetup<T>) -> StageTasks;
+}
+
 /// Where the newest stage's items go once its output hop is made.
 pub(super) enum OutputHop<T> {
     /// A stage to start on a new hop.
     New(StartStage<T>),
+    /// A stage that runs fused into the next stage, if that one takes it
+    /// and nothing asks for a hop between them, or else like `New`.
+    Fusable(Box<dyn Fusable<T>>),
     /// The hop exists already: this is a branch of a balance, one of the
     /// competing receivers of the hop.
     Shared(Inlet<T>),
@@ -61,6 +76,9 @@ pub(super) struct Head<T> {
     overflow: Overflow,
     /// Whether one input may make any number of outputs.
     expands: bool,
+    /// Whether the stage must keep its output hop, never fused into the
+    /// next stage: the hop was configured, or a boundary asked for.
+    pinned: bool,
     policy: Option<Box<dyn Any + Send>>,
     timeout: Option<Duration>,
     restart: Option<Box<dyn Any + Send>>,
@@ -88,6 +106,7 @@ impl<T> Head<T> {
             chunk_limit: DEFAULT_CHUNK_LIMIT,
             overflow: Overflow::Wait,
             expands: false,
+            pinned: false,
             policy: None,
             timeout: None,
             restart: None,
@@ -119,6 +138,13 @@ impl<T> Head<T> {
 
     pub(crate) fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity;
+        self.pinned = true;
+    }
+
+    /// Keeps the stage's output hop: the stage is never fused into the
+    /// next one.
+    pub(crate) fn pin(&mut self) {
+        self.pinned = true;
     }
 
     /// The most items the stage sends in one chunk.
@@ -128,6 +154,7 @@ impl<T> Head<T> {
 
     pub(crate) fn set_chunk_limit(&mut self, chunk_limit: usize) {
         self.chunk_limit = chunk_limit;
+        self.pinned = true;
     }
 
     /// What the stage does, whatever its name.
@@ -137,10 +164,12 @@ impl<T> Head<T> {
 
     pub(crate) fn set_restart(&mut self, restart: Box<dyn Any + Send>) {
         self.restart = Some(restart);
+        self.pinned = true;
     }
 
     pub(crate) fn set_overflow(&mut self, overflow: Overflow) {
         self.overflow = overflow;
+        self.pinned = true;
     }
 
     /// Records that the stage was set up badly; `invalid` makes the error
@@ -176,6 +205,26 @@ impl<T> Head<T> {
         self.invalid.take().map(|invalid| invalid(stage))
     }
 
+    /// Gives the stage's output as the input of a stage that can run fused
+    /// segments: the stage itself, fused, if it can be and fusion is on,
+    /// registered in `graph` as a segment; or else its output hop, as
+    /// [`wire`](Head::wire) makes it.
+    pub(crate) fn wire_feed(mut self, graph: &mut Graph) -> Feed<T> {
+        let fusable = matches!(self.output, OutputHop::Fusable(_));
+        if !fusable || self.pinned || !graph.run().root().fuses() {
+            return Feed::hop(self.wire(graph));
+        }
+        if let Some(err) = self.error() {
+            graph.fail(err);
+        }
+        let OutputHop::Fusable(stage) = self.output else {
+            unreachable!("checked to be fusable above")
+        };
+        let stats = StageStats::new(self.name, self.kind, self.expands, self.inputs);
+        graph.add_segment(Arc::clone(&stats));
+        stage.fuse(stats, graph.run())
+    }
+
     /// Makes the stage's output hop, with this head's settings, and starts
     /// the stage on it, registering it in `graph`; a bad setting is recorded
     /// there. Gives the hop's receiving side.
@@ -195,7 +244,7 @@ impl<T> Head<T> {
                 let _ = slot.try_send(out);
                 inlet
             }
-            OutputHop::New(start) => {
+            OutputHop::New(_) | OutputHop::Fusable(_) => {
                 let stats = StageStats::new(self.name, self.kind, self.expands, self.inputs);
                 let (out, inlet) = hop(capacity, chunk_limit, self.overflow, Arc::clone(&stats));
                 let setup = StageSetup {
@@ -206,7 +255,12 @@ impl<T> Head<T> {
                     timeout: self.timeout,
                     restart: self.restart,
                 };
-                graph.add_stage(stats, start(setup));
+                let tasks = match self.output {
+                    OutputHop::New(start) => start(setup),
+                    OutputHop::Fusable(stage) => stage.start(setup),
+                    _ => unreachable!("matched above"),
+                };
+                graph.add_stage(stats, tasks);
                 inlet
             }
         }

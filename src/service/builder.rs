@@ -119,7 +119,7 @@ where
         front(inbox, out, permits, done, run.root().shutdown_signal()).await;
         Ok(())
     });
-    let job = build(source).sink("reply", move |input, stats| async move {
+    let job = build(source).sink_hop("reply", move |input, stats| async move {
         reply_sink(input, completed, permits_back, stats).await
     });
     (Producer::new(requests, bell, Arc::from("service")), job)

@@ -11,7 +11,8 @@ use futures_lite::FutureExt;
 
 use crate::ack::fate::{Fate, Outcome, Outcomes, Tell};
 use crate::ack::protocol::{Failure, Request};
-use crate::engine::hop::{Chunk, Inlet, Tagging};
+use crate::engine::feed::Feed;
+use crate::engine::hop::{Chunk, Tagging};
 use crate::engine::stage_loop::Budget;
 use crate::engine::stats::StageStats;
 use crate::error::Error;
@@ -203,7 +204,7 @@ fn answer<In, Out>(
 /// Runs the reply sink on `input`, answering each request that comes
 /// through `completed` with the outputs of its inputs.
 pub(super) async fn reply_sink<In, Out>(
-    mut input: Inlet<Out>,
+    mut input: Feed<Out>,
     completed: Receiver<Completed<In, Out>>,
     permits: Sender<()>,
     stats: Arc<StageStats>,
@@ -233,7 +234,7 @@ pub(super) async fn reply_sink<In, Out>(
             Arrival::Chunk(Some(chunk)) => {
                 let n = chunk.items.len();
                 let chunk = replier.take(chunk);
-                input.recycle(chunk);
+                input.give_back(chunk);
                 if budget.spend(n) {
                     budget.yield_if_spent().await;
                 }

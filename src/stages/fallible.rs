@@ -13,7 +13,8 @@ use futures_lite::future::poll_once;
 use smol::Timer;
 
 use crate::ack::fate::{Fate, Tag};
-use crate::engine::hop::{Chunk, Closed, Inlet, Outlet};
+use crate::engine::feed::Feed;
+use crate::engine::hop::{Chunk, Closed, Outlet};
 use crate::engine::stage_loop::{BeforeWait, Work, run_stage};
 use crate::engine::stats::StageStats;
 use crate::error::{Error, ItemError, Panicked, StageError, TimedOut, chain};
@@ -511,11 +512,7 @@ where
 
 /// Runs a fallible stage: each item of `input` goes through `f`, and a
 /// failure to the stage's policy (fail fast unless one was set).
-async fn try_stage<I, O, E, Fut, F>(
-    input: Inlet<I>,
-    setup: StageSetup<O>,
-    f: F,
-) -> Result<(), Error>
+async fn try_stage<I, O, E, Fut, F>(input: Feed<I>, setup: StageSetup<O>, f: F) -> Result<(), Error>
 where
     I: 'static,
     E: StageError,

@@ -2,12 +2,21 @@
 //! its work on a chunk.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_channel::TryRecvError;
 
 use crate::ack::fate::Fate;
+use crate::engine::feed::{Feed, Pull, as_segment};
 use crate::engine::hop::{Chunk, Outlet};
+use crate::engine::run::RunState;
 use crate::engine::stage_loop::{Work, await_flushing, run_stage};
+use crate::engine::stats::StageStats;
 use crate::error::Error;
 use crate::pipeline::builder::Pipeline;
+use crate::pipeline::graph::StageTasks;
+use crate::pipeline::head::{Fusable, StageSetup};
 use crate::stages::restart::{Restarter, guarded, guarded_async};
 
 impl<T: Send + 'static, S> Pipeline<T, S> {
@@ -152,30 +161,154 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     }
 
     /// Adds a stage that gives at most one output per input, as `apply`
-    /// says.
-    fn each<U, F>(self, kind: &'static str, apply: F) -> Pipeline<U>
+    /// says: a stage that can run fused, as a segment of the next stage's
+    /// input, or else as a task of its own.
+    pub(super) fn each<U, F>(self, kind: &'static str, apply: F) -> Pipeline<U>
     where
         U: Send + 'static,
         F: PerItem<T, U> + Send + 'static,
     {
-        self.chain(kind, false, move |input, mut setup| async move {
-            let restart = Restarter::of(&mut setup);
-            run_stage(
-                input,
-                &mut Each {
-                    out: setup.out,
-                    apply,
-                    restart,
-                },
-            )
-            .await
-        })
+        self.fusable(kind, move |feed| Box::new(EachStage { feed, apply }))
+    }
+}
+
+/// A stage of at most one output per input, on its input, not yet started.
+struct EachStage<I, F> {
+    feed: Feed<I>,
+    apply: F,
+}
+
+impl<I, O, F> Fusable<O> for EachStage<I, F>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    F: PerItem<I, O> + Send + 'static,
+{
+    fn fuse(self: Box<Self>, stats: Arc<StageStats>, _: &Arc<RunState>) -> Feed<O> {
+        let EachStage { mut feed, apply } = *self;
+        let before = feed.segments();
+        feed.attach(&stats);
+        let segment = Segment {
+            up: feed,
+            apply,
+            stats: Arc::clone(&stats),
+            spare: Chunk::default(),
+        };
+        Feed::fused(Box::new(segment), before, stats)
+    }
+
+    fn start(self: Box<Self>, mut setup: StageSetup<O>) -> StageTasks {
+        let EachStage { mut feed, apply } = *self;
+        let segments = feed.segments();
+        feed.attach(&setup.stats);
+        let restart = Restarter::of(&mut setup);
+        let mut work = Each {
+            out: setup.out,
+            apply,
+            restart,
+        };
+        let stage = async move { run_stage(feed, &mut work).await };
+        StageTasks::single(Box::pin(stage)).with_segments(segments)
+    }
+}
+
+/// A stage of at most one output per input, fused: it runs in the task of
+/// the stage after it, turning each chunk its input gives into a chunk of
+/// outputs.
+struct Segment<I, O, F> {
+    up: Feed<I>,
+    apply: F,
+    stats: Arc<StageStats>,
+    /// An emptied output chunk, kept for its buffers.
+    spare: Chunk<O>,
+}
+
+impl<I, O, F: PerItem<I, O>> Segment<I, O, F> {
+    /// The outputs of `input`'s items, with their tags. A panic in the
+    /// stage's function fails this stage, by name, and unwinds on.
+    #[inline]
+    fn process(&mut self, mut input: Chunk<I>) -> Chunk<O> {
+        let mut out = std::mem::take(&mut self.spare);
+        let (apply, stats) = (&mut self.apply, &*self.stats);
+        as_segment(stats, || outputs_of(apply, &mut input, &mut out, stats));
+        self.up.give_back(input);
+        self.stats.count_emitted(out.items.len());
+        out
+    }
+}
+
+/// Moves every item of `input` through `apply` into `out`, with the tags:
+/// a stage whose every input makes one output moves them over as they
+/// are; a filtering stage's inputs with tags go one at a time, and each
+/// filtered input's tag records it so.
+#[inline]
+fn outputs_of<I, O, F: PerItem<I, O>>(
+    apply: &mut F,
+    input: &mut Chunk<I>,
+    out: &mut Chunk<O>,
+    stats: &StageStats,
+) {
+    let n = input.items.len();
+    if !input.is_tagged() || F::ONE_TO_ONE {
+        if input.is_tagged() {
+            out.set_tagging(input.take_tagging());
+        }
+        apply.slice(input.items.drain(..), &mut out.items);
+    } else {
+        let (items, tags) = input.parts();
+        let (outputs, out_tags) = out.parts();
+        for (item, tag) in items.drain(..).zip(tags.drain(..)) {
+            match apply.one(item) {
+                Some(output) => {
+                    outputs.push(output);
+                    out_tags.push(tag);
+                }
+                None => tag.resolve(Fate::Filtered),
+            }
+        }
+    }
+    let filtered = n - out.items.len();
+    if filtered > 0 {
+        stats.count_filtered(filtered);
+    }
+}
+
+impl<I, O, F> Pull<O> for Segment<I, O, F>
+where
+    I: Send,
+    O: Send,
+    F: PerItem<I, O> + Send,
+{
+    #[inline]
+    fn try_pull(&mut self) -> Result<Chunk<O>, TryRecvError> {
+        let input = self.up.try_recv()?;
+        Ok(self.process(input))
+    }
+
+    fn poll_pull(&mut self, cx: &mut Context<'_>) -> Poll<Option<Chunk<O>>> {
+        match self.up.poll_recv(cx) {
+            Poll::Ready(Some(input)) => Poll::Ready(Some(self.process(input))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    #[inline]
+    fn recycle(&mut self, mut chunk: Chunk<O>) {
+        chunk.items.clear();
+        if chunk.items.capacity() > self.spare.items.capacity() {
+            self.spare = chunk;
+        }
+    }
+
+    fn release(&mut self) {
+        self.stats.mark_released();
     }
 }
 
 /// What a stage of at most one output per input does, on a slice of
 /// inputs at once or on one input.
-trait PerItem<I, O> {
+pub(crate) trait PerItem<I, O> {
     /// Whether every input makes exactly one output, so that the inputs'
     /// tags go to the outputs as they are.
     const ONE_TO_ONE: bool;
@@ -184,7 +317,7 @@ trait PerItem<I, O> {
     /// a plain `Drain` of the input chunk (usually all of it), an iterator of
     /// exact length, so for `map` `Vec::extend` writes the outputs without a
     /// check per item.
-    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut Outlet<O>);
+    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut impl Extend<O>);
 
     /// The output of one input, if it makes one.
     fn one(&mut self, item: I) -> Option<O>;
@@ -197,7 +330,7 @@ impl<I, O, F: FnMut(I) -> O> PerItem<I, O> for MapFn<F> {
     const ONE_TO_ONE: bool = true;
 
     #[inline]
-    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut Outlet<O>) {
+    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut impl Extend<O>) {
         out.extend(items.map(&mut self.0));
     }
 
@@ -213,7 +346,7 @@ impl<I, F: FnMut(&I) -> bool> PerItem<I, I> for FilterFn<F> {
     const ONE_TO_ONE: bool = false;
 
     #[inline]
-    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut Outlet<I>) {
+    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut impl Extend<I>) {
         out.extend(items.filter(&mut self.0));
     }
 
@@ -229,7 +362,7 @@ impl<I, O, F: FnMut(I) -> Option<O>> PerItem<I, O> for FilterMapFn<F> {
     const ONE_TO_ONE: bool = false;
 
     #[inline]
-    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut Outlet<O>) {
+    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut impl Extend<O>) {
         out.extend(items.filter_map(&mut self.0));
     }
 
@@ -245,7 +378,7 @@ impl<I, F: FnMut(&I)> PerItem<I, I> for InspectFn<F> {
     const ONE_TO_ONE: bool = true;
 
     #[inline]
-    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut Outlet<I>) {
+    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut impl Extend<I>) {
         out.extend(items.inspect(&mut self.0));
     }
 

@@ -649,6 +649,7 @@ fn tasks(
     StageTasks {
         main: Box::pin(async move { main.await.1 }),
         workers,
+        segments: Vec::new(),
     }
 }
 

@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use crate::ack::fate::Fate;
 use crate::engine::drive::{SinkFuture, stopped};
-use crate::engine::hop::{Chunk, Inlet};
+use crate::engine::feed::Feed;
+use crate::engine::hop::Chunk;
 use crate::engine::stage_loop::{Work, run_stage};
 use crate::engine::stats::StageStats;
 use crate::error::{Error, StageError, chain};
 use crate::job::run::Job;
 use crate::job::stream::PipelineStream;
 use crate::pipeline::builder::Pipeline;
+use crate::pipeline::graph::Graph;
 
 impl<T: Send + 'static, S> Pipeline<T, S> {
     /// Ends the pipeline in a sink that calls `f` on every item.
@@ -280,22 +282,48 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         })
     }
 
-    /// Ends the pipeline in the sink that `make` builds.
+    /// Ends the pipeline in the sink that `make` builds, on an input that
+    /// may run fused segments.
     pub(crate) fn sink<O, F, Fut>(self, kind: &'static str, make: F) -> Job<O>
     where
         O: Send + 'static,
-        F: FnOnce(Inlet<T>, Arc<StageStats>) -> Fut + Send + 'static,
+        F: FnOnce(Feed<T>, Arc<StageStats>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<O, Error>> + Send + 'static,
     {
-        let (graph, mut inlet) = self.wire();
-        let name = graph.name_for(kind);
-        let inputs = vec![inlet.input_hop()];
-        let start = Box::new(move |stats: Arc<StageStats>| {
-            inlet.attach(&stats);
-            Box::pin(make(inlet, stats)) as SinkFuture<O>
-        });
-        Job::new(graph, name, kind, inputs, start)
+        let (graph, feed) = self.wire_feed();
+        sink_on(graph, feed, kind, make)
     }
+
+    /// Ends the pipeline in the sink that `make` builds, on a hop: a sink
+    /// that must outlive a panic of the stages before it, as a service's
+    /// replies must, runs none of them in its task.
+    pub(crate) fn sink_hop<O, F, Fut>(self, kind: &'static str, make: F) -> Job<O>
+    where
+        O: Send + 'static,
+        F: FnOnce(Feed<T>, Arc<StageStats>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<O, Error>> + Send + 'static,
+    {
+        let (graph, inlet) = self.wire();
+        sink_on(graph, Feed::hop(inlet), kind, make)
+    }
+}
+
+/// The job of `graph`'s stages and the sink that `make` builds on `feed`.
+fn sink_on<T, O, F, Fut>(graph: Graph, mut feed: Feed<T>, kind: &'static str, make: F) -> Job<O>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    F: FnOnce(Feed<T>, Arc<StageStats>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<O, Error>> + Send + 'static,
+{
+    let name = graph.name_for(kind);
+    let inputs = vec![feed.input_hop()];
+    let segments = feed.segments();
+    let start = Box::new(move |stats: Arc<StageStats>| {
+        feed.attach(&stats);
+        Box::pin(make(feed, stats)) as SinkFuture<O>
+    });
+    Job::new(graph, name, kind, (inputs, segments), start)
 }
 
 /// The work of a sink that folds every chunk into an accumulator.

@@ -3,17 +3,24 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use async_channel::TryRecvError;
 use futures_lite::future::poll_once;
 use futures_lite::{FutureExt, Stream, StreamExt};
 
 use crate::ack::fate::{Acknowledge, Group};
-use crate::engine::hop::Outlet;
-use crate::engine::run::Signal;
+use crate::engine::feed::{Feed, Pull, as_segment};
+use crate::engine::hop::{Chunk, Outlet};
+use crate::engine::run::{RunState, Signal};
 use crate::engine::stage_loop::Budget;
+use crate::engine::stats::StageStats;
 use crate::error::{Error, StageError};
+use crate::limits::DEFAULT_CHUNK_LIMIT;
 use crate::pipeline::builder::Pipeline;
+use crate::pipeline::graph::StageTasks;
+use crate::pipeline::head::{Fusable, StageSetup};
 
 /// Starts a pipeline whose source drains an iterator.
 ///
@@ -36,11 +43,98 @@ where
     I::IntoIter: Send + 'static,
     I::Item: Send + 'static,
 {
-    let iter = iter.into_iter();
-    Pipeline::source(move |out, run| async move {
-        drain_iter(iter, Plain, out, run.root().shutdown_signal()).await;
-        Ok(())
-    })
+    Pipeline::fusable_source(Box::new(IterSource {
+        iter: iter.into_iter(),
+    }))
+}
+
+/// The source of [`from_iter`], not yet started: it runs as a task of its
+/// own, or fused, as the first segment of the input of the stage after it.
+struct IterSource<I> {
+    iter: I,
+}
+
+impl<I> Fusable<I::Item> for IterSource<I>
+where
+    I: Iterator + Send + 'static,
+    I::Item: Send + 'static,
+{
+    fn fuse(self: Box<Self>, stats: Arc<StageStats>, run: &Arc<RunState>) -> Feed<I::Item> {
+        let pull = IterPull {
+            iter: Some(self.iter),
+            stats: Arc::clone(&stats),
+            run: Arc::clone(run),
+            root: None,
+            spare: Chunk::default(),
+        };
+        Feed::fused(Box::new(pull), Vec::new(), stats)
+    }
+
+    fn start(self: Box<Self>, setup: StageSetup<I::Item>) -> StageTasks {
+        let iter = self.iter;
+        StageTasks::single(Box::pin(async move {
+            drain_iter(iter, Plain, setup.out, setup.run.root().shutdown_signal()).await;
+            Ok(())
+        }))
+    }
+}
+
+/// The source of [`from_iter`], fused: each pull takes a chunk of items
+/// from the iterator, until it ends or the run is shut down.
+struct IterPull<I: Iterator> {
+    /// `None` once the input has ended.
+    iter: Option<I>,
+    stats: Arc<StageStats>,
+    run: Arc<RunState>,
+    /// The run's root, found at the first pull, once the graph is whole (a
+    /// merge may join this run to another).
+    root: Option<Arc<RunState>>,
+    /// An emptied chunk, kept for its buffers.
+    spare: Chunk<I::Item>,
+}
+
+impl<I> Pull<I::Item> for IterPull<I>
+where
+    I: Iterator + Send,
+    I::Item: Send,
+{
+    fn try_pull(&mut self) -> Result<Chunk<I::Item>, TryRecvError> {
+        let root = self.root.get_or_insert_with(|| self.run.root());
+        if root.shutdown_signal().is_raised() {
+            self.iter = None;
+        }
+        let Some(iter) = &mut self.iter else {
+            return Err(TryRecvError::Closed);
+        };
+        let mut chunk = std::mem::take(&mut self.spare);
+        as_segment(&self.stats, || {
+            chunk.items.extend(iter.by_ref().take(DEFAULT_CHUNK_LIMIT));
+        });
+        let n = chunk.items.len();
+        if n == 0 {
+            self.iter = None;
+            return Err(TryRecvError::Closed);
+        }
+        self.stats.count_received(n);
+        self.stats.count_emitted(n);
+        Ok(chunk)
+    }
+
+    fn poll_pull(&mut self, _: &mut Context<'_>) -> Poll<Option<Chunk<I::Item>>> {
+        Poll::Ready(self.try_pull().ok())
+    }
+
+    fn recycle(&mut self, mut chunk: Chunk<I::Item>) {
+        chunk.items.clear();
+        if chunk.items.capacity() > self.spare.items.capacity() {
+            self.spare = chunk;
+        }
+    }
+
+    fn release(&mut self) {
+        self.stats.mark_released();
+        self.iter = None;
+    }
 }
 
 /// Starts a pipeline whose source drains an iterator of items, each with

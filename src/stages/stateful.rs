@@ -21,6 +21,7 @@ use crate::engine::run::RunState;
 use crate::engine::stage_loop::{Work, run_stage};
 use crate::error::Error;
 use crate::pipeline::builder::Pipeline;
+use crate::stages::map::PerItem;
 
 impl<T: Send + 'static, S> Pipeline<T, S> {
     /// Adds a stage that pairs each item with its place in the stage's
@@ -216,13 +217,14 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         })
     }
 
-    /// A stateful stage that never ends the input.
+    /// A stateful stage that never ends the input: it gives at most one
+    /// output per input, so it can run fused, like `map`.
     fn stateful<U, F>(self, kind: &'static str, step: F) -> Pipeline<U>
     where
         U: Send + 'static,
         F: FnMut(T) -> Step<U> + Send + 'static,
     {
-        self.ending(kind, false, step)
+        self.each(kind, StepFn(step))
     }
 
     /// A stateful stage, which may end the input: at once if `done`, or
@@ -232,7 +234,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         U: Send + 'static,
         F: FnMut(T) -> Step<U> + Send + 'static,
     {
-        self.chain(kind, false, move |input, setup| async move {
+        self.chain_hop(kind, false, move |input, setup| async move {
             // A second receiving side of the input hop, to close it with
             // once the stage needs nothing more.
             let mut closer = input.share();
@@ -261,6 +263,28 @@ enum Step<O> {
     Last(O),
     /// Let the item go, as filtered, and end the input.
     End,
+}
+
+/// A stateful stage that never ends the input, as a stage of at most one
+/// output per input: its steps only emit or drop.
+struct StepFn<F>(F);
+
+impl<I, O, F: FnMut(I) -> Step<O>> PerItem<I, O> for StepFn<F> {
+    const ONE_TO_ONE: bool = false;
+
+    #[inline]
+    fn slice(&mut self, items: std::vec::Drain<'_, I>, out: &mut impl Extend<O>) {
+        out.extend(items.filter_map(|item| self.one(item)));
+    }
+
+    #[inline]
+    fn one(&mut self, item: I) -> Option<O> {
+        match (self.0)(item) {
+            Step::Emit(output) => Some(output),
+            Step::Drop => None,
+            Step::Last(_) | Step::End => unreachable!("a stage that never ends the input"),
+        }
+    }
 }
 
 /// The work of a stateful stage: one step per item. Once it has ended

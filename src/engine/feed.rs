@@ -1,0 +1,294 @@
+//! A stage's input: a hop, or a hop seen through the fused stages that run
+//! inside the stage's own task.
+//!
+//! Stage fusion: a run of cheap synchronous stages (`map`, `filter`, ...)
+//! need not be tasks of their own, joined by hops. Each becomes a
+//! *segment* of the input of the stage after it, which runs it, one chunk
+//! at a time, inside its own task: what the segments would have sent
+//! through a hop, the host stage receives as a chunk, with no channel
+//! operation and no task switch between them. Every segment keeps its own
+//! stats (received, emitted, filtered, its state), so the report stays
+//! exact per stage; only the hop columns show that there is no hop.
+//!
+//! ```text
+//!   hop ──▶ [ segment: map ]──▶[ segment: filter ]──▶ host stage's work
+//!           └──────────────── one task: the host's ───────────────────┘
+//! ```
+//!
+//! A segment that panics fails as itself: it records its state as failed
+//! and unwinds with a [`SegmentPanic`] that names it, which the host's
+//! driver turns into the run's error.
+
+use std::future::poll_fn;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use async_channel::TryRecvError;
+
+use crate::engine::hop::{Chunk, Inlet};
+use crate::engine::stage_loop::Input;
+use crate::engine::stats::{InputHop, StageStats};
+use crate::error::panic_message;
+use crate::report::state::State;
+
+/// A chain of fused segments that gives chunks of `T`: the last segment,
+/// which pulls from the one before it, and so on down to the hop.
+pub(crate) trait Pull<T>: Send {
+    /// A chunk processed from one already waiting, without waiting.
+    fn try_pull(&mut self) -> Result<Chunk<T>, TryRecvError>;
+
+    /// Polls for the next chunk; `None` once the hop under the chain has
+    /// ended.
+    fn poll_pull(&mut self, cx: &mut Context<'_>) -> Poll<Option<Chunk<T>>>;
+
+    /// Takes back an emptied chunk, to reuse its buffers.
+    fn recycle(&mut self, chunk: Chunk<T>);
+
+    /// Records that the stages after the chain need nothing more, down to
+    /// its hop, so that the stage before the hop ends as done.
+    fn release(&mut self);
+}
+
+/// The panic of a fused segment, as it unwinds through its host's task: it
+/// names the segment, whose error it is.
+pub(crate) struct SegmentPanic {
+    pub(crate) stage: String,
+    pub(crate) message: String,
+}
+
+/// Runs `work`, a fused segment's work on one chunk, in the task of the
+/// stage after it: a panic fails the segment whose stats are `stats`, and
+/// unwinds on as a [`SegmentPanic`] that names it.
+#[inline]
+pub(crate) fn as_segment<R>(stats: &StageStats, work: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(work)) {
+        Ok(done) => done,
+        Err(payload) => {
+            stats.end(State::Failed);
+            resume_unwind(Box::new(SegmentPanic {
+                stage: stats.name().to_owned(),
+                message: panic_message(payload),
+            }))
+        }
+    }
+}
+
+/// A stage's input: chunks from a hop, or from the fused segments before
+/// the stage.
+pub(crate) struct Feed<T> {
+    source: Source<T>,
+}
+
+enum Source<T> {
+    Hop(Inlet<T>),
+    Fused {
+        chain: Box<dyn Pull<T>>,
+        /// The stats of every segment of the chain, from the first.
+        segments: Vec<Arc<StageStats>>,
+        /// The receiving stage's stats, which count what it takes.
+        stats: Option<Arc<StageStats>>,
+        /// The stats of the segments and of the receiving stage, which
+        /// all wait when the chain waits.
+        waiters: Arc<[Arc<StageStats>]>,
+    },
+}
+
+impl<T> Feed<T> {
+    /// The input of a stage fed by a hop.
+    pub(crate) fn hop(inlet: Inlet<T>) -> Self {
+        Feed {
+            source: Source::Hop(inlet),
+        }
+    }
+
+    /// The output of the fused segment whose stats are `last`, which runs
+    /// `chain` after the segments of `before`.
+    pub(crate) fn fused(
+        chain: Box<dyn Pull<T>>,
+        before: Vec<Arc<StageStats>>,
+        last: Arc<StageStats>,
+    ) -> Self {
+        let mut segments = before;
+        segments.push(last);
+        let waiters = segments.clone().into();
+        Feed {
+            source: Source::Fused {
+                chain,
+                segments,
+                stats: None,
+                waiters,
+            },
+        }
+    }
+
+    /// Counts what this feed gives in `stats`, the receiving stage's.
+    pub(crate) fn attach(&mut self, to: &Arc<StageStats>) {
+        match &mut self.source {
+            Source::Hop(inlet) => inlet.attach(to),
+            Source::Fused {
+                segments,
+                stats,
+                waiters,
+                ..
+            } => {
+                *stats = Some(Arc::clone(to));
+                *waiters = segments.iter().chain([to]).cloned().collect();
+            }
+        }
+    }
+
+    /// The receiving stage's input, for its stats and the report: its hop,
+    /// or the fused segment before it, with no hop.
+    pub(crate) fn input_hop(&self) -> InputHop {
+        match &self.source {
+            Source::Hop(inlet) => inlet.input_hop(),
+            Source::Fused { segments, .. } => InputHop::fused(Arc::clone(
+                segments.last().expect("a fused feed has a segment"),
+            )),
+        }
+    }
+
+    /// The stats of the fused segments that run in the receiving stage's
+    /// task, from the first; none for a hop.
+    pub(crate) fn segments(&self) -> Vec<Arc<StageStats>> {
+        match &self.source {
+            Source::Hop(_) => Vec::new(),
+            Source::Fused { segments, .. } => segments.clone(),
+        }
+    }
+
+    /// Polls for the next chunk, without timing the wait: for a segment,
+    /// whose host times its waits.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Chunk<T>>> {
+        match &mut self.source {
+            Source::Hop(inlet) => inlet.poll_recv(cx),
+            Source::Fused { chain, stats, .. } => {
+                let polled = chain.poll_pull(cx);
+                if let (Poll::Ready(Some(chunk)), Some(stats)) = (&polled, stats) {
+                    stats.count_received(chunk.items.len());
+                }
+                polled
+            }
+        }
+    }
+
+    /// Takes a chunk that is waiting already: `Empty` if none is, `Closed`
+    /// once the input has ended.
+    pub(crate) fn try_recv(&mut self) -> Result<Chunk<T>, TryRecvError> {
+        match &mut self.source {
+            Source::Hop(inlet) => inlet.try_recv(),
+            Source::Fused { chain, stats, .. } => {
+                let chunk = chain.try_pull()?;
+                if let Some(stats) = stats {
+                    stats.count_received(chunk.items.len());
+                }
+                Ok(chunk)
+            }
+        }
+    }
+
+    /// Takes back an emptied chunk, to reuse its buffers.
+    pub(crate) fn give_back(&mut self, chunk: Chunk<T>) {
+        match &mut self.source {
+            Source::Hop(inlet) => inlet.recycle(chunk),
+            Source::Fused { chain, .. } => chain.recycle(chunk),
+        }
+    }
+
+    /// Waits for the next chunk; `None` once the input has ended. A wait is
+    /// timed as starvation for the receiving stage and for every segment,
+    /// which all wait with it.
+    pub(crate) async fn recv(&mut self) -> Option<Chunk<T>> {
+        let waiters = match &mut self.source {
+            Source::Hop(inlet) => return inlet.recv().await,
+            Source::Fused { waiters, .. } => Arc::clone(waiters),
+        };
+        match self.try_recv() {
+            Ok(chunk) => return Some(chunk),
+            Err(TryRecvError::Closed) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        let _starved = Starved::start(waiters);
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+}
+
+/// A wait for input of a fused group, timed on every stage of it until
+/// dropped.
+struct Starved {
+    waiters: Arc<[Arc<StageStats>]>,
+    from: Option<Instant>,
+}
+
+impl Starved {
+    fn start(waiters: Arc<[Arc<StageStats>]>) -> Self {
+        let mut from = None;
+        for stats in waiters.iter() {
+            from = stats.start_receive_wait().or(from);
+        }
+        Starved { waiters, from }
+    }
+}
+
+impl Drop for Starved {
+    fn drop(&mut self) {
+        if let Some(from) = self.from {
+            self.waiters
+                .iter()
+                .for_each(|stats| stats.end_receive_wait(from));
+        }
+    }
+}
+
+impl<T> Drop for Feed<T> {
+    fn drop(&mut self) {
+        // A stage released by the stages after it passes that on down the
+        // chain, so that the stage before the hop ends as done.
+        if let Source::Fused {
+            chain,
+            stats: Some(stats),
+            ..
+        } = &mut self.source
+        {
+            if stats.is_released() {
+                chain.release();
+            }
+        }
+    }
+}
+
+impl<T> Input for Feed<T> {
+    type Chunk = Chunk<T>;
+
+    #[inline]
+    async fn recv(&mut self) -> Option<Chunk<T>> {
+        Feed::recv(self).await
+    }
+
+    #[inline]
+    fn try_recv(&mut self) -> Option<Chunk<T>> {
+        Feed::try_recv(self).ok()
+    }
+
+    #[inline]
+    fn recycle(&mut self, chunk: Chunk<T>) {
+        self.give_back(chunk);
+    }
+
+    /// At least 1, so that a chain that filters every item out still
+    /// spends its host's yield budget.
+    #[inline]
+    fn size(chunk: &Chunk<T>) -> usize {
+        chunk.items.len().max(1)
+    }
+}
+
+/// Ends the stats of a fused segment with its host's `state`, unless the
+/// segment failed by itself first.
+pub(crate) fn end_segment(stats: &StageStats, state: State) {
+    if stats.state() != State::Failed {
+        stats.end(state);
+    }
+}
