@@ -137,37 +137,44 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug, Clone)]
 struct Case {
     items: u64,
-    /// The stages, each with the capacity and chunk limit of its output hop.
-    stages: Vec<(Op, usize, usize)>,
-    source: (usize, usize),
+    /// The stages, each with the capacity and chunk limit of its output
+    /// hop, or `None` to leave the hop as it is, so that the stage may be
+    /// fused into the next one.
+    stages: Vec<(Op, Option<(usize, usize)>)>,
+    source: Option<(usize, usize)>,
+    fusion: bool,
     runner: Runner,
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    let hop = || (1..=64usize, 1..=80usize);
+    let hop = || prop::option::weighted(0.6, (1..=64usize, 1..=80usize));
     (
         0..=5000u64,
-        prop::collection::vec((op(), 1..=64usize, 1..=80usize), 1..=8),
+        prop::collection::vec((op(), hop()), 1..=8),
         hop(),
+        any::<bool>(),
         Runner::any(),
     )
-        .prop_map(|(items, stages, source, runner)| Case {
+        .prop_map(|(items, stages, source, fusion, runner)| Case {
             items,
             stages,
             source,
+            fusion,
             runner,
         })
 }
 
 fn run_case(case: &Case) -> Vec<u64> {
-    let mut p = flowgate::from_iter(0..case.items)
-        .capacity(case.source.0)
-        .chunk_limit(case.source.1);
-    for &(op, capacity, chunk_limit) in &case.stages {
-        p = op
-            .apply_pipeline(p)
-            .capacity(capacity)
-            .chunk_limit(chunk_limit);
+    let hop = |p: Pipeline<u64>, hop: Option<(usize, usize)>| match hop {
+        Some((capacity, chunk_limit)) => p.capacity(capacity).chunk_limit(chunk_limit),
+        None => p,
+    };
+    let mut p = hop(
+        flowgate::from_iter(0..case.items).fusion(case.fusion),
+        case.source,
+    );
+    for &(op, config) in &case.stages {
+        p = hop(op.apply_pipeline(p), config);
     }
     case.runner
         .collect(p)
@@ -180,7 +187,7 @@ proptest! {
     #[test]
     fn output_equals_the_iterator_chain(case in case()) {
         let mut expected: Box<dyn Iterator<Item = u64>> = Box::new(0..case.items);
-        for &(op, _, _) in &case.stages {
+        for &(op, _) in &case.stages {
             expected = op.apply_iter(expected);
         }
         let expected: Vec<u64> = expected.collect();

@@ -9,6 +9,7 @@ mod config_errors;
 mod equivalence;
 mod errors_of_any_kind;
 mod fanout;
+mod fusion;
 mod metrics;
 mod operators;
 mod parallel;

@@ -69,8 +69,12 @@ proptest! {
         ops in prop::collection::vec(op(), 0..5),
         capacity in 1usize..300,
         threads in 1usize..=2,
+        fused in any::<bool>(),
     ) {
-        let mut pipeline = flowgate::from_iter(0..n).name("s").capacity(capacity);
+        // Fused, no hop is configured: the maps and filters run in the
+        // task of the stage after them, with their own counts all the same.
+        let hop = |p: flowgate::Pipeline<u64>| if fused { p } else { p.capacity(capacity) };
+        let mut pipeline = hop(flowgate::from_iter(0..n).name("s"));
         let mut items: Vec<u64> = (0..n).collect();
         let mut expected = vec![("s".to_owned(), n, n)];
         for (i, op) in ops.iter().enumerate() {
@@ -90,8 +94,8 @@ proptest! {
                     pipeline.flat_map(move |x| std::iter::repeat_n(x, k.into()))
                 }
             }
-            .name(name.clone())
-            .capacity(capacity);
+            .name(name.clone());
+            pipeline = hop(pipeline);
             expected.push((name, before, items.len() as u64));
         }
         expected.push(("sink".to_owned(), items.len() as u64, items.len() as u64));

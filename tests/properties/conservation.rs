@@ -92,6 +92,9 @@ struct Case {
     runner: Runner,
     /// Whether the source attaches an acknowledgement to each item.
     acked: bool,
+    /// Whether the source's hop is configured; if not, the source may run
+    /// fused into the stage after it.
+    source_hop: bool,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -105,9 +108,21 @@ fn case() -> impl Strategy<Value = Case> {
         1..80usize,
         Runner::any(),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(items, mut ops, at, cancel_after, stop, capacity, chunk_limit, runner, acked)| {
+            |(
+                items,
+                mut ops,
+                at,
+                cancel_after,
+                stop,
+                capacity,
+                chunk_limit,
+                runner,
+                acked,
+                source_hop,
+            )| {
                 ops.insert(at.min(ops.len()), Op::StopAt);
                 Case {
                     items,
@@ -118,6 +133,7 @@ fn case() -> impl Strategy<Value = Case> {
                     chunk_limit,
                     runner,
                     acked,
+                    source_hop,
                 }
             },
         )
@@ -184,7 +200,11 @@ fn build(
     } else {
         flowgate::from_iter((0..case.items).map(make))
     };
-    let mut p = source.capacity(case.capacity).chunk_limit(case.chunk_limit);
+    let mut p = if case.source_hop {
+        source.capacity(case.capacity).chunk_limit(case.chunk_limit)
+    } else {
+        source
+    };
     // Room for every dead letter, so that the output never blocks the run.
     let (dead_tx, dead) = async_channel::bounded(1 << 16);
     let control = p.control();

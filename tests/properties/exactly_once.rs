@@ -99,8 +99,12 @@ fn op() -> impl Strategy<Value = Op> {
 struct Case {
     items: u64,
     ops: Vec<Op>,
-    /// One (capacity, chunk limit) per stage, the source's first.
-    hops: Vec<(usize, usize)>,
+    /// One (capacity, chunk limit) per stage, the source's first; `None`
+    /// leaves the stage's hop as it is, so that the stage may be fused into
+    /// the next one.
+    hops: Vec<Option<(usize, usize)>>,
+    /// Whether stage fusion is on.
+    fusion: bool,
     seed: u64,
     runner: Runner,
 }
@@ -110,16 +114,20 @@ fn case() -> impl Strategy<Value = Case> {
         0..400u64,
         prop::collection::vec(op(), 1..=8),
         prop::collection::vec(
-            (
-                prop_oneof![3 => 1..8usize, 2 => 8..300usize, 1 => Just(usize::MAX)],
-                1..70usize,
+            prop::option::weighted(
+                0.6,
+                (
+                    prop_oneof![3 => 1..8usize, 2 => 8..300usize, 1 => Just(usize::MAX)],
+                    1..70usize,
+                ),
             ),
             9,
         ),
+        any::<bool>(),
         any::<u64>(),
         Runner::any(),
     )
-        .prop_map(|(items, mut ops, hops, seed, runner)| {
+        .prop_map(|(items, mut ops, hops, fusion, seed, runner)| {
             // Keep the fan-out bounded: at most 8 outputs per input overall.
             let mut growth = 1;
             let mut ordered = true;
@@ -133,6 +141,7 @@ fn case() -> impl Strategy<Value = Case> {
                 items,
                 ops,
                 hops,
+                fusion,
                 seed,
                 runner,
             }
@@ -262,14 +271,14 @@ fn stage(p: Pipeline<Tracked>, op: &Op, seed: u64) -> Pipeline<Tracked> {
 
 fn build(case: &Case, live: &Live) -> Pipeline<Tracked> {
     let live = live.clone();
-    let (capacity, chunk_limit) = case.hops[0];
-    let mut p = flowgate::from_iter((0..case.items).map(move |v| live.item(v)))
-        .capacity(capacity)
-        .chunk_limit(chunk_limit);
-    for (op, &(capacity, chunk_limit)) in case.ops.iter().zip(&case.hops[1..]) {
-        p = stage(p, op, case.seed)
-            .capacity(capacity)
-            .chunk_limit(chunk_limit);
+    let hop = |p: Pipeline<Tracked>, hop: Option<(usize, usize)>| match hop {
+        Some((capacity, chunk_limit)) => p.capacity(capacity).chunk_limit(chunk_limit),
+        None => p,
+    };
+    let source = flowgate::from_iter((0..case.items).map(move |v| live.item(v)));
+    let mut p = hop(source.fusion(case.fusion), case.hops[0]);
+    for (op, &config) in case.ops.iter().zip(&case.hops[1..]) {
+        p = hop(stage(p, op, case.seed), config);
     }
     p
 }

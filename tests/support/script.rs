@@ -286,6 +286,20 @@ fn stage(
             t
         }),
     };
+    configure_hop(p, b, expect)
+}
+
+/// Configures the newest stage's hop with picked settings, or, one time in
+/// three, leaves it as it is, so that the stage may be fused into the
+/// next one.
+fn configure_hop<T: Send + 'static>(
+    p: Pipeline<T>,
+    b: &mut Bytes,
+    expect: &mut Expect,
+) -> Pipeline<T> {
+    if b.byte() % 3 == 0 {
+        return p;
+    }
     let (capacity, chunk_limit) = (b.pick(&CAPACITIES), b.pick(&CHUNK_LIMITS));
     expect.bad_setting |= capacity == 0 || chunk_limit == 0;
     p.capacity(capacity).chunk_limit(chunk_limit)
@@ -311,9 +325,8 @@ fn pipeline(b: &mut Bytes) {
         let live = live.clone();
         flowgate::from_iter((0..items).map(move |v| live.item(v)))
     };
-    let (capacity, chunk_limit) = (b.pick(&CAPACITIES), b.pick(&CHUNK_LIMITS));
-    expect.bad_setting |= capacity == 0 || chunk_limit == 0;
-    let mut p = source.capacity(capacity).chunk_limit(chunk_limit);
+    let source = source.fusion(b.byte() % 4 != 0);
+    let mut p = configure_hop(source, b, &mut expect);
     let control = p.control();
     // What stops the run, at which source item.
     let (stop, at) = (b.byte() % 5, b.below(items + 10));
