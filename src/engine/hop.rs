@@ -33,7 +33,7 @@ use crate::error::Error;
 ///
 /// It bounds the memory of an idle hop (each slot is allocated up front)
 /// while still letting small chunks fill a large capacity.
-const MAX_CHUNKS: usize = 64;
+const MAX_CHUNKS: usize = 16;
 
 /// The downstream side of a hop has gone: its receiving stage has ended.
 #[derive(Debug)]
@@ -264,11 +264,15 @@ pub(crate) fn hop<T>(
     debug_assert!(capacity > 0 && chunk_limit > 0);
     let slots = capacity.min(MAX_CHUNKS);
     let (chunk_tx, chunk_rx) = async_channel::bounded(slots);
-    // One more slot than chunks can be in flight, so a receive never finds
-    // the return channel full while the sender could be asleep on it.
-    let (spare_tx, spare_rx) = async_channel::bounded(slots + 1);
-    let gauge = Gauge::new(capacity);
     let limit = chunk_limit.min(capacity);
+    // Room for the buffers of as many full chunks as the hop holds, the one
+    // the receiver has in hand and one more: every buffer of a hop that
+    // flows in full chunks comes back to be reused. A buffer that finds the
+    // return channel full is freed; the wake-up it carried is not lost, as
+    // a full return channel already holds one for the sender.
+    let spare_slots = (capacity / limit).min(slots) + 2;
+    let (spare_tx, spare_rx) = async_channel::bounded(spare_slots);
+    let gauge = Gauge::new(capacity);
     let inlet = Inlet {
         chunks: Box::pin(chunk_rx.clone()),
         spares: spare_tx,

@@ -461,6 +461,44 @@ impl<O, F> Each<O, F> {
     }
 }
 
+impl<O, F> Each<O, F> {
+    /// Takes the inputs one at a time, each under a panic guard, and
+    /// restarts after a panic.
+    async fn restarting<I>(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error>
+    where
+        F: PerItem<I, O>,
+    {
+        let Some(restart) = &self.restart else {
+            return Ok(());
+        };
+        let mut tags = chunk.take_tags();
+        for item in chunk.items.drain(..) {
+            let tag = tags.next();
+            match guarded(|| self.apply.one(item)) {
+                Ok(Some(output)) => {
+                    if self.out.push_tagged(output, tag) {
+                        self.out.flush().await?;
+                    }
+                }
+                Ok(None) => {
+                    if let Some(tag) = tag {
+                        tag.resolve(Fate::Filtered);
+                    }
+                    self.out.stats().count_filtered(1);
+                }
+                Err(message) => {
+                    self.out.stats().count_failed();
+                    if let Some(tag) = tag {
+                        tag.fail(message.clone());
+                    }
+                    restart.after_panic(message, &mut self.out).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl<I, O, F> Work<Chunk<I>> for Each<O, F>
 where
     F: PerItem<I, O>,
@@ -484,32 +522,9 @@ where
 
     /// Waits for room in the next hop whenever the output chunk is full.
     async fn chunk(&mut self, chunk: &mut Chunk<I>) -> Result<(), Error> {
-        if let Some(restart) = &self.restart {
-            let mut tags = chunk.take_tags();
-            for item in chunk.items.drain(..) {
-                let tag = tags.next();
-                match guarded(|| self.apply.one(item)) {
-                    Ok(Some(output)) => {
-                        if self.out.push_tagged(output, tag) {
-                            self.out.flush().await?;
-                        }
-                    }
-                    Ok(None) => {
-                        if let Some(tag) = tag {
-                            tag.resolve(Fate::Filtered);
-                        }
-                        self.out.stats().count_filtered(1);
-                    }
-                    Err(message) => {
-                        self.out.stats().count_failed();
-                        if let Some(tag) = tag {
-                            tag.fail(message.clone());
-                        }
-                        restart.after_panic(message, &mut self.out).await?;
-                    }
-                }
-            }
-            return Ok(());
+        if self.restart.is_some() {
+            // Boxed: a stage that never restarts keeps its future small.
+            return Box::pin(self.restarting(chunk)).await;
         }
         while !self.chunk_now(chunk)? {
             self.out.flush().await?;

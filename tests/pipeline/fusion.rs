@@ -62,7 +62,10 @@ fn fused_stages_keep_their_own_exact_counts() {
     // Fused, no stage has a hop before it; unfused, every one but the
     // source has one.
     assert!(fused.stages.iter().all(has_no_hop), "{fused}");
-    assert!(plain.stages.iter().skip(1).all(|s| !has_no_hop(s)), "{plain}");
+    assert!(
+        plain.stages.iter().skip(1).all(|s| !has_no_hop(s)),
+        "{plain}"
+    );
     assert_eq!(stage(&fused, "even").filtered, 5_000);
 }
 
@@ -83,12 +86,18 @@ fn a_panic_in_a_fused_stage_names_it() {
     let err = watchdog(move || job.run()).unwrap_err();
     match &err {
         Error::StagePanicked { stage, message } => {
-            assert_eq!((stage.as_str(), message.as_str()), ("picky", "five hundred"));
+            assert_eq!(
+                (stage.as_str(), message.as_str()),
+                ("picky", "five hundred")
+            );
         }
         other => panic!("expected a panic, got {other}"),
     }
     let report = control.report();
-    assert!(has_no_hop(stage(&report, "picky")), "picky is fused\n{report}");
+    assert!(
+        has_no_hop(stage(&report, "picky")),
+        "picky is fused\n{report}"
+    );
     assert_eq!(stage(&report, "picky").state, State::Failed, "{report}");
     assert_eq!(stage(&report, "sink").state, State::Cancelled, "{report}");
     assert_eq!(stage(&report, "before").state, State::Cancelled, "{report}");
@@ -157,7 +166,10 @@ fn take_after_fused_stages_ends_them_done() {
     let out = watchdog(move || job.run()).unwrap();
     assert_eq!(out.len(), 100);
     let report = control.report();
-    assert!(report.stages.iter().all(|s| s.state == State::Done), "{report}");
+    assert!(
+        report.stages.iter().all(|s| s.state == State::Done),
+        "{report}"
+    );
     assert!(report.is_balanced(), "{report}");
 }
 
@@ -184,7 +196,10 @@ fn shutdown_stops_a_fused_source() {
     let report = control.report();
     assert_eq!(report.dropped(), 0, "{report}");
     assert_eq!(report.delivered(), seen, "{report}");
-    assert!(report.stages.iter().all(|s| s.state == State::Done), "{report}");
+    assert!(
+        report.stages.iter().all(|s| s.state == State::Done),
+        "{report}"
+    );
 }
 
 /// A cancel from inside a fused stage stops the run; every stage is
@@ -208,7 +223,10 @@ fn a_cancel_stops_fused_stages() {
     .unwrap_err();
     assert!(matches!(err, Error::Cancelled { .. }), "{err}");
     let report = control.report();
-    assert!(report.stages.iter().all(|s| s.state == State::Cancelled), "{report}");
+    assert!(
+        report.stages.iter().all(|s| s.state == State::Cancelled),
+        "{report}"
+    );
     assert_accounted(&report);
 }
 
