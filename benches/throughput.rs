@@ -1,9 +1,12 @@
 //! Throughput of the standard pipeline workload: a source of `0..N` u64,
 //! two maps and a wrapping sum, hops of 1024 items. flowgate as a user
-//! writes it, beside hand-written pipelines: async-channel on smol (one item
-//! per send, and `Vec` chunks of 256), crossbeam-channel, std's
+//! writes it (fused into one task), with its source on a hop of its own,
+//! and unfused (a task per stage), beside hand-written pipelines:
+//! async-channel on smol (one item per send, `Vec` chunks of 256, and the
+//! same with their buffers reused), crossbeam-channel, std's
 //! `sync_channel` and a `Mutex` + `Condvar` queue on one OS thread per
-//! stage, tokio's mpsc on a current-thread runtime, and a fused iterator.
+//! stage, tokio's mpsc on a current-thread runtime, and a fused iterator,
+//! with and without a `black_box` per stage.
 //!
 //! Run with: cargo bench --bench throughput
 
@@ -24,15 +27,24 @@ const N: u64 = 1_000_000;
 const CAPACITY: usize = 1024;
 
 fn throughput(c: &mut Criterion) {
-    let rows: [Row; 7] = [
+    let rows: [Row; 11] = [
         ("flowgate", |n| {
             workloads::flowgate_pipeline(n, CAPACITY, flowgate::DEFAULT_CHUNK_LIMIT)
+        }),
+        ("flowgate-source-hop", |n| {
+            workloads::flowgate_source_hop(n, CAPACITY, flowgate::DEFAULT_CHUNK_LIMIT)
+        }),
+        ("flowgate-unfused", |n| {
+            workloads::flowgate_unfused(n, CAPACITY, flowgate::DEFAULT_CHUNK_LIMIT)
         }),
         ("async-channel-per-item", |n| {
             workloads::per_item(n, CAPACITY)
         }),
         ("async-channel-batched-256", |n| {
             workloads::batched_256(n, CAPACITY)
+        }),
+        ("async-channel-batched-in-place", |n| {
+            workloads::batched_in_place(n, CAPACITY)
         }),
         ("crossbeam-threads", |n| {
             threads::crossbeam_threads(n, CAPACITY)
@@ -41,6 +53,7 @@ fn throughput(c: &mut Criterion) {
             threads::std_mpsc_threads(n, CAPACITY)
         }),
         ("tokio-mpsc", |n| threads::tokio_mpsc(n, CAPACITY)),
+        ("fused-iterator-black-box", workloads::fused_black_box),
         ("fused-iterator", workloads::fused),
     ];
     bench_rows(c, "throughput", N, workloads::fused(N), &rows);

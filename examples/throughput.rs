@@ -124,6 +124,7 @@ const ACK_ROWS: &[Row] = &[
     }),
     row("flowgate-ack-future", |_, n| workloads::ack_future(n)),
     row("async-channel-ping-pong", |_, n| workloads::ping_pong(n)),
+    row("smol-two-task-floor", |_, n| workloads::two_task_floor(n)),
     row("os-thread-ping-pong", |_, n| threads::thread_ping_pong(n)),
     Row {
         name: "os-process-ping-pong",

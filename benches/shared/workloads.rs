@@ -344,3 +344,71 @@ pub fn ping_pong(n: u64) -> u64 {
     });
     future::block_on(ex.run(producer))
 }
+
+/// The floor of a round trip between two tasks on smol's single-threaded
+/// executor: a one-slot exchange with direct wakers, no channel, nothing
+/// shared between threads. Each round trip is two wake-ups and two task
+/// switches, all the executor's own work: no task round trip on this
+/// executor can be faster.
+pub fn two_task_floor(n: u64) -> u64 {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::task::{Poll, Waker};
+
+    /// One slot each way, and the waker of the side waiting on it.
+    #[derive(Default)]
+    struct Exchange {
+        request: Cell<Option<u64>>,
+        reply: Cell<Option<u64>>,
+        consumer: RefCell<Option<Waker>>,
+        producer: RefCell<Option<Waker>>,
+        closed: Cell<bool>,
+    }
+
+    fn wake(slot: &RefCell<Option<Waker>>) {
+        if let Some(waker) = slot.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    let ex = LocalExecutor::new();
+    let shared = Rc::new(Exchange::default());
+    let consumer = Rc::clone(&shared);
+    ex.spawn(async move {
+        loop {
+            let request = std::future::poll_fn(|cx| match consumer.request.take() {
+                Some(x) => Poll::Ready(Some(x)),
+                None if consumer.closed.get() => Poll::Ready(None),
+                None => {
+                    *consumer.consumer.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+            let Some(x) = request else { break };
+            consumer.reply.set(Some(x.wrapping_add(1)));
+            wake(&consumer.producer);
+        }
+    })
+    .detach();
+    let producer = ex.spawn(async move {
+        let mut sum = 0u64;
+        for x in 0..n {
+            shared.request.set(Some(x));
+            wake(&shared.consumer);
+            let reply = std::future::poll_fn(|cx| match shared.reply.take() {
+                Some(r) => Poll::Ready(r),
+                None => {
+                    *shared.producer.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+            sum = sum.wrapping_add(reply);
+        }
+        shared.closed.set(true);
+        wake(&shared.consumer);
+        sum
+    });
+    future::block_on(ex.run(producer))
+}

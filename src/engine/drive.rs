@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use futures_lite::FutureExt;
 
-use crate::engine::feed::{SegmentPanic, end_segment};
 use crate::engine::run::RunState;
 use crate::engine::stats::StageStats;
 use crate::error::{Error, panic_message};
@@ -23,6 +22,21 @@ pub(crate) type StageFuture = BoxFuture<Result<(), Error>>;
 
 /// A built sink: it ends with the pipeline's output.
 pub(crate) type SinkFuture<O> = BoxFuture<Result<O, Error>>;
+
+/// The panic of a fused segment, as it unwinds through its host's task: it
+/// names the segment, whose error it is.
+pub(crate) struct SegmentPanic {
+    pub(crate) stage: String,
+    pub(crate) message: String,
+}
+
+/// Ends the stats of a fused segment with its host's `state`, unless the
+/// segment failed by itself first.
+fn end_segment(stats: &StageStats, state: State) {
+    if stats.state() != State::Failed {
+        stats.end(state);
+    }
+}
 
 /// Marks a stage's end in its stats however the stage's future ends, even
 /// if it is dropped unfinished, as when its task is cancelled, or dropped

@@ -15,8 +15,11 @@
 //!           └──────────────── one task: the host's ───────────────────┘
 //! ```
 //!
+//! The first segment may be a source that needs no hop, `from_iter`'s,
+//! which takes each chunk from its iterator as it is pulled.
+//!
 //! A segment that panics fails as itself: it records its state as failed
-//! and unwinds with a [`SegmentPanic`] that names it, which the host's
+//! and unwinds with a `SegmentPanic` that names it, which the host's
 //! driver turns into the run's error.
 
 use std::future::poll_fn;
@@ -27,19 +30,21 @@ use std::time::Instant;
 
 use async_channel::TryRecvError;
 
+use crate::engine::drive::SegmentPanic;
 use crate::engine::hop::{Chunk, Inlet};
-use crate::engine::stage_loop::Input;
+use crate::engine::stage_loop::{Input, Work, run_stage};
 use crate::engine::stats::{InputHop, StageStats};
-use crate::error::panic_message;
+use crate::error::{Error, panic_message};
 use crate::report::state::State;
 
 /// A chain of fused segments that gives chunks of `T`: the last segment,
-/// which pulls from the one before it, and so on down to the hop.
+/// which pulls from the one before it, and so on down to the hop (or the
+/// fused source) under the chain.
 pub(crate) trait Pull<T>: Send {
     /// A chunk processed from one already waiting, without waiting.
     fn try_pull(&mut self) -> Result<Chunk<T>, TryRecvError>;
 
-    /// Polls for the next chunk; `None` once the hop under the chain has
+    /// Polls for the next chunk; `None` once the input under the chain has
     /// ended.
     fn poll_pull(&mut self, cx: &mut Context<'_>) -> Poll<Option<Chunk<T>>>;
 
@@ -47,15 +52,9 @@ pub(crate) trait Pull<T>: Send {
     fn recycle(&mut self, chunk: Chunk<T>);
 
     /// Records that the stages after the chain need nothing more, down to
-    /// its hop, so that the stage before the hop ends as done.
+    /// its first segment, so that the stage before the chain's hop ends as
+    /// done.
     fn release(&mut self);
-}
-
-/// The panic of a fused segment, as it unwinds through its host's task: it
-/// names the segment, whose error it is.
-pub(crate) struct SegmentPanic {
-    pub(crate) stage: String,
-    pub(crate) message: String,
 }
 
 /// Runs `work`, a fused segment's work on one chunk, in the task of the
@@ -83,16 +82,19 @@ pub(crate) struct Feed<T> {
 
 enum Source<T> {
     Hop(Inlet<T>),
-    Fused {
-        chain: Box<dyn Pull<T>>,
-        /// The stats of every segment of the chain, from the first.
-        segments: Vec<Arc<StageStats>>,
-        /// The receiving stage's stats, which count what it takes.
-        stats: Option<Arc<StageStats>>,
-        /// The stats of the segments and of the receiving stage, which
-        /// all wait when the chain waits.
-        waiters: Arc<[Arc<StageStats>]>,
-    },
+    Fused(Fused<T>),
+}
+
+/// Fused segments, as a stage's input.
+struct Fused<T> {
+    chain: Box<dyn Pull<T>>,
+    /// The stats of every segment of the chain, from the first.
+    segments: Vec<Arc<StageStats>>,
+    /// The receiving stage's stats, which count what it takes.
+    stats: Option<Arc<StageStats>>,
+    /// The stats of the segments and of the receiving stage, which all
+    /// wait when the chain waits.
+    waiters: Arc<[Arc<StageStats>]>,
 }
 
 impl<T> Feed<T> {
@@ -114,12 +116,12 @@ impl<T> Feed<T> {
         segments.push(last);
         let waiters = segments.clone().into();
         Feed {
-            source: Source::Fused {
+            source: Source::Fused(Fused {
                 chain,
                 segments,
                 stats: None,
                 waiters,
-            },
+            }),
         }
     }
 
@@ -127,12 +129,12 @@ impl<T> Feed<T> {
     pub(crate) fn attach(&mut self, to: &Arc<StageStats>) {
         match &mut self.source {
             Source::Hop(inlet) => inlet.attach(to),
-            Source::Fused {
+            Source::Fused(Fused {
                 segments,
                 stats,
                 waiters,
                 ..
-            } => {
+            }) => {
                 *stats = Some(Arc::clone(to));
                 *waiters = segments.iter().chain([to]).cloned().collect();
             }
@@ -144,7 +146,7 @@ impl<T> Feed<T> {
     pub(crate) fn input_hop(&self) -> InputHop {
         match &self.source {
             Source::Hop(inlet) => inlet.input_hop(),
-            Source::Fused { segments, .. } => InputHop::fused(Arc::clone(
+            Source::Fused(Fused { segments, .. }) => InputHop::fused(Arc::clone(
                 segments.last().expect("a fused feed has a segment"),
             )),
         }
@@ -155,7 +157,7 @@ impl<T> Feed<T> {
     pub(crate) fn segments(&self) -> Vec<Arc<StageStats>> {
         match &self.source {
             Source::Hop(_) => Vec::new(),
-            Source::Fused { segments, .. } => segments.clone(),
+            Source::Fused(Fused { segments, .. }) => segments.clone(),
         }
     }
 
@@ -164,7 +166,7 @@ impl<T> Feed<T> {
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Chunk<T>>> {
         match &mut self.source {
             Source::Hop(inlet) => inlet.poll_recv(cx),
-            Source::Fused { chain, stats, .. } => {
+            Source::Fused(Fused { chain, stats, .. }) => {
                 let polled = chain.poll_pull(cx);
                 if let (Poll::Ready(Some(chunk)), Some(stats)) = (&polled, stats) {
                     stats.count_received(chunk.items.len());
@@ -176,10 +178,11 @@ impl<T> Feed<T> {
 
     /// Takes a chunk that is waiting already: `Empty` if none is, `Closed`
     /// once the input has ended.
+    #[inline]
     pub(crate) fn try_recv(&mut self) -> Result<Chunk<T>, TryRecvError> {
         match &mut self.source {
             Source::Hop(inlet) => inlet.try_recv(),
-            Source::Fused { chain, stats, .. } => {
+            Source::Fused(Fused { chain, stats, .. }) => {
                 let chunk = chain.try_pull()?;
                 if let Some(stats) = stats {
                     stats.count_received(chunk.items.len());
@@ -190,20 +193,30 @@ impl<T> Feed<T> {
     }
 
     /// Takes back an emptied chunk, to reuse its buffers.
+    #[inline]
     pub(crate) fn give_back(&mut self, chunk: Chunk<T>) {
         match &mut self.source {
             Source::Hop(inlet) => inlet.recycle(chunk),
-            Source::Fused { chain, .. } => chain.recycle(chunk),
+            Source::Fused(Fused { chain, .. }) => chain.recycle(chunk),
         }
     }
 
     /// Waits for the next chunk; `None` once the input has ended. A wait is
     /// timed as starvation for the receiving stage and for every segment,
     /// which all wait with it.
+    #[inline]
     pub(crate) async fn recv(&mut self) -> Option<Chunk<T>> {
-        let waiters = match &mut self.source {
-            Source::Hop(inlet) => return inlet.recv().await,
-            Source::Fused { waiters, .. } => Arc::clone(waiters),
+        match &mut self.source {
+            Source::Hop(inlet) => inlet.recv().await,
+            Source::Fused(Fused { .. }) => self.recv_fused().await,
+        }
+    }
+
+    /// [`Feed::recv`] from fused segments.
+    async fn recv_fused(&mut self) -> Option<Chunk<T>> {
+        let waiters = match &self.source {
+            Source::Fused(Fused { waiters, .. }) => Arc::clone(waiters),
+            Source::Hop(_) => return None,
         };
         match self.try_recv() {
             Ok(chunk) => return Some(chunk),
@@ -242,20 +255,26 @@ impl Drop for Starved {
     }
 }
 
-impl<T> Drop for Feed<T> {
+impl<T> Drop for Fused<T> {
     fn drop(&mut self) {
         // A stage released by the stages after it passes that on down the
         // chain, so that the stage before the hop ends as done.
-        if let Source::Fused {
-            chain,
-            stats: Some(stats),
-            ..
-        } = &mut self.source
-        {
-            if stats.is_released() {
-                chain.release();
-            }
+        if self.stats.as_deref().is_some_and(StageStats::is_released) {
+            self.chain.release();
         }
+    }
+}
+
+/// Runs the stage whose work is `work` on `feed`, as
+/// [`run_stage`] does: the loop is made for the input's kind, so a stage
+/// fed by a hop pays nothing per chunk for the chance of fused segments.
+pub(crate) async fn run_fed<T, W>(feed: Feed<T>, work: &mut W) -> Result<(), Error>
+where
+    W: Work<Chunk<T>>,
+{
+    match feed.source {
+        Source::Hop(inlet) => run_stage(inlet, work).await,
+        fused => run_stage(Feed { source: fused }, work).await,
     }
 }
 
@@ -264,7 +283,10 @@ impl<T> Input for Feed<T> {
 
     #[inline]
     async fn recv(&mut self) -> Option<Chunk<T>> {
-        Feed::recv(self).await
+        match &mut self.source {
+            Source::Hop(inlet) => inlet.recv().await,
+            Source::Fused(Fused { .. }) => self.recv_fused().await,
+        }
     }
 
     #[inline]
@@ -282,13 +304,5 @@ impl<T> Input for Feed<T> {
     #[inline]
     fn size(chunk: &Chunk<T>) -> usize {
         chunk.items.len().max(1)
-    }
-}
-
-/// Ends the stats of a fused segment with its host's `state`, unless the
-/// segment failed by itself first.
-pub(crate) fn end_segment(stats: &StageStats, state: State) {
-    if stats.state() != State::Failed {
-        stats.end(state);
     }
 }

@@ -307,7 +307,10 @@ impl<O: Send + 'static> Job<O> {
     /// is done.
     ///
     /// Useful when stages do CPU-heavy work; for light stages one thread is
-    /// faster, as items then never cross between cores. `threads == 0` gives
+    /// faster, as items then never cross between cores. Stages fused into
+    /// one task run on one thread: put a [`boundary`](crate::Pipeline::boundary)
+    /// after a CPU-heavy stage to let the stages on either side of it run
+    /// on different threads. `threads == 0` gives
     /// [`Error::ZeroThreads`], and more than [`MAX_THREADS`] gives
     /// [`Error::TooManyThreads`].
     ///

@@ -20,9 +20,11 @@ use crate::pipeline::head::{Fusable, Head, Invalid, OutputHop, StageSetup};
 ///
 /// Start one with [`from_iter`](crate::from_iter) or [`from_stream`](crate::from_stream), chain stages, and end it
 /// in a sink such as [`collect`](Pipeline::collect), which gives a [`Job`](crate::Job)
-/// to run. Each stage runs as its own task, joined to the next by a bounded
-/// hop; items cross hops in chunks of up to
-/// [`chunk_limit`](Pipeline::chunk_limit) items.
+/// to run. Stages are joined by bounded hops, and items cross hops in
+/// chunks of up to [`chunk_limit`](Pipeline::chunk_limit) items. Each stage
+/// runs as a task of its own, except the cheap synchronous ones (`map`,
+/// `filter`, ...), which by default run fused into the task of the stage
+/// after them, with no hop between: see [`fusion`](Pipeline::fusion).
 ///
 /// The builder chains by value, and order matters: [`capacity`],
 /// [`chunk_limit`] and [`name`] configure the stage added most recently (or

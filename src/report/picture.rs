@@ -70,7 +70,9 @@ impl Report {
 
     /// Each arrow of the graph: the stage a hop's items come from, the
     /// stage they go to, and the receiving stage's peak queue over its
-    /// capacity (of all its inputs together, for a stage with several).
+    /// capacity (of all its inputs together, for a stage with several), or
+    /// `fused` where there is no hop: the receiving stage runs the other in
+    /// its task.
     fn arrows(&self) -> Vec<(usize, usize, String)> {
         let pairs: Vec<(usize, usize)> = self
             .links
@@ -86,7 +88,11 @@ impl Report {
             .map(|&(from, to)| {
                 let stage = &self.stages[to];
                 let inputs = pairs.iter().filter(|&&(_, t)| t == to).count();
-                let mut hop = format!("peak {}/{}", stage.peak_queued, stage.queue_capacity);
+                let mut hop = if stage.queue_capacity == 0 {
+                    "fused".to_owned()
+                } else {
+                    format!("peak {}/{}", stage.peak_queued, stage.queue_capacity)
+                };
                 if inputs > 1 {
                     hop.push_str(" (inputs together)");
                 }

@@ -5,8 +5,9 @@ use std::time::{Duration, Instant, SystemTime};
 use smol::Timer;
 
 use crate::ack::fate::{Group, Tag};
+use crate::engine::feed::run_fed;
 use crate::engine::hop::{Chunk, Outlet};
-use crate::engine::stage_loop::{Work, run_stage};
+use crate::engine::stage_loop::Work;
 use crate::error::Error;
 use crate::pipeline::builder::Pipeline;
 
@@ -126,7 +127,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
                 due: Timer::never(),
                 due_at: None,
             };
-            run_stage(input, &mut batcher).await
+            run_fed(input, &mut batcher).await
         })
     }
 }

@@ -13,9 +13,9 @@ use futures_lite::future::poll_once;
 use smol::Timer;
 
 use crate::ack::fate::{Fate, Tag};
-use crate::engine::feed::Feed;
+use crate::engine::feed::{Feed, run_fed};
 use crate::engine::hop::{Chunk, Closed, Outlet};
-use crate::engine::stage_loop::{BeforeWait, Work, run_stage};
+use crate::engine::stage_loop::{BeforeWait, Work};
 use crate::engine::stats::StageStats;
 use crate::error::{Error, ItemError, Panicked, StageError, TimedOut, chain};
 use crate::pipeline::builder::Pipeline;
@@ -530,7 +530,7 @@ where
         restart,
         f,
     };
-    run_stage(input, &mut work).await
+    run_fed(input, &mut work).await
 }
 
 /// The error policy set on a fallible stage, or fail fast if none was.

@@ -8,10 +8,10 @@ use std::task::{Context, Poll};
 use async_channel::TryRecvError;
 
 use crate::ack::fate::Fate;
-use crate::engine::feed::{Feed, Pull, as_segment};
+use crate::engine::feed::{Feed, Pull, as_segment, run_fed};
 use crate::engine::hop::{Chunk, Outlet};
 use crate::engine::run::RunState;
-use crate::engine::stage_loop::{Work, await_flushing, run_stage};
+use crate::engine::stage_loop::{Work, await_flushing};
 use crate::engine::stats::StageStats;
 use crate::error::Error;
 use crate::pipeline::builder::Pipeline;
@@ -93,7 +93,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         F: FnMut(T) -> I + Send + 'static,
     {
         self.chain("flat_map", true, move |input, setup| async move {
-            run_stage(input, &mut FlatMap { out: setup.out, f }).await
+            run_fed(input, &mut FlatMap { out: setup.out, f }).await
         })
     }
 
@@ -156,7 +156,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
                 f,
                 restart,
             };
-            run_stage(input, &mut work).await
+            run_fed(input, &mut work).await
         })
     }
 
@@ -207,7 +207,7 @@ where
             apply,
             restart,
         };
-        let stage = async move { run_stage(feed, &mut work).await };
+        let stage = async move { run_fed(feed, &mut work).await };
         StageTasks::single(Box::pin(stage)).with_segments(segments)
     }
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use crate::ack::fate::Fate;
 use crate::engine::drive::{SinkFuture, stopped};
-use crate::engine::feed::Feed;
+use crate::engine::feed::{Feed, run_fed};
 use crate::engine::hop::Chunk;
-use crate::engine::stage_loop::{Work, run_stage};
+use crate::engine::stage_loop::Work;
 use crate::engine::stats::StageStats;
 use crate::error::{Error, StageError, chain};
 use crate::job::run::Job;
@@ -70,7 +70,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
             }
         };
         self.sink("for_each_async", move |input, stats| async move {
-            run_stage(input, &mut TryForEach { stats, f }).await
+            run_fed(input, &mut TryForEach { stats, f }).await
         })
     }
 
@@ -109,7 +109,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     {
         self.sink("try_for_each", move |input, stats| async move {
             let f = move |item| std::future::ready(f(item));
-            run_stage(input, &mut TryForEach { stats, f }).await
+            run_fed(input, &mut TryForEach { stats, f }).await
         })
     }
 
@@ -137,7 +137,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         E: StageError,
     {
         self.sink("try_for_each_async", move |input, stats| async move {
-            run_stage(input, &mut TryForEach { stats, f }).await
+            run_fed(input, &mut TryForEach { stats, f }).await
         })
     }
 
@@ -180,7 +180,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         E: StageError,
     {
         self.sink("try_for_each_chunk", move |input, stats| async move {
-            run_stage(input, &mut TryForEachChunk { stats, f }).await
+            run_fed(input, &mut TryForEachChunk { stats, f }).await
         })
     }
 
@@ -276,7 +276,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
                 acc: Some(init),
                 f,
             };
-            run_stage(input, &mut fold).await?;
+            run_fed(input, &mut fold).await?;
             // The accumulator is only taken here, after the last chunk.
             fold.acc.take().ok_or_else(stopped)
         })

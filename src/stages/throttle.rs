@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use smol::Timer;
 
+use crate::engine::feed::run_fed;
 use crate::engine::hop::{Chunk, Outlet};
-use crate::engine::stage_loop::{Work, run_stage};
+use crate::engine::stage_loop::Work;
 use crate::error::Error;
 use crate::pipeline::builder::Pipeline;
 
@@ -183,7 +184,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         let (items, per, _) = rate.read();
         let built = self.chain("throttle", false, move |input, setup| async move {
             let mut work = Throttle::new(setup.out, rate);
-            run_stage(input, &mut work).await
+            run_fed(input, &mut work).await
         });
         match check(items, Duration::from_nanos(per)) {
             Ok(()) => built,

@@ -107,12 +107,9 @@ fn a_panic_in_a_fused_stage_names_it() {
 /// A fused source's iterator that panics fails the source, by name.
 #[test]
 fn a_panic_in_a_fused_source_names_the_source() {
-    let job = flowgate::from_iter((0..100u32).map(|x| {
-        assert!(x != 40, "forty");
-        x
-    }))
-    .map(|x| x + 1)
-    .count();
+    let job = flowgate::from_iter((0..100u32).inspect(|&x| assert!(x != 40, "forty")))
+        .map(|x| x + 1)
+        .count();
     let control = job.control();
     let err = watchdog(move || job.run()).unwrap_err();
     assert!(

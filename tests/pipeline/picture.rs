@@ -64,6 +64,9 @@ fn every_stage_is_a_box_and_every_hop_an_arrow() {
         "{mermaid}"
     );
     assert!(mermaid.contains("(inputs together)"), "{mermaid}");
+    // The source runs fused in the filter's task: no hop, so no queue.
+    assert!(mermaid.contains("s0 -->|\"fused\"| s1"), "{mermaid}");
+    assert!(dot.contains("fused"), "{dot}");
 }
 
 #[test]
