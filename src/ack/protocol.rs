@@ -20,7 +20,8 @@
 //! to be sent again.
 
 use std::panic::AssertUnwindSafe;
-
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::{Arc, OnceLock};
 use std::task::{Poll, Waker};
 
 use async_channel::{Receiver, Sender, TryRecvError};
@@ -212,10 +213,27 @@ impl<T, R> Drop for Request<T, R> {
 /// channel itself, which would cost an allocation and a notification per
 /// wait. Instead it publishes its waker here and checks its queue once more;
 /// a producer queues its request and then rings. Each side writes before it
-/// reads the other's side, so at least one of them sees the other: either
-/// the consumer finds the request, or the producer finds the waker.
+/// reads the other's side, with a full fence between, so at least one of
+/// them sees the other: either the consumer finds the request, or the
+/// producer finds the waker.
+///
+/// A consumer is polled by one task nearly always, so the bell keeps the
+/// first waker it is given, and a later wait by the same task only raises a
+/// flag: a wait and a ring cost an atomic store and an atomic swap, not a
+/// channel operation each. A waker of another task goes through a one-slot
+/// channel instead.
 #[derive(Clone)]
 pub(crate) struct Doorbell {
+    bell: Arc<Bell>,
+}
+
+struct Bell {
+    /// The waker of the consumer's first wait.
+    first: OnceLock<Waker>,
+    /// Raised while the consumer waits to be woken through `first`.
+    asleep: AtomicBool,
+    /// The waker of a wait by another task than the first one's, if the
+    /// consumer waits so.
     give: Sender<Waker>,
     take: Receiver<Waker>,
 }
@@ -223,24 +241,49 @@ pub(crate) struct Doorbell {
 impl Doorbell {
     pub(crate) fn new() -> Self {
         let (give, take) = async_channel::bounded(1);
-        Doorbell { give, take }
+        Doorbell {
+            bell: Arc::new(Bell {
+                first: OnceLock::new(),
+                asleep: AtomicBool::new(false),
+                give,
+                take,
+            }),
+        }
     }
 
     /// Wakes the consumer if it is waiting.
     #[inline]
     pub(super) fn ring(&self) {
-        if let Ok(waker) = self.take.try_recv() {
-            waker.wake();
+        let bell = &*self.bell;
+        // What the producer wrote (its request, a close) is seen before the
+        // flag is read: see `arm`.
+        fence(Ordering::SeqCst);
+        if bell.asleep.swap(false, Ordering::SeqCst) {
+            if let Some(waker) = bell.first.get() {
+                waker.wake_by_ref();
+            }
+        }
+        if !bell.take.is_empty() {
+            if let Ok(waker) = bell.take.try_recv() {
+                waker.wake();
+            }
         }
     }
 
     /// Leaves the consumer's waker for the next ring, replacing one left
-    /// before.
+    /// before. The caller looks at its queue once more after this.
     fn arm(&self, waker: &Waker) {
-        if let Err(async_channel::TrySendError::Full(waker)) = self.give.try_send(waker.clone()) {
-            let _ = self.take.try_recv();
-            let _ = self.give.try_send(waker);
+        let bell = &*self.bell;
+        if bell.first.get_or_init(|| waker.clone()).will_wake(waker) {
+            bell.asleep.store(true, Ordering::SeqCst);
+        } else if let Err(async_channel::TrySendError::Full(waker)) =
+            bell.give.try_send(waker.clone())
+        {
+            let _ = bell.take.try_recv();
+            let _ = bell.give.try_send(waker);
         }
+        // The flag is seen before the queue is read again: see `ring`.
+        fence(Ordering::SeqCst);
     }
 }
 

@@ -495,3 +495,75 @@ fn a_producer_as_a_sink_sends_every_item_and_gives_back_the_one_a_closed_consume
         assert_eq!(seen, (0..100).collect::<Vec<_>>());
     });
 }
+
+#[test]
+fn a_consumer_polled_by_another_task_is_still_woken() {
+    // The consumer's doorbell keeps the waker of its first wait and, for a
+    // wait by another task, takes the new waker instead. A send must wake
+    // the task that polled the consumer last.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    watchdog(|| {
+        let (mut producer, mut consumer) = Consumer::new(0u32, |n: &mut u32, x: u32| {
+            *n += 1;
+            x + 1
+        })
+        .into_future();
+        let (first, second) = (
+            Arc::new(Count(AtomicUsize::new(0))),
+            Arc::new(Count(AtomicUsize::new(0))),
+        );
+        let (w1, w2) = (
+            Waker::from(Arc::clone(&first)),
+            Waker::from(Arc::clone(&second)),
+        );
+        // The consumer waits, first polled by one task, then by another.
+        assert!(
+            consumer
+                .as_mut()
+                .poll(&mut Context::from_waker(&w1))
+                .is_pending()
+        );
+        assert!(
+            consumer
+                .as_mut()
+                .poll(&mut Context::from_waker(&w2))
+                .is_pending()
+        );
+        // A send queues its request and rings: the second task is woken.
+        let mut send = Box::pin(producer.send(41));
+        let noop = Waker::noop();
+        assert!(
+            send.as_mut()
+                .poll(&mut Context::from_waker(noop))
+                .is_pending()
+        );
+        assert_eq!(
+            second.0.load(Ordering::SeqCst),
+            1,
+            "the last task to poll is woken"
+        );
+        // Polled again, the consumer answers.
+        assert!(
+            consumer
+                .as_mut()
+                .poll(&mut Context::from_waker(&w2))
+                .is_pending()
+        );
+        match send.as_mut().poll(&mut Context::from_waker(noop)) {
+            Poll::Ready(reply) => assert_eq!(reply.unwrap(), 42),
+            Poll::Pending => {
+                // The answer went to the send's first waker: poll once more.
+                assert_eq!(block_on(send).unwrap(), 42);
+            }
+        }
+    });
+}
