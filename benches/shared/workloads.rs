@@ -227,6 +227,9 @@ pub fn ack_inline(n: u64) -> u64 {
     future::block_on(async {
         let mut sum = 0u64;
         for x in 0..n {
+            // Opaque to the optimizer, so that the loop is not folded into
+            // a formula: each send is made and answered.
+            let x = std::hint::black_box(x);
             sum = sum.wrapping_add(consumer.send(x).await.expect("the consumer replies"));
         }
         sum
