@@ -7,9 +7,9 @@
 //! no lock is ever taken to hand an item on, and memory stays bounded by the
 //! sum of the hops' capacities however long the run.
 //!
-//! Cheap synchronous stages (`map`, `filter`, `filter_map`, `inspect`,
-//! `enumerate`, `skip`, `skip_while`, `dedup_by_key`, and a `from_iter`
-//! source) are *fused* by default: they run inside the task of the stage
+//! Cheap synchronous stages (`map`, `filter`, `filter_map`, `flat_map`,
+//! `inspect`, `enumerate`, `skip`, `skip_while`, `dedup_by_key`, and a
+//! `from_iter` source) are *fused* by default: they run inside the task of the stage
 //! after them, one loop over each chunk, with no hop between, like
 //! operator fusion in Akka Streams. Each still has its own name, counts and
 //! state in the report. [`boundary`](Pipeline::boundary) keeps a hop after

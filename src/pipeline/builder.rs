@@ -252,7 +252,8 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     ///
     /// With fusion on, a cheap synchronous stage ([`map`](Pipeline::map),
     /// [`filter`](Pipeline::filter), [`filter_map`](Pipeline::filter_map),
-    /// [`inspect`](Pipeline::inspect), [`enumerate`](Pipeline::enumerate),
+    /// [`flat_map`](Pipeline::flat_map), [`inspect`](Pipeline::inspect),
+    /// [`enumerate`](Pipeline::enumerate),
     /// [`skip`](Pipeline::skip), [`skip_while`](Pipeline::skip_while),
     /// [`dedup_by_key`](Pipeline::dedup_by_key)) runs inside the task of
     /// the stage after it, one loop over each chunk, with no hop between
@@ -429,9 +430,12 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// Adds a stage that can run fused: `make` builds it on its input,
     /// which may be fused segments in turn. Whether it runs fused, in the
     /// task of the stage after it, is decided when that stage is added.
+    /// `expands` says whether the stage's outputs may outnumber, or be
+    /// fewer than, the inputs it passed on.
     pub(crate) fn fusable<U>(
         self,
         kind: &'static str,
+        expands: bool,
         make: impl FnOnce(Feed<T>) -> Box<dyn Fusable<U>>,
     ) -> Pipeline<U>
     where
@@ -441,6 +445,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         let inputs = vec![feed.input_hop()];
         let name = graph.name_for(kind);
         let head = Head::new(name, kind, inputs, OutputHop::Fusable(make(feed)));
+        let head = if expands { head.expanding() } else { head };
         Pipeline::headed(graph, head)
     }
 

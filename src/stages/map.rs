@@ -7,13 +7,14 @@ use std::task::{Context, Poll};
 
 use async_channel::TryRecvError;
 
-use crate::ack::fate::Fate;
+use crate::ack::fate::{Fate, Tag};
 use crate::engine::feed::{Feed, Pull, as_segment, run_fed};
 use crate::engine::hop::{Chunk, Outlet};
 use crate::engine::run::RunState;
 use crate::engine::stage_loop::{Work, await_flushing};
 use crate::engine::stats::StageStats;
 use crate::error::Error;
+use crate::limits::DEFAULT_CHUNK_LIMIT;
 use crate::pipeline::builder::Pipeline;
 use crate::pipeline::graph::StageTasks;
 use crate::pipeline::head::{Fusable, StageSetup};
@@ -92,8 +93,8 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         I::IntoIter: Send,
         F: FnMut(T) -> I + Send + 'static,
     {
-        self.chain("flat_map", true, move |input, setup| async move {
-            run_fed(input, &mut FlatMap { out: setup.out, f }).await
+        self.fusable("flat_map", true, move |feed| {
+            Box::new(FlatMapStage { feed, f }) as Box<dyn Fusable<U>>
         })
     }
 
@@ -168,7 +169,7 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         U: Send + 'static,
         F: PerItem<T, U> + Send + 'static,
     {
-        self.fusable(kind, move |feed| Box::new(EachStage { feed, apply }))
+        self.fusable(kind, false, move |feed| Box::new(EachStage { feed, apply }))
     }
 }
 
@@ -534,6 +535,182 @@ where
 
     async fn round_end(&mut self) -> Result<(), Error> {
         Ok(self.out.flush().await?)
+    }
+}
+
+/// `flat_map` on its input, not yet started.
+struct FlatMapStage<I, F> {
+    feed: Feed<I>,
+    f: F,
+}
+
+impl<I, O, It, F> Fusable<O> for FlatMapStage<I, F>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    It: IntoIterator<Item = O> + 'static,
+    It::IntoIter: Send,
+    F: FnMut(I) -> It + Send + 'static,
+{
+    fn fuse(self: Box<Self>, stats: Arc<StageStats>, _: &Arc<RunState>) -> Feed<O> {
+        let FlatMapStage { mut feed, f } = *self;
+        let before = feed.segments();
+        feed.attach(&stats);
+        let segment = FlatSegment {
+            up: feed,
+            f,
+            stats: Arc::clone(&stats),
+            input: Chunk::default(),
+            tags: Vec::new(),
+            current: None,
+            spare: Chunk::default(),
+        };
+        Feed::fused(Box::new(segment), before, stats)
+    }
+
+    fn start(self: Box<Self>, setup: StageSetup<O>) -> StageTasks {
+        let FlatMapStage { mut feed, f } = *self;
+        let segments = feed.segments();
+        feed.attach(&setup.stats);
+        let stage = async move { run_fed(feed, &mut FlatMap { out: setup.out, f }).await };
+        StageTasks::single(Box::pin(stage)).with_segments(segments)
+    }
+}
+
+/// `flat_map`, fused: each pull gives a chunk of at most
+/// [`DEFAULT_CHUNK_LIMIT`] outputs, so one input that expands into millions
+/// still reaches the stage after it a chunk at a time, as it would through
+/// a hop. The input being expanded, and the rest of its chunk, wait here
+/// for the next pull.
+struct FlatSegment<I, O, F, Outputs> {
+    up: Feed<I>,
+    f: F,
+    stats: Arc<StageStats>,
+    /// The inputs not yet expanded, last first, so that the next one is a
+    /// `pop`; the chunk is given back once it is empty.
+    input: Chunk<I>,
+    /// Their tags, last first, if they have any.
+    tags: Vec<Tag>,
+    /// The outputs still to come of the input being expanded, with its tag.
+    current: Option<(Outputs, Option<Tag>)>,
+    /// An emptied output chunk, kept for its buffers.
+    spare: Chunk<O>,
+}
+
+impl<I, O, It, F> FlatSegment<I, O, F, It::IntoIter>
+where
+    It: IntoIterator<Item = O>,
+    F: FnMut(I) -> It,
+{
+    /// Whether inputs are in hand, being expanded or waiting to be.
+    fn holds_input(&self) -> bool {
+        self.current.is_some() || !self.input.items.is_empty()
+    }
+
+    /// Takes `chunk` in hand, to expand its inputs one by one.
+    fn take_in(&mut self, mut chunk: Chunk<I>) {
+        let tagged = chunk.is_tagged();
+        let (items, tags) = chunk.parts();
+        items.reverse();
+        tags.reverse();
+        if tagged {
+            self.tags = std::mem::take(tags);
+        }
+        let old = std::mem::replace(&mut self.input, chunk);
+        self.up.give_back(old);
+    }
+
+    /// A chunk of the outputs of the inputs in hand, at most
+    /// [`DEFAULT_CHUNK_LIMIT`] of them, counted as emitted, with the inputs
+    /// whose outputs it completes counted as passed.
+    fn next_chunk(&mut self) -> Chunk<O> {
+        let mut out = std::mem::take(&mut self.spare);
+        let stats = Arc::clone(&self.stats);
+        let passed = as_segment(&stats, || self.expand_into(&mut out));
+        if passed > 0 {
+            self.stats.count_passed(passed);
+        }
+        self.stats.count_emitted(out.items.len());
+        out
+    }
+
+    /// Fills `out` from the inputs in hand; gives how many inputs had all
+    /// their outputs put in it. Each output carries a copy of its input's
+    /// tag; the input's own records the least serious fate, so the item is
+    /// filtered if it made nothing, and otherwise ends as its outputs do.
+    fn expand_into(&mut self, out: &mut Chunk<O>) -> u64 {
+        let mut passed = 0;
+        loop {
+            let room = DEFAULT_CHUNK_LIMIT - out.items.len();
+            if room == 0 {
+                return passed;
+            }
+            let (mut outputs, tag) = match self.current.take() {
+                Some(current) => current,
+                None => match self.input.items.pop() {
+                    Some(item) => ((self.f)(item).into_iter(), self.tags.pop()),
+                    None => return passed,
+                },
+            };
+            match &tag {
+                None => out.items.extend(outputs.by_ref().take(room)),
+                Some(tag) => {
+                    let (items, tags) = out.parts();
+                    for output in outputs.by_ref().take(room) {
+                        items.push(output);
+                        tags.push(tag.clone());
+                    }
+                }
+            }
+            if out.items.len() < DEFAULT_CHUNK_LIMIT {
+                // The input's outputs ran out before the chunk filled.
+                if let Some(tag) = tag {
+                    tag.resolve(Fate::Filtered);
+                }
+                passed += 1;
+            } else {
+                self.current = Some((outputs, tag));
+            }
+        }
+    }
+}
+
+impl<I, O, It, F> Pull<O> for FlatSegment<I, O, F, It::IntoIter>
+where
+    I: Send,
+    O: Send,
+    It: IntoIterator<Item = O>,
+    It::IntoIter: Send,
+    F: FnMut(I) -> It + Send,
+{
+    fn try_pull(&mut self) -> Result<Chunk<O>, TryRecvError> {
+        if !self.holds_input() {
+            let chunk = self.up.try_recv()?;
+            self.take_in(chunk);
+        }
+        Ok(self.next_chunk())
+    }
+
+    fn poll_pull(&mut self, cx: &mut Context<'_>) -> Poll<Option<Chunk<O>>> {
+        if !self.holds_input() {
+            match self.up.poll_recv(cx) {
+                Poll::Ready(Some(chunk)) => self.take_in(chunk),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Some(self.next_chunk()))
+    }
+
+    fn recycle(&mut self, mut chunk: Chunk<O>) {
+        chunk.items.clear();
+        if chunk.items.capacity() > self.spare.items.capacity() {
+            self.spare = chunk;
+        }
+    }
+
+    fn release(&mut self) {
+        self.stats.mark_released();
     }
 }
 

@@ -279,3 +279,57 @@ fn fused_stages_run_on_threads() {
     assert!(report.is_balanced(), "{report}");
     assert_accounted(&report);
 }
+
+/// A fused `flat_map` hands its outputs on a chunk at a time: one input
+/// that expands without end still lets the stages after it work, and a
+/// `take` after them ends the run.
+#[test]
+fn a_fused_flat_map_of_an_endless_expansion_moves_in_chunks() {
+    let job = flowgate::from_iter(0..1u64)
+        .flat_map(|_| 0u64..)
+        .name("endless")
+        .inspect(|_| {})
+        .name("host")
+        .take(10_000)
+        .count();
+    let control = job.control();
+    assert_eq!(watchdog(move || job.run()).unwrap(), 10_000);
+    let report = control.report();
+    assert!(
+        has_no_hop(stage(&report, "host")),
+        "endless is fused\n{report}"
+    );
+    assert!(
+        report.stages.iter().all(|s| s.state == State::Done),
+        "{report}"
+    );
+}
+
+/// Acknowledgements cross a fused `flat_map`: an input is delivered once
+/// every output made from it is, and one that made nothing is filtered.
+#[test]
+fn acknowledgements_cross_a_fused_flat_map() {
+    let told: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let counts = Arc::clone(&told);
+    let items = (0..1_000u64).map(move |x| {
+        let told = Arc::clone(&counts);
+        let ack = move |outcome: Outcome| {
+            let i = usize::from(outcome != Outcome::Delivered);
+            told[i].fetch_add(1, Ordering::Relaxed);
+        };
+        (x, ack)
+    });
+    // Every third input makes nothing; the rest make 300 outputs each, so
+    // outputs of one input span chunks.
+    let job = flowgate::from_iter_acked(items)
+        .flat_map(|x| std::iter::repeat_n(x, if x % 3 == 0 { 0 } else { 300 }))
+        .count();
+    let control = job.control();
+    assert_eq!(watchdog(move || job.run()).unwrap(), 666 * 300);
+    assert_eq!(told[0].load(Ordering::Relaxed), 666);
+    assert_eq!(told[1].load(Ordering::Relaxed), 334);
+    let report = control.report();
+    assert!(has_no_hop(&report.stages[2]), "{report}");
+    assert!(report.is_balanced(), "{report}");
+    assert_accounted(&report);
+}
