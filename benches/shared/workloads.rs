@@ -33,26 +33,26 @@ pub fn flowgate_pipeline(n: u64, capacity: usize, chunk_limit: usize) -> u64 {
 pub fn flowgate_metered(n: u64, capacity: usize, chunk_limit: usize, timed: bool) -> u64 {
     let source = flowgate::from_iter(0..n).metrics(timed);
     let defaults = (flowgate::DEFAULT_CAPACITY, flowgate::DEFAULT_CHUNK_LIMIT);
-    let source = if (capacity, chunk_limit) == defaults {
-        source
+    if (capacity, chunk_limit) == defaults {
+        two_maps_and_sum(source)
     } else {
-        source.capacity(capacity).chunk_limit(chunk_limit)
-    };
-    source
-        .map(stage1)
-        .map(stage2)
-        .fold(0u64, u64::wrapping_add)
-        .run()
-        .expect("the pipeline is well formed")
+        two_maps_and_sum(source.capacity(capacity).chunk_limit(chunk_limit))
+    }
 }
 
 /// The same pipeline with the source on a task of its own, behind its
 /// configured hop, and the two maps fused into the sink's task: two tasks,
 /// one hop.
 pub fn flowgate_source_hop(n: u64, capacity: usize, chunk_limit: usize) -> u64 {
-    flowgate::from_iter(0..n)
+    let source = flowgate::from_iter(0..n)
         .capacity(capacity)
-        .chunk_limit(chunk_limit)
+        .chunk_limit(chunk_limit);
+    two_maps_and_sum(source)
+}
+
+/// The standard workload's stages after `source`, run to the end.
+fn two_maps_and_sum(source: flowgate::Pipeline<u64>) -> u64 {
+    source
         .map(stage1)
         .map(stage2)
         .fold(0u64, u64::wrapping_add)

@@ -74,6 +74,16 @@ pub(crate) fn as_segment<R>(stats: &StageStats, work: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Keeps `chunk`, emptied, in `spare` if its buffer is the larger: for a
+/// segment, which hands its chunks out and takes them back, to reuse.
+#[inline]
+pub(crate) fn keep_spare<T>(spare: &mut Chunk<T>, mut chunk: Chunk<T>) {
+    chunk.items.clear();
+    if chunk.items.capacity() > spare.items.capacity() {
+        *spare = chunk;
+    }
+}
+
 /// A stage's input: chunks from a hop, or from the fused segments before
 /// the stage.
 pub(crate) struct Feed<T> {

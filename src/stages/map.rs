@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use async_channel::TryRecvError;
 
 use crate::ack::fate::{Fate, Tag};
-use crate::engine::feed::{Feed, Pull, as_segment, run_fed};
+use crate::engine::feed::{Feed, Pull, as_segment, keep_spare, run_fed};
 use crate::engine::hop::{Chunk, Outlet};
 use crate::engine::run::RunState;
 use crate::engine::stage_loop::{Work, await_flushing};
@@ -295,11 +295,8 @@ where
     }
 
     #[inline]
-    fn recycle(&mut self, mut chunk: Chunk<O>) {
-        chunk.items.clear();
-        if chunk.items.capacity() > self.spare.items.capacity() {
-            self.spare = chunk;
-        }
+    fn recycle(&mut self, chunk: Chunk<O>) {
+        keep_spare(&mut self.spare, chunk);
     }
 
     fn release(&mut self) {
@@ -702,11 +699,8 @@ where
         Poll::Ready(Some(self.next_chunk()))
     }
 
-    fn recycle(&mut self, mut chunk: Chunk<O>) {
-        chunk.items.clear();
-        if chunk.items.capacity() > self.spare.items.capacity() {
-            self.spare = chunk;
-        }
+    fn recycle(&mut self, chunk: Chunk<O>) {
+        keep_spare(&mut self.spare, chunk);
     }
 
     fn release(&mut self) {

@@ -11,7 +11,7 @@ use futures_lite::future::poll_once;
 use futures_lite::{FutureExt, Stream, StreamExt};
 
 use crate::ack::fate::{Acknowledge, Group};
-use crate::engine::feed::{Feed, Pull, as_segment};
+use crate::engine::feed::{Feed, Pull, as_segment, keep_spare};
 use crate::engine::hop::{Chunk, Outlet};
 use crate::engine::run::{RunState, Signal};
 use crate::engine::stage_loop::Budget;
@@ -124,11 +124,8 @@ where
         Poll::Ready(self.try_pull().ok())
     }
 
-    fn recycle(&mut self, mut chunk: Chunk<I::Item>) {
-        chunk.items.clear();
-        if chunk.items.capacity() > self.spare.items.capacity() {
-            self.spare = chunk;
-        }
+    fn recycle(&mut self, chunk: Chunk<I::Item>) {
+        keep_spare(&mut self.spare, chunk);
     }
 
     fn release(&mut self) {

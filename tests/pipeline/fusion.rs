@@ -121,13 +121,17 @@ fn a_panic_in_a_fused_source_names_the_source() {
     assert_accounted(&report);
 }
 
-/// Acknowledgements cross fused stages: a filtered item is told so, and
-/// the rest are delivered.
-#[test]
-fn acknowledgements_cross_fused_stages() {
+/// Items `0..n`, each with an acknowledgement that counts how many were
+/// delivered (`[0]`) and how many ended otherwise (`[1]`).
+fn acked_items(
+    n: u64,
+) -> (
+    Arc<[AtomicU64; 2]>,
+    impl Iterator<Item = (u64, impl flowgate::Acknowledge)>,
+) {
     let told: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let counts = Arc::clone(&told);
-    let items = (0..1_000u64).map(move |x| {
+    let items = (0..n).map(move |x| {
         let told = Arc::clone(&counts);
         let ack = move |outcome: Outcome| {
             let i = usize::from(outcome != Outcome::Delivered);
@@ -135,6 +139,14 @@ fn acknowledgements_cross_fused_stages() {
         };
         (x, ack)
     });
+    (told, items)
+}
+
+/// Acknowledgements cross fused stages: a filtered item is told so, and
+/// the rest are delivered.
+#[test]
+fn acknowledgements_cross_fused_stages() {
+    let (told, items) = acked_items(1_000);
     let job = flowgate::from_iter_acked(items)
         .map(|x| x + 1)
         .filter(|x| x % 4 != 0)
@@ -309,16 +321,7 @@ fn a_fused_flat_map_of_an_endless_expansion_moves_in_chunks() {
 /// every output made from it is, and one that made nothing is filtered.
 #[test]
 fn acknowledgements_cross_a_fused_flat_map() {
-    let told: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
-    let counts = Arc::clone(&told);
-    let items = (0..1_000u64).map(move |x| {
-        let told = Arc::clone(&counts);
-        let ack = move |outcome: Outcome| {
-            let i = usize::from(outcome != Outcome::Delivered);
-            told[i].fetch_add(1, Ordering::Relaxed);
-        };
-        (x, ack)
-    });
+    let (told, items) = acked_items(1_000);
     // Every third input makes nothing; the rest make 300 outputs each, so
     // outputs of one input span chunks.
     let job = flowgate::from_iter_acked(items)
