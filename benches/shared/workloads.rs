@@ -111,14 +111,26 @@ pub fn per_item(n: u64, capacity: usize) -> u64 {
     }))
 }
 
+/// Items per chunk of the hand-written chunked pipelines.
+const CHUNK: usize = 256;
+
+/// A hop of a hand-written chunked pipeline.
+type ChunkHop = (
+    async_channel::Sender<Vec<u64>>,
+    async_channel::Receiver<Vec<u64>>,
+);
+
+/// The three hops of a hand-written chunked pipeline, each holding as many
+/// chunks of [`CHUNK`] items as `capacity` items make.
+fn chunk_hops(capacity: usize) -> [ChunkHop; 3] {
+    let slots = (capacity / CHUNK).max(1);
+    std::array::from_fn(|_| async_channel::bounded(slots))
+}
+
 /// Hand-written stages on smol, moving `Vec` chunks of 256 items.
 pub fn batched_256(n: u64, capacity: usize) -> u64 {
-    const CHUNK: usize = 256;
-    let slots = (capacity / CHUNK).max(1);
     let ex = LocalExecutor::new();
-    let (tx0, rx0) = async_channel::bounded::<Vec<u64>>(slots);
-    let (tx1, rx1) = async_channel::bounded::<Vec<u64>>(slots);
-    let (tx2, rx2) = async_channel::bounded::<Vec<u64>>(slots);
+    let [(tx0, rx0), (tx1, rx1), (tx2, rx2)] = chunk_hops(capacity);
     ex.spawn(async move {
         let mut chunk = Vec::with_capacity(CHUNK);
         for x in 0..n {
@@ -156,18 +168,15 @@ pub fn batched_256(n: u64, capacity: usize) -> u64 {
     }))
 }
 
-/// Hand-written stages on smol, as fast as we know how to write them:
-/// `Vec` chunks of 256 items mapped in place, each emptied buffer sent back
-/// to the source on a return channel, so no chunk is allocated after the
-/// first few.
+/// Hand-written stages on smol, `Vec` chunks of 256 items mapped in place
+/// as in [`batched_256`], with each emptied buffer sent back to the source
+/// on a return channel, as flowgate's hops do, so that no chunk is
+/// allocated after the first few. On our machine the return channel costs
+/// more than the allocations it saves.
 pub fn batched_in_place(n: u64, capacity: usize) -> u64 {
-    const CHUNK: usize = 256;
-    let slots = (capacity / CHUNK).max(1);
     let ex = LocalExecutor::new();
-    let (tx0, rx0) = async_channel::bounded::<Vec<u64>>(slots);
-    let (tx1, rx1) = async_channel::bounded::<Vec<u64>>(slots);
-    let (tx2, rx2) = async_channel::bounded::<Vec<u64>>(slots);
-    let (back_tx, back_rx) = async_channel::bounded::<Vec<u64>>(3 * slots + 3);
+    let [(tx0, rx0), (tx1, rx1), (tx2, rx2)] = chunk_hops(capacity);
+    let (back_tx, back_rx) = async_channel::bounded::<Vec<u64>>(3 * capacity / CHUNK + 3);
     ex.spawn(async move {
         let mut x = 0;
         while x < n {
