@@ -260,7 +260,9 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
     /// them. The report is still exact per stage: each fused stage keeps
     /// its own name, counts and state, and shows no hop (`-` in the queue
     /// column); a panic still names the stage. Fused stages share their
-    /// task's time, so their time columns are the task's.
+    /// task's time, so their time columns are the task's, and with the
+    /// `tracing` feature they run in the span of the stage whose task runs
+    /// them.
     ///
     /// A stage keeps its own task and output hop when fusion is off, when
     /// its hop is configured ([`capacity`](Pipeline::capacity),
