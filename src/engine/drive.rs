@@ -113,7 +113,7 @@ pub(crate) fn drive<T: 'static>(
     // Made before the future, so that even a future dropped unpolled marks
     // its stage as cancelled.
     #[cfg(feature = "tracing")]
-    let span = tracing::info_span!("stage", name = stats.name(), kind = stats.kind());
+    let span = stats.span().clone();
     let mut mark = EndMark {
         stats,
         segments,
@@ -126,7 +126,9 @@ pub(crate) fn drive<T: 'static>(
         if !run.is_cancelled() {
             mark.start(&run);
             #[cfg(feature = "tracing")]
-            tracing::debug!("stage started");
+            for stats in mark.segments.iter().chain([&mark.stats]) {
+                stats.span().in_scope(|| tracing::debug!("stage started"));
+            }
         }
         let (state, result) = match guarded(&run, fut).await {
             Err(payload) if payload.is::<SegmentPanic>() => {
@@ -163,7 +165,7 @@ pub(crate) fn drive<T: 'static>(
         };
         mark.end(state);
         #[cfg(feature = "tracing")]
-        trace_end(state, &result);
+        trace_ends(&mark, state, &result);
         if state == State::Failed {
             // A failure stops the whole run from here, so that it stops even
             // when nobody supervises it any more (a detached handle).
@@ -174,6 +176,29 @@ pub(crate) fn drive<T: 'static>(
     #[cfg(feature = "tracing")]
     let stage = tracing::Instrument::instrument(stage, span);
     Box::pin(stage)
+}
+
+/// The events of the ends of a stage and of the fused segments in its task,
+/// each in its own span: a segment that panicked has the panic, and the
+/// others the state of the stage.
+#[cfg(feature = "tracing")]
+fn trace_ends<T>(mark: &EndMark, state: State, result: &Result<T, Error>) {
+    let panicked = match result {
+        Err(Error::StagePanicked { stage, .. }) => Some(stage.as_str()),
+        _ => None,
+    };
+    let stopped: Result<(), Error> = Err(stopped());
+    for stats in mark.segments.iter().chain([&mark.stats]) {
+        let _in = stats.span().enter();
+        if panicked == Some(stats.name()) {
+            trace_end(State::Failed, result);
+        } else if panicked.is_some() && state != State::Failed {
+            // A segment's panic stopped this one.
+            trace_end(state, &stopped);
+        } else {
+            trace_end(state, result);
+        }
+    }
 }
 
 /// The event of a stage's end, in the stage's span.

@@ -62,6 +62,9 @@ pub(crate) trait Pull<T>: Send {
 /// unwinds on as a [`SegmentPanic`] that names it.
 #[inline]
 pub(crate) fn as_segment<R>(stats: &StageStats, work: impl FnOnce() -> R) -> R {
+    // What the segment's function logs is logged in the segment's span.
+    #[cfg(feature = "tracing")]
+    let _in = stats.span().enter();
     match catch_unwind(AssertUnwindSafe(work)) {
         Ok(done) => done,
         Err(payload) => {

@@ -18,8 +18,6 @@ use crate::report::state::State;
 /// One stage's counters, clocks and state.
 pub(crate) struct StageStats {
     name: String,
-    /// What the stage does, whatever its name.
-    kind: &'static str,
     state: AtomicU8,
     /// The zero of the stage's times, which are kept as stamps since it.
     epoch: Instant,
@@ -59,6 +57,10 @@ pub(crate) struct StageStats {
     timed: AtomicBool,
     /// The stages that feed this one, and the hops they feed it through.
     inputs: Vec<InputHop>,
+    /// The stage's span, in which it runs, whether in a task of its own or
+    /// fused into another's.
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 /// One of a stage's inputs: the stage that sends into it, and the gauge of
@@ -86,9 +88,14 @@ impl StageStats {
         expands: bool,
         inputs: Vec<InputHop>,
     ) -> Arc<Self> {
+        // What the stage does (`map`, `try_then`, ...), whatever its name,
+        // is in its span.
+        #[cfg(feature = "tracing")]
+        let span = tracing::info_span!("stage", name = %name, kind = kind);
+        #[cfg(not(feature = "tracing"))]
+        let _ = kind;
         Arc::new(StageStats {
             name,
-            kind,
             state: AtomicU8::new(State::Pending as u8),
             epoch: Instant::now(),
             received: AtomicU64::new(0),
@@ -111,20 +118,21 @@ impl StageStats {
             recv_wait: WaitClock::default(),
             token_wait: WaitClock::default(),
             timed: AtomicBool::new(true),
+            #[cfg(feature = "tracing")]
+            span,
             inputs,
         })
-    }
-
-    /// What the stage does: `map`, `try_then`, `count`, ..., whatever its
-    /// name.
-    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
-    pub(crate) fn kind(&self) -> &'static str {
-        self.kind
     }
 
     /// The stage's name.
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The stage's span.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// The stages that feed this one, and the hops they feed it through.

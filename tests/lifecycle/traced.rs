@@ -169,3 +169,50 @@ fn a_run_that_retries_dead_letters_and_is_cancelled_is_traced_stage_by_stage() {
     assert!(cancel < of("check", "stage ended"));
     assert_eq!(events[cancel].stage.as_deref(), Some("watch"));
 }
+
+#[test]
+fn a_fused_stage_is_traced_in_its_own_span() {
+    // `double` and `picky` run fused in the sink's task; each still starts,
+    // logs and ends in its own span, and the panic is `picky`'s.
+    let events = watchdog(|| {
+        let keep = Keep::default();
+        let events = Arc::clone(&keep.events);
+        tracing::subscriber::with_default(keep, || {
+            let err = flowgate::from_iter(0..100u32)
+                .map(|x| x * 2)
+                .name("double")
+                .inspect(|x| {
+                    tracing::info!("saw {x}");
+                    assert!(*x != 50, "fifty");
+                })
+                .name("picky")
+                .count()
+                .name("total")
+                .run()
+                .unwrap_err();
+            assert!(
+                matches!(err, flowgate::Error::StagePanicked { ref stage, .. } if stage == "picky")
+            );
+        });
+        events.lock().unwrap().clone()
+    });
+    let at = |stage: &str, message: &str| {
+        events
+            .iter()
+            .find(|e| e.stage.as_deref() == Some(stage) && e.message == message)
+            .unwrap_or_else(|| panic!("no `{message}` in `{stage}`: {events:#?}"))
+    };
+    at("double", "stage started");
+    at("picky", "saw 0");
+    at("picky", "stage panicked");
+    let ended = at("total", "stage ended");
+    assert_eq!(
+        ended.fields.get("state").map(String::as_str),
+        Some("cancelled")
+    );
+    let ended = at("double", "stage ended");
+    assert_eq!(
+        ended.fields.get("state").map(String::as_str),
+        Some("cancelled")
+    );
+}
