@@ -138,6 +138,18 @@ impl<T> Feed<T> {
         }
     }
 
+    /// Makes this feed the input of the fused segment whose stats are
+    /// `stats`, which `make` builds on it: gives the segment's output.
+    pub(crate) fn into_segment<O>(
+        mut self,
+        stats: Arc<StageStats>,
+        make: impl FnOnce(Feed<T>) -> Box<dyn Pull<O>>,
+    ) -> Feed<O> {
+        let before = self.segments();
+        self.attach(&stats);
+        Feed::fused(make(self), before, stats)
+    }
+
     /// Counts what this feed gives in `stats`, the receiving stage's.
     pub(crate) fn attach(&mut self, to: &Arc<StageStats>) {
         match &mut self.source {

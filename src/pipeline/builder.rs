@@ -402,12 +402,11 @@ impl<T: Send + 'static, S> Pipeline<T, S> {
         F: FnOnce(Feed<T>, StageSetup<U>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), Error>> + Send + 'static,
     {
-        let (graph, mut feed) = self.wire_feed();
+        let (graph, feed) = self.wire_feed();
         let inputs = vec![feed.input_hop()];
-        let segments = feed.segments();
         Pipeline::assemble(graph, kind, expands, inputs, move |setup: StageSetup<U>| {
-            feed.attach(&setup.stats);
-            StageTasks::single(Box::pin(make(feed, setup))).with_segments(segments)
+            let stats = Arc::clone(&setup.stats);
+            StageTasks::fed(feed, &stats, |feed| make(feed, setup))
         })
     }
 

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::engine::drive::{SinkFuture, StageFuture, drive, drive_worker};
+use crate::engine::feed::Feed;
 use crate::engine::run::RunState;
 use crate::engine::stats::StageStats;
 use crate::error::Error;
@@ -46,11 +47,23 @@ impl StageTasks {
         }
     }
 
-    /// Records that the fused segments whose stats are `segments` run in
-    /// the stage's task.
-    pub(crate) fn with_segments(mut self, segments: Vec<Arc<StageStats>>) -> Self {
-        self.segments = segments;
-        self
+    /// A stage that is one future, the one `make` builds on `feed`, its
+    /// input, counted in `stats`, the stage's: the fused segments of the
+    /// feed run in the stage's task.
+    pub(crate) fn fed<T, Fut>(
+        mut feed: Feed<T>,
+        stats: &Arc<StageStats>,
+        make: impl FnOnce(Feed<T>) -> Fut,
+    ) -> Self
+    where
+        Fut: std::future::Future<Output = Result<(), Error>> + Send + 'static,
+    {
+        let segments = feed.segments();
+        feed.attach(stats);
+        StageTasks {
+            segments,
+            ..StageTasks::single(Box::pin(make(feed)))
+        }
     }
 }
 

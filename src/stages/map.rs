@@ -186,30 +186,29 @@ where
     F: PerItem<I, O> + Send + 'static,
 {
     fn fuse(self: Box<Self>, stats: Arc<StageStats>, _: &Arc<RunState>) -> Feed<O> {
-        let EachStage { mut feed, apply } = *self;
-        let before = feed.segments();
-        feed.attach(&stats);
-        let segment = Segment {
-            up: feed,
-            apply,
-            stats: Arc::clone(&stats),
-            spare: Chunk::default(),
-        };
-        Feed::fused(Box::new(segment), before, stats)
+        let EachStage { feed, apply } = *self;
+        let own = Arc::clone(&stats);
+        feed.into_segment(stats, move |up| {
+            Box::new(Segment {
+                up,
+                apply,
+                stats: own,
+                spare: Chunk::default(),
+            })
+        })
     }
 
     fn start(self: Box<Self>, mut setup: StageSetup<O>) -> StageTasks {
-        let EachStage { mut feed, apply } = *self;
-        let segments = feed.segments();
-        feed.attach(&setup.stats);
+        let EachStage { feed, apply } = *self;
         let restart = Restarter::of(&mut setup);
         let mut work = Each {
             out: setup.out,
             apply,
             restart,
         };
-        let stage = async move { run_fed(feed, &mut work).await };
-        StageTasks::single(Box::pin(stage)).with_segments(segments)
+        StageTasks::fed(feed, &setup.stats, |feed| async move {
+            run_fed(feed, &mut work).await
+        })
     }
 }
 
@@ -550,27 +549,27 @@ where
     F: FnMut(I) -> It + Send + 'static,
 {
     fn fuse(self: Box<Self>, stats: Arc<StageStats>, _: &Arc<RunState>) -> Feed<O> {
-        let FlatMapStage { mut feed, f } = *self;
-        let before = feed.segments();
-        feed.attach(&stats);
-        let segment = FlatSegment {
-            up: feed,
-            f,
-            stats: Arc::clone(&stats),
-            input: Chunk::default(),
-            tags: Vec::new(),
-            current: None,
-            spare: Chunk::default(),
-        };
-        Feed::fused(Box::new(segment), before, stats)
+        let FlatMapStage { feed, f } = *self;
+        let own = Arc::clone(&stats);
+        feed.into_segment(stats, move |up| {
+            Box::new(FlatSegment {
+                up,
+                f,
+                stats: own,
+                input: Chunk::default(),
+                tags: Vec::new(),
+                current: None,
+                spare: Chunk::default(),
+            })
+        })
     }
 
     fn start(self: Box<Self>, setup: StageSetup<O>) -> StageTasks {
-        let FlatMapStage { mut feed, f } = *self;
-        let segments = feed.segments();
-        feed.attach(&setup.stats);
-        let stage = async move { run_fed(feed, &mut FlatMap { out: setup.out, f }).await };
-        StageTasks::single(Box::pin(stage)).with_segments(segments)
+        let FlatMapStage { feed, f } = *self;
+        let mut work = FlatMap { out: setup.out, f };
+        StageTasks::fed(feed, &setup.stats, |feed| async move {
+            run_fed(feed, &mut work).await
+        })
     }
 }
 
