@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use flowgate::{Backoff, OnError};
@@ -36,6 +36,15 @@ struct Keep {
 thread_local! {
     static ENTERED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
+
+/// A second subscriber, registered for as long as the tests run. `tracing`
+/// caches, per call site, whether a subscriber wants its events. While only
+/// one subscriber is registered it asks the default subscriber of the
+/// thread that reaches the call site first, which for a test running beside
+/// these has none: the call site is then cached as unwanted, and this
+/// test's events from it are lost. With two registered, it asks them both.
+static SECOND: LazyLock<tracing::Dispatch> =
+    LazyLock::new(|| tracing::Dispatch::new(Keep::default()));
 
 #[derive(Default)]
 struct Fields(HashMap<String, String>);
@@ -91,6 +100,7 @@ impl Subscriber for Keep {
 
 #[test]
 fn a_run_that_retries_dead_letters_and_is_cancelled_is_traced_stage_by_stage() {
+    LazyLock::force(&SECOND);
     let events = watchdog(|| {
         let keep = Keep::default();
         let events = Arc::clone(&keep.events);
@@ -174,6 +184,7 @@ fn a_run_that_retries_dead_letters_and_is_cancelled_is_traced_stage_by_stage() {
 fn a_fused_stage_is_traced_in_its_own_span() {
     // `double` and `picky` run fused in the sink's task; each still starts,
     // logs and ends in its own span, and the panic is `picky`'s.
+    LazyLock::force(&SECOND);
     let events = watchdog(|| {
         let keep = Keep::default();
         let events = Arc::clone(&keep.events);
