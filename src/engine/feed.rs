@@ -308,10 +308,7 @@ impl<T> Input for Feed<T> {
 
     #[inline]
     async fn recv(&mut self) -> Option<Chunk<T>> {
-        match &mut self.source {
-            Source::Hop(inlet) => inlet.recv().await,
-            Source::Fused(Fused { .. }) => self.recv_fused().await,
-        }
+        Feed::recv(self).await
     }
 
     #[inline]
